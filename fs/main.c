@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * poolfs: mount libvirt storage pools as Nova's instances tree.
+ *
+ *   poolfs [-f] [-d] [-o OPTIONS] URI MOUNTPOINT
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "poolfs.h"
+
+enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+struct poolfs_args {
+    char *uri;
+    char *mountpoint;
+    char *disks_pool;
+    char *base_pool;
+    char *refresh;
+    char *io;
+    int foreground;
+    int debug;
+    int help;
+    int version;
+    int extra;
+    int ro;
+};
+
+enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_RO };
+
+#define POOLFS_OPT(t, p) { t, offsetof(struct poolfs_args, p), 1 }
+static const struct fuse_opt poolfs_opt_spec[] = {
+    { "disks_pool=%s", offsetof(struct poolfs_args, disks_pool), 0 },
+    { "base_pool=%s", offsetof(struct poolfs_args, base_pool), 0 },
+    { "refresh=%s", offsetof(struct poolfs_args, refresh), 0 },
+    { "io=%s", offsetof(struct poolfs_args, io), 0 },
+    FUSE_OPT_KEY("-h", KEY_HELP),
+    FUSE_OPT_KEY("--help", KEY_HELP),
+    FUSE_OPT_KEY("-V", KEY_VERSION),
+    FUSE_OPT_KEY("--version", KEY_VERSION),
+    FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+    FUSE_OPT_KEY("-d", KEY_DEBUG),
+    FUSE_OPT_KEY("debug", KEY_DEBUG),
+    FUSE_OPT_KEY("ro", KEY_RO),
+    FUSE_OPT_END
+};
+
+static void
+poolfs_usage(FILE *out)
+{
+    fprintf(out,
+"usage: poolfs [-f] [-d] [-o OPTIONS] URI MOUNTPOINT\n"
+"\n"
+"Mount the libvirt storage pools of URI as Nova's instances tree: volume\n"
+"{uuid}_{name} of the disks pool is MOUNTPOINT/{uuid}/{name}, and volume X\n"
+"of the base pool is MOUNTPOINT/_base/X.\n"
+"\n"
+"URI is any libvirt connection URI: qemu:///system,\n"
+"qemu:///system?socket=/path/libvirt-sock, qemu+tls://host/system, ...\n"
+"\n"
+"options:\n"
+"    -h, --help             print this help and exit\n"
+"    -V, --version          print the version and exit\n"
+"    -f                     stay in the foreground\n"
+"    -d, -o debug           print every FUSE request (implies -f)\n"
+"    -o disks_pool=NAME     pool of instance files (default nova-disks-pool)\n"
+"    -o base_pool=NAME      pool shown as _base (default nova-base-images-pool)\n"
+"    -o refresh=SECONDS     re-list the pools this often to see volumes\n"
+"                           others made or removed (default 2; pool refresh\n"
+"                           events are seen at once)\n"
+"    -o io=auto|local|stream\n"
+"                           data path: local reads and writes the volume's\n"
+"                           file or device directly, stream goes through\n"
+"                           virStorageVolDownload/Upload; auto (default)\n"
+"                           uses local where the volume has a path here\n"
+"\n"
+"FUSE options (also with -o): allow_other, default_permissions, ro,\n"
+"max_threads=N, clone_fd, attr_timeout=S, entry_timeout=S, and the rest\n"
+"of fuse(8).\n"
+"\n"
+"In /etc/fstab:\n"
+"  qemu:///system /var/lib/nova/instances fuse.poolfs "
+"disks_pool=nova-disks-pool,allow_other 0 0\n"
+"\n"
+"Exit status: 0 after a clean unmount, 1 when the mount could not be made\n"
+"or served (libvirtd unreachable, a pool missing or inactive, a bad\n"
+"mountpoint), 2 for a usage error.\n");
+}
+
+static int
+poolfs_opt_proc(void *data, const char *arg, int key,
+                struct fuse_args *outargs)
+{
+    struct poolfs_args *a = data;
+
+    switch (key) {
+    case KEY_HELP:
+        a->help = 1;
+        return 0;
+    case KEY_VERSION:
+        a->version = 1;
+        return 0;
+    case KEY_FOREGROUND:
+        a->foreground = 1;
+        return 0;
+    case KEY_DEBUG:
+        a->debug = a->foreground = 1;
+        return 1;           /* fuse_new() turns on its request log */
+    case KEY_RO:
+        a->ro = 1;
+        return 1;
+    case FUSE_OPT_KEY_NONOPT:
+        if (!a->uri)
+            a->uri = strdup(arg);
+        else if (!a->mountpoint)
+            a->mountpoint = strdup(arg);
+        else
+            a->extra = 1;
+        return 0;
+    default:
+        return 1;
+    }
+}
+
+static int
+poolfs_parse_io(const char *s, enum pool_io *io)
+{
+    if (!s || strcmp(s, "auto") == 0)
+        *io = POOL_IO_AUTO;
+    else if (strcmp(s, "local") == 0)
+        *io = POOL_IO_LOCAL;
+    else if (strcmp(s, "stream") == 0)
+        *io = POOL_IO_STREAM;
+    else
+        return -1;
+    return 0;
+}
+
+/*
+ * Daemonise before connecting, so libvirt's threads are born in the
+ * process that keeps them; the parent waits until the mount is up (or the
+ * child fails) and exits with the child's status, so errors still reach
+ * the terminal and mount(8).
+ */
+static int
+poolfs_fork(int *readyfd)
+{
+    int pfd[2];
+    pid_t pid;
+    char c;
+    int status;
+
+    if (pipe(pfd) < 0 || (pid = fork()) < 0) {
+        fprintf(stderr, "poolfs: cannot daemonize: %s\n", strerror(errno));
+        exit(EXIT_RUNTIME);
+    }
+    if (pid > 0) {
+        close(pfd[1]);
+        if (read(pfd[0], &c, 1) == 1)
+            _exit(0);
+        if (waitpid(pid, &status, 0) == pid && WIFEXITED(status))
+            _exit(WEXITSTATUS(status) ? WEXITSTATUS(status) : EXIT_RUNTIME);
+        _exit(EXIT_RUNTIME);
+    }
+    close(pfd[0]);
+    setsid();
+    *readyfd = pfd[1];
+    return 0;
+}
+
+static void
+poolfs_detach(int readyfd)
+{
+    int fd = open("/dev/null", O_RDWR);
+
+    /* Nothing useful to do if these fail: the mount is up regardless. */
+    (void)!chdir("/");
+    if (fd >= 0) {
+        dup2(fd, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        if (fd > 2)
+            close(fd);
+    }
+    (void)!write(readyfd, "", 1);
+    close(readyfd);
+}
+
+int
+main(int argc, char **argv)
+{
+    struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+    struct poolfs_args a = { 0 };
+    struct pool_opts opts = { 0 };
+    struct poolfs fs = { 0 };
+    struct fuse_loop_config *loop = NULL;
+    struct fuse *fuse = NULL;
+    char mount_real[PATH_MAX];
+    struct stat st;
+    int readyfd = -1;
+    int ret = EXIT_RUNTIME;
+    char *end;
+
+    if (fuse_opt_parse(&args, &a, poolfs_opt_spec, poolfs_opt_proc) < 0) {
+        fprintf(stderr, "poolfs: cannot parse the options; see poolfs --help\n");
+        return EXIT_USAGE;
+    }
+    if (a.help) {
+        poolfs_usage(stdout);
+        return 0;
+    }
+    if (a.version) {
+        char lv[32];
+
+        printf("poolfs %s (libfuse %s, libvirt %s)\n", POOLFS_VERSION,
+               fuse_pkgversion(), pool_libvirt_version(lv, sizeof(lv)));
+        return 0;
+    }
+    if (!a.uri || !a.mountpoint || a.extra) {
+        fprintf(stderr, "poolfs: %s; usage: poolfs [-f] [-d] [-o OPTIONS] "
+                "URI MOUNTPOINT\n", a.extra ? "too many arguments" :
+                "a libvirt URI and a mountpoint are required");
+        return EXIT_USAGE;
+    }
+
+    opts.uri = a.uri;
+    opts.disks_pool = a.disks_pool ? a.disks_pool : "nova-disks-pool";
+    opts.base_pool = a.base_pool ? a.base_pool : "nova-base-images-pool";
+    opts.refresh = 2.0;
+    opts.read_only = a.ro;
+    if (a.refresh) {
+        opts.refresh = strtod(a.refresh, &end);
+        if (*end || end == a.refresh || !(opts.refresh >= 0.1) ||
+            opts.refresh > 86400) {
+            fprintf(stderr, "poolfs: bad option refresh=%s: want seconds "
+                    "between 0.1 and 86400\n", a.refresh);
+            return EXIT_USAGE;
+        }
+    }
+    if (poolfs_parse_io(a.io, &opts.io) < 0) {
+        fprintf(stderr, "poolfs: bad option io=%s: want auto, local or "
+                "stream\n", a.io);
+        return EXIT_USAGE;
+    }
+
+    if (!realpath(a.mountpoint, mount_real) || stat(mount_real, &st) < 0) {
+        fprintf(stderr, "poolfs: mountpoint %s: %s\n", a.mountpoint,
+                strerror(errno));
+        return EXIT_RUNTIME;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "poolfs: mountpoint %s: %s\n", a.mountpoint,
+                strerror(ENOTDIR));
+        return EXIT_RUNTIME;
+    }
+    opts.mountpoint = mount_real;
+
+    /* Hard-wired behaviour; the user's -o options come after and win. */
+    fuse_opt_insert_arg(&args, 1, "-ofsname=poolfs,subtype=poolfs,"
+                        "default_permissions");
+    if (!(fuse = fuse_new(&args, &poolfs_ops, sizeof(poolfs_ops), &fs))) {
+        /* libfuse said which option it did not know. */
+        return EXIT_USAGE;
+    }
+
+    if (!a.foreground)
+        poolfs_fork(&readyfd);
+    if (pool_open(&opts, &fs.ctx) < 0)
+        goto out;
+    if (fuse_mount(fuse, mount_real) < 0) {
+        fprintf(stderr, "poolfs: cannot mount on %s\n", mount_real);
+        goto out;
+    }
+    if (fuse_set_signal_handlers(fuse_get_session(fuse)) < 0 ||
+        pool_start(fs.ctx) < 0) {
+        fprintf(stderr, "poolfs: cannot start serving %s\n", mount_real);
+        fuse_unmount(fuse);
+        goto out;
+    }
+    if (readyfd >= 0)
+        poolfs_detach(readyfd);
+
+    loop = fuse_loop_cfg_create();
+    fuse_loop_cfg_set_clone_fd(loop, 1);
+    fuse_loop_cfg_set_max_threads(loop, 64);
+    fuse_loop_cfg_set_idle_threads(loop, 8);
+    ret = fuse_loop_mt(fuse, loop) == 0 ? 0 : EXIT_RUNTIME;
+    fuse_loop_cfg_destroy(loop);
+    fuse_remove_signal_handlers(fuse_get_session(fuse));
+    fuse_unmount(fuse);
+
+ out:
+    fuse_destroy(fuse);
+    pool_close(fs.ctx);
+    fuse_opt_free_args(&args);
+    free(a.uri);
+    free(a.mountpoint);
+    free(a.disks_pool);
+    free(a.base_pool);
+    free(a.refresh);
+    free(a.io);
+    return ret;
+}

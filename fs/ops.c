@@ -1,0 +1,286 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * ops: the FUSE operations.  Each one turns a path and a request into a
+ * call on pool/ and its answer into a reply; nothing here knows libvirt.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "poolfs.h"
+
+static struct pool_ctx *
+poolfs_ctx(void)
+{
+    return ((struct poolfs *)fuse_get_context()->private_data)->ctx;
+}
+
+static struct pool_file *
+poolfs_file(struct fuse_file_info *fi)
+{
+    return (struct pool_file *)(uintptr_t)fi->fh;
+}
+
+static void *
+poolfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+    /* unlink goes to the pool at once; open handles keep working. */
+    cfg->hard_remove = 1;
+    cfg->nullpath_ok = 1;
+    cfg->use_ino = 0;
+    /* Keep the page cache across opens unless the file changed. */
+    cfg->auto_cache = 1;
+
+    conn->max_write = 1024 * 1024;
+    conn->max_readahead = 1024 * 1024;
+    conn->want |= conn->capable & (FUSE_CAP_SPLICE_WRITE |
+                                   FUSE_CAP_SPLICE_MOVE |
+                                   FUSE_CAP_SPLICE_READ |
+                                   FUSE_CAP_ASYNC_DIO |
+                                   FUSE_CAP_PARALLEL_DIROPS |
+                                   FUSE_CAP_ATOMIC_O_TRUNC);
+    return fuse_get_context()->private_data;
+}
+
+static int
+poolfs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+{
+    if (fi && fi->fh)
+        return pool_file_getattr(poolfs_file(fi), st);
+    return pool_getattr(poolfs_ctx(), path, st);
+}
+
+struct poolfs_fill {
+    void *buf;
+    fuse_fill_dir_t filler;
+};
+
+static int
+poolfs_fill_one(void *arg, const char *name, const struct stat *st)
+{
+    struct poolfs_fill *f = arg;
+
+    return f->filler(f->buf, name, st, 0, st ? FUSE_FILL_DIR_PLUS : 0);
+}
+
+static int
+poolfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
+               off_t off, struct fuse_file_info *fi,
+               enum fuse_readdir_flags flags)
+{
+    struct poolfs_fill fill = { buf, filler };
+
+    return pool_readdir(poolfs_ctx(), path, poolfs_fill_one, &fill);
+}
+
+static int
+poolfs_mkdir(const char *path, mode_t mode)
+{
+    return pool_mkdir(poolfs_ctx(), path, mode);
+}
+
+static int
+poolfs_rmdir(const char *path)
+{
+    return pool_rmdir(poolfs_ctx(), path);
+}
+
+static int
+poolfs_unlink(const char *path)
+{
+    return pool_unlink(poolfs_ctx(), path);
+}
+
+static int
+poolfs_rename(const char *from, const char *to, unsigned int flags)
+{
+    return pool_rename(poolfs_ctx(), from, to, flags);
+}
+
+static int
+poolfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+    if (fi && fi->fh)
+        return pool_file_truncate(poolfs_file(fi), size);
+    return pool_truncate(poolfs_ctx(), path, size);
+}
+
+static int
+poolfs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+    return pool_chmod(poolfs_ctx(), path, mode);
+}
+
+static int
+poolfs_chown(const char *path, uid_t uid, gid_t gid,
+             struct fuse_file_info *fi)
+{
+    return pool_chown(poolfs_ctx(), path, uid, gid);
+}
+
+static int
+poolfs_utimens(const char *path, const struct timespec tv[2],
+               struct fuse_file_info *fi)
+{
+    return pool_utimens(poolfs_ctx(), path, tv);
+}
+
+static int
+poolfs_statfs(const char *path, struct statvfs *sv)
+{
+    return pool_statfs(poolfs_ctx(), path, sv);
+}
+
+static void
+poolfs_set_file(struct fuse_file_info *fi, struct pool_file *file)
+{
+    fi->fh = (uintptr_t)file;
+    /* Stream-backed files have no fd to splice from and no mtime to
+     * validate a cache with: let every read reach us. */
+    if (pool_file_fd(file) < 0)
+        fi->direct_io = 1;
+}
+
+static int
+poolfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+    struct fuse_context *fc = fuse_get_context();
+    struct pool_file *file;
+    int rc;
+
+    if ((rc = pool_create(poolfs_ctx(), path, mode, fc->uid, fc->gid,
+                          fi->flags, &file)) < 0)
+        return rc;
+    poolfs_set_file(fi, file);
+    return 0;
+}
+
+static int
+poolfs_open(const char *path, struct fuse_file_info *fi)
+{
+    struct pool_file *file;
+    int rc;
+
+    if ((rc = pool_open_file(poolfs_ctx(), path, fi->flags, &file)) < 0)
+        return rc;
+    poolfs_set_file(fi, file);
+    return 0;
+}
+
+static int
+poolfs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size,
+                off_t off, struct fuse_file_info *fi)
+{
+    struct pool_file *file = poolfs_file(fi);
+    struct fuse_bufvec *bv = malloc(sizeof(*bv));
+    int fd = pool_file_fd(file);
+    ssize_t n;
+
+    if (!bv)
+        return -ENOMEM;
+    *bv = FUSE_BUFVEC_INIT(size);
+    if (fd >= 0) {
+        /* Zero copy: libfuse splices straight from the volume's fd. */
+        bv->buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+        bv->buf[0].fd = fd;
+        bv->buf[0].pos = off;
+        *bufp = bv;
+        return 0;
+    }
+    if (!(bv->buf[0].mem = malloc(size))) {
+        free(bv);
+        return -ENOMEM;
+    }
+    if ((n = pool_file_read(file, bv->buf[0].mem, size, off)) < 0) {
+        free(bv->buf[0].mem);
+        free(bv);
+        return n;
+    }
+    bv->buf[0].size = n;
+    *bufp = bv;
+    return 0;
+}
+
+static int
+poolfs_write_buf(const char *path, struct fuse_bufvec *src, off_t off,
+                 struct fuse_file_info *fi)
+{
+    struct pool_file *file = poolfs_file(fi);
+    size_t size = fuse_buf_size(src);
+    int fd = pool_file_fd_for_write(file);
+    struct fuse_bufvec dst = FUSE_BUFVEC_INIT(size);
+    ssize_t n;
+    void *mem;
+
+    if (fd >= 0) {
+        dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+        dst.buf[0].fd = fd;
+        dst.buf[0].pos = off;
+        return fuse_buf_copy(&dst, src, FUSE_BUF_SPLICE_NONBLOCK);
+    }
+    if (!(mem = malloc(size)))
+        return -ENOMEM;
+    dst.buf[0].mem = mem;
+    if ((n = fuse_buf_copy(&dst, src, 0)) >= 0)
+        n = pool_file_write(file, mem, n, off);
+    free(mem);
+    return n;
+}
+
+static int
+poolfs_flush(const char *path, struct fuse_file_info *fi)
+{
+    return pool_file_flush(poolfs_file(fi));
+}
+
+static int
+poolfs_release(const char *path, struct fuse_file_info *fi)
+{
+    return pool_file_close(poolfs_file(fi));
+}
+
+static int
+poolfs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+{
+    return pool_file_fsync(poolfs_file(fi), datasync);
+}
+
+static int
+poolfs_fallocate(const char *path, int mode, off_t off, off_t len,
+                 struct fuse_file_info *fi)
+{
+    return pool_file_fallocate(poolfs_file(fi), mode, off, len);
+}
+
+static off_t
+poolfs_lseek(const char *path, off_t off, int whence,
+             struct fuse_file_info *fi)
+{
+    return pool_file_lseek(poolfs_file(fi), off, whence);
+}
+
+const struct fuse_operations poolfs_ops = {
+    .init = poolfs_init,
+    .getattr = poolfs_getattr,
+    .readdir = poolfs_readdir,
+    .mkdir = poolfs_mkdir,
+    .rmdir = poolfs_rmdir,
+    .unlink = poolfs_unlink,
+    .rename = poolfs_rename,
+    .truncate = poolfs_truncate,
+    .chmod = poolfs_chmod,
+    .chown = poolfs_chown,
+    .utimens = poolfs_utimens,
+    .statfs = poolfs_statfs,
+    .create = poolfs_create,
+    .open = poolfs_open,
+    .read_buf = poolfs_read_buf,
+    .write_buf = poolfs_write_buf,
+    .flush = poolfs_flush,
+    .release = poolfs_release,
+    .fsync = poolfs_fsync,
+    .fallocate = poolfs_fallocate,
+    .lseek = poolfs_lseek,
+};

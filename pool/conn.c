@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * conn: the connection to libvirtd and the two pools a mount serves, with
+ * every check a mount needs before it goes live.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <libvirt/virterror.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <libxml/uri.h>
+#include <libxml/xpath.h>
+
+#include "internal.h"
+
+static void
+conn_silent_error(void *opaque, virErrorPtr err)
+{
+    /* Errors are reported once, by the caller that knows the object. */
+}
+
+/* Does URI name this host?  Only then do pool target paths mean anything. */
+static bool
+conn_uri_is_local(const char *uri)
+{
+    xmlURIPtr u = xmlParseURI(uri);
+    bool local;
+
+    if (!u)
+        return false;
+    local = !u->server || !*u->server || strcmp(u->server, "localhost") == 0 ||
+            strcmp(u->server, "127.0.0.1") == 0 || strcmp(u->server, "::1") == 0;
+    xmlFreeURI(u);
+    return local;
+}
+
+static char *
+conn_xpath_string(xmlDocPtr doc, const char *expr)
+{
+    xmlXPathContextPtr xctx = xmlXPathNewContext(doc);
+    xmlXPathObjectPtr obj = NULL;
+    char *ret = NULL;
+
+    if (!xctx)
+        return NULL;
+    obj = xmlXPathEvalExpression((const xmlChar *)expr, xctx);
+    if (obj && obj->type == XPATH_STRING && obj->stringval &&
+        *obj->stringval)
+        ret = strdup((const char *)obj->stringval);
+    xmlXPathFreeObject(obj);
+    xmlXPathFreeContext(xctx);
+    return ret;
+}
+
+/* Is PATH (resolved) MOUNT or below it? */
+static bool
+conn_path_under(const char *path, const char *mount)
+{
+    size_t n = strlen(mount);
+
+    if (strcmp(mount, "/") == 0)
+        return true;
+    return strncmp(path, mount, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+static int
+conn_open_pool(struct pool_ctx *ctx, struct pool_ref *ref)
+{
+    char *xml = NULL;
+    xmlDocPtr doc = NULL;
+    int active;
+    int rc = -1;
+
+    if (!(ref->pool = virStoragePoolLookupByName(ctx->conn, ref->name))) {
+        pool_log("storage pool '%s' not found on %s: %s", ref->name,
+                 ctx->opts.uri, pool_virt_message());
+        return -1;
+    }
+    if ((active = virStoragePoolIsActive(ref->pool)) != 1) {
+        if (active == 0)
+            pool_log("storage pool '%s' is inactive: start it with "
+                     "'virsh pool-start %s'", ref->name, ref->name);
+        else
+            pool_log("cannot query storage pool '%s': %s", ref->name,
+                     pool_virt_message());
+        return -1;
+    }
+    if (!(xml = virStoragePoolGetXMLDesc(ref->pool, 0))) {
+        pool_log("cannot read the definition of storage pool '%s': %s",
+                 ref->name, pool_virt_message());
+        return -1;
+    }
+    if (!(doc = xmlReadMemory(xml, strlen(xml), "pool.xml", NULL,
+                              XML_PARSE_NONET | XML_PARSE_NOERROR |
+                              XML_PARSE_NOWARNING))) {
+        pool_log("cannot parse the definition of storage pool '%s'",
+                 ref->name);
+        goto cleanup;
+    }
+    ref->type = conn_xpath_string(doc, "string(/pool/@type)");
+    ref->target = conn_xpath_string(doc, "string(/pool/target/path)");
+    ref->event_id = -1;
+    /* In these pool types a volume is the file or device TARGET/NAME. */
+    ref->local = ref->type && ref->target &&
+                 conn_uri_is_local(ctx->opts.uri) &&
+                 (strcmp(ref->type, "dir") == 0 ||
+                  strcmp(ref->type, "fs") == 0 ||
+                  strcmp(ref->type, "netfs") == 0 ||
+                  strcmp(ref->type, "logical") == 0);
+
+    if (ref->local) {
+        char real[PATH_MAX];
+
+        if (!realpath(ref->target, real)) {
+            pool_log("storage pool '%s': target directory %s: %s",
+                     ref->name, ref->target, strerror(errno));
+            goto cleanup;
+        }
+        if (conn_path_under(real, ctx->opts.mountpoint)) {
+            pool_log("storage pool '%s' keeps its volumes in %s, under the "
+                     "mountpoint %s: libvirtd and poolfs would go through "
+                     "each other; move the pool's target outside the mount "
+                     "(e.g. /var/lib/nova/pools/)", ref->name, real,
+                     ctx->opts.mountpoint);
+            goto cleanup;
+        }
+        free(ref->target);
+        ref->target = strdup(real);
+    }
+    rc = 0;
+
+ cleanup:
+    xmlFreeDoc(doc);
+    free(xml);
+    return rc;
+}
+
+static char *
+conn_strdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+const char *
+pool_libvirt_version(char *buf, size_t len)
+{
+    unsigned long v = 0;
+
+    virGetVersion(&v, NULL, NULL);
+    snprintf(buf, len, "%lu.%lu.%lu", v / 1000000, v / 1000 % 1000, v % 1000);
+    return buf;
+}
+
+int
+pool_open(const struct pool_opts *opts, struct pool_ctx **ctxp)
+{
+    struct pool_ctx *ctx = calloc(1, sizeof(*ctx));
+    int i;
+
+    *ctxp = NULL;
+    if (!ctx)
+        return -ENOMEM;
+    ctx->opts = *opts;
+    ctx->opts.uri = conn_strdup(opts->uri);
+    ctx->opts.mountpoint = conn_strdup(opts->mountpoint);
+    ctx->opts.disks_pool = conn_strdup(opts->disks_pool);
+    ctx->opts.base_pool = conn_strdup(opts->base_pool);
+    ctx->pools[POOL_DISKS].name = conn_strdup(opts->disks_pool);
+    ctx->pools[POOL_BASE].name = conn_strdup(opts->base_pool);
+    ctx->wake_timer = -1;
+    pthread_rwlock_init(&ctx->lock, NULL);
+    pthread_mutex_init(&ctx->bg_lock, NULL);
+    pthread_cond_init(&ctx->bg_cond, NULL);
+
+    virSetErrorFunc(NULL, conn_silent_error);
+    if (virInitialize() < 0 || virEventRegisterDefaultImpl() < 0) {
+        pool_log("cannot initialise libvirt: %s", pool_virt_message());
+        goto error;
+    }
+    if (!(ctx->conn = virConnectOpen(opts->uri))) {
+        pool_log("cannot connect to libvirt at %s: %s", opts->uri,
+                 pool_virt_message());
+        goto error;
+    }
+    for (i = 0; i < POOL_NPOOLS; i++)
+        if (conn_open_pool(ctx, &ctx->pools[i]) < 0)
+            goto error;
+    if (strcmp(ctx->pools[POOL_DISKS].name, ctx->pools[POOL_BASE].name) == 0) {
+        pool_log("the disks pool and the base pool are both '%s': they must "
+                 "be two pools", ctx->pools[POOL_DISKS].name);
+        goto error;
+    }
+    if (listing_load(ctx, NULL, &ctx->cat) < 0)
+        goto error;
+    *ctxp = ctx;
+    return 0;
+
+ error:
+    pool_close(ctx);
+    return -1;
+}
+
+int
+pool_start(struct pool_ctx *ctx)
+{
+    return listing_start(ctx);
+}
+
+void
+pool_close(struct pool_ctx *ctx)
+{
+    int i;
+
+    if (!ctx)
+        return;
+    listing_stop(ctx);
+    for (i = 0; i < POOL_NPOOLS; i++) {
+        if (ctx->pools[i].pool)
+            virStoragePoolFree(ctx->pools[i].pool);
+        free(ctx->pools[i].name);
+        free(ctx->pools[i].type);
+        free(ctx->pools[i].target);
+    }
+    if (ctx->conn)
+        virConnectClose(ctx->conn);
+    catalog_free(ctx->cat);
+    free((char *)ctx->opts.uri);
+    free((char *)ctx->opts.mountpoint);
+    free((char *)ctx->opts.disks_pool);
+    free((char *)ctx->opts.base_pool);
+    pthread_rwlock_destroy(&ctx->lock);
+    pthread_mutex_destroy(&ctx->bg_lock);
+    pthread_cond_destroy(&ctx->bg_cond);
+    free(ctx);
+}

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Shared between the files of pool/; never included from fs/. */
+#ifndef POOLFS_POOL_INTERNAL_H
+#define POOLFS_POOL_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <libvirt/libvirt.h>
+
+#include "catalog.h"
+#include "pool.h"
+
+enum { POOL_DISKS = 0, POOL_BASE = 1, POOL_NPOOLS = 2 };
+
+struct pool_ref {
+    char *name;
+    virStoragePoolPtr pool;
+    char *type;         /* "dir", "logical", ... */
+    char *target;       /* the pool's target path, or NULL */
+    bool local;         /* volumes are TARGET/NAME on this host */
+    bool dirty;         /* libvirt's view is stale: refresh it */
+    int event_id;       /* pool refresh/lifecycle callbacks, or -1 */
+};
+
+struct pool_ctx {
+    struct pool_opts opts;
+    virConnectPtr conn;
+    struct pool_ref pools[POOL_NPOOLS];
+
+    /* The catalog and the generation of changes poolfs made to it. */
+    pthread_rwlock_t lock;
+    struct catalog *cat;
+    unsigned long gen;
+
+    /* Background work: re-listing, pool refreshes, the event loop. */
+    pthread_mutex_t bg_lock;
+    pthread_cond_t bg_cond;
+    bool bg_quit;
+    bool bg_relist;
+    bool started;
+    pthread_t refresh_thread;
+    pthread_t event_thread;
+    int wake_timer;
+};
+
+/* log.c: one idiom for reporting errors. */
+void pool_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The last libvirt error of this thread as an errno value and a message. */
+int pool_virt_errno(void);
+const char *pool_virt_message(void);
+
+/* volume.c: volume operations, through libvirt. */
+int volume_create(struct pool_ctx *ctx, int pool, const char *vol,
+                  mode_t mode, uid_t uid, gid_t gid);
+int volume_delete(struct pool_ctx *ctx, int pool, const char *vol);
+int volume_rename(struct pool_ctx *ctx, int pool, const char *from,
+                  const char *to);
+int volume_resize(struct pool_ctx *ctx, int pool, const char *vol,
+                  unsigned long long size);
+int volume_info(struct pool_ctx *ctx, int pool, const char *vol,
+                struct cat_volinfo *info);
+char *volume_local_path(struct pool_ctx *ctx, int pool, const char *vol);
+
+/* listing.c: the catalog from the pools. */
+int listing_load(struct pool_ctx *ctx, struct catalog *old,
+                 struct catalog **catp);
+void listing_request_refresh(struct pool_ctx *ctx, int pool);
+void listing_request_relist(struct pool_ctx *ctx);
+int listing_start(struct pool_ctx *ctx);
+void listing_stop(struct pool_ctx *ctx);
+
+/* io.c: open a data backend for a volume. */
+int io_open(struct pool_ctx *ctx, const char *path, int pool,
+            const char *vol, const char *local, int flags,
+            struct pool_file **filep);
+
+/* tree.c */
+void tree_file_closed(struct pool_ctx *ctx, const char *path,
+                      const char *vol, const struct stat *st);
+
+/* Scope-bound cleanup, as in libvirt's g_autofree. */
+static inline void pool_freep(void *p) { free(*(void **)p); }
+#define AUTOFREE __attribute__((cleanup(pool_freep)))
+
+#endif /* POOLFS_POOL_INTERNAL_H */

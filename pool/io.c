@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io.h"
+
+static void
+io_free(struct pool_file *f)
+{
+    free(f->vol);
+    free(f->path);
+    free(f);
+}
+
+int
+io_open(struct pool_ctx *ctx, const char *path, int pool, const char *vol,
+        const char *local, int flags, struct pool_file **filep)
+{
+    struct pool_file *f = calloc(1, sizeof(*f));
+    bool use_local;
+    int rc;
+
+    if (!f)
+        return -ENOMEM;
+    if (!(f->vol = strdup(vol)) || !(f->path = strdup(path))) {
+        io_free(f);
+        return -ENOMEM;
+    }
+    f->ctx = ctx;
+    f->pool = pool;
+    f->fd = -1;
+
+    /* The one place the data backend is chosen. */
+    switch (ctx->opts.io) {
+    case POOL_IO_LOCAL:
+        if (!local) {
+            pool_log("volume '%s' of pool '%s' has no local path and "
+                     "io=local was asked for", vol, ctx->pools[pool].name);
+            rc = -EOPNOTSUPP;
+            goto error;
+        }
+        use_local = true;
+        break;
+    case POOL_IO_STREAM:
+        use_local = false;
+        break;
+    default:
+        use_local = local != NULL;
+        break;
+    }
+
+    if (use_local) {
+        f->ops = &io_local_ops;
+        rc = io_local_open(f, local, flags);
+    } else {
+        f->ops = &io_stream_ops;
+        rc = io_stream_open(f, flags);
+    }
+    if (rc < 0)
+        goto error;
+    *filep = f;
+    return 0;
+
+ error:
+    io_free(f);
+    return rc;
+}
+
+int
+pool_file_fd(struct pool_file *f)
+{
+    return f->ops == &io_local_ops ? f->fd : -1;
+}
+
+int
+pool_file_fd_for_write(struct pool_file *f)
+{
+    if (f->ops != &io_local_ops)
+        return -1;
+    f->written = true;
+    return f->fd;
+}
+
+ssize_t
+pool_file_read(struct pool_file *f, void *buf, size_t size, off_t off)
+{
+    return f->ops->read(f, buf, size, off);
+}
+
+ssize_t
+pool_file_write(struct pool_file *f, const void *buf, size_t size, off_t off)
+{
+    f->written = true;
+    return f->ops->write(f, buf, size, off);
+}
+
+int
+pool_file_getattr(struct pool_file *f, struct stat *st)
+{
+    return f->ops->getattr(f, st);
+}
+
+int
+pool_file_truncate(struct pool_file *f, off_t size)
+{
+    f->written = true;
+    return f->ops->truncate(f, size);
+}
+
+int
+pool_file_flush(struct pool_file *f)
+{
+    return f->ops->flush(f);
+}
+
+int
+pool_file_fsync(struct pool_file *f, bool datasync)
+{
+    return f->ops->fsync(f, datasync);
+}
+
+int
+pool_file_fallocate(struct pool_file *f, int mode, off_t off, off_t len)
+{
+    f->written = true;
+    return f->ops->fallocate(f, mode, off, len);
+}
+
+off_t
+pool_file_lseek(struct pool_file *f, off_t off, int whence)
+{
+    return f->ops->lseek(f, off, whence);
+}
+
+int
+pool_file_close(struct pool_file *f)
+{
+    int rc = f->ops->flush(f);
+    struct stat st;
+
+    if (f->written) {
+        if (f->ops == &io_local_ops) {
+            /* libvirt's idea of the volume (allocation, format, backing
+             * store) is stale after writes behind its back. */
+            listing_request_refresh(f->ctx, f->pool);
+        } else if (f->ops->getattr(f, &st) == 0) {
+            tree_file_closed(f->ctx, f->path, f->vol, &st);
+        }
+    }
+    f->ops->close(f);
+    io_free(f);
+    return rc;
+}

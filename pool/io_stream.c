@@ -1,0 +1,401 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * io_stream: volumes without a path on this host (a remote connection, an
+ * rbd pool) read and written through libvirt volume streams.
+ *
+ * Reads: a download stream is held while the reader stays sequential; its
+ * window starts at the size of the first request and doubles up to
+ * IO_STREAM_WINDOW_MAX, so a random reader pays for little more than it
+ * asked for and a sequential one gets read-ahead.  The window is bounded
+ * because libvirt queues whatever the server sends: an open-ended download
+ * would fill memory with data nobody asked for yet.
+ *
+ * Writes: an upload stream is held while the writer stays sequential; a
+ * write elsewhere finishes it and starts another at the new offset.  An
+ * upload's errors surface when it is finished, so they are kept and
+ * returned from the next write, flush, fsync or close: never dropped.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "io.h"
+
+#define IO_STREAM_WINDOW_MIN (128 * 1024)
+#define IO_STREAM_WINDOW_MAX (8 * 1024 * 1024)
+
+struct io_stream {
+    pthread_mutex_t lock;
+    virStorageVolPtr vol;
+    virStreamPtr rd;
+    off_t rd_pos;
+    off_t rd_end;
+    size_t window;
+    virStreamPtr wr;
+    off_t wr_pos;
+    off_t size;
+    unsigned long long allocation;
+    int err;
+};
+
+static void
+io_stream_drop(virStreamPtr *stp)
+{
+    if (*stp) {
+        virStreamAbort(*stp);
+        virStreamFree(*stp);
+        *stp = NULL;
+    }
+}
+
+/* Finish the held upload; its error is kept for the writer. */
+static int
+io_stream_finish_upload(struct pool_file *f)
+{
+    struct io_stream *s = f->st;
+
+    if (!s->wr)
+        return 0;
+    if (virStreamFinish(s->wr) < 0) {
+        int err = pool_virt_errno();
+
+        pool_log("upload to volume '%s' failed: %s", f->vol,
+                 pool_virt_message());
+        virStreamAbort(s->wr);
+        if (!s->err)
+            s->err = -err;
+    }
+    virStreamFree(s->wr);
+    s->wr = NULL;
+    return s->err;
+}
+
+/* Take the deferred error: reported exactly once. */
+static int
+io_stream_take_error(struct io_stream *s)
+{
+    int err = s->err;
+
+    s->err = 0;
+    return err;
+}
+
+static int
+io_stream_refresh_size(struct pool_file *f)
+{
+    struct io_stream *s = f->st;
+    virStorageVolInfo vi;
+
+    if (virStorageVolGetInfoFlags(s->vol, &vi,
+                                  VIR_STORAGE_VOL_GET_PHYSICAL) < 0) {
+        int err = pool_virt_errno();
+
+        pool_log("cannot read the size of volume '%s': %s", f->vol,
+                 pool_virt_message());
+        return -err;
+    }
+    s->size = vi.allocation;
+    if (virStorageVolGetInfo(s->vol, &vi) == 0)
+        s->allocation = vi.allocation;
+    return 0;
+}
+
+int
+io_stream_open(struct pool_file *f, int flags)
+{
+    struct io_stream *s = calloc(1, sizeof(*s));
+    int rc;
+
+    if (!s)
+        return -ENOMEM;
+    pthread_mutex_init(&s->lock, NULL);
+    f->st = s;
+    if (!(s->vol = virStorageVolLookupByName(f->ctx->pools[f->pool].pool,
+                                             f->vol))) {
+        rc = -pool_virt_errno();
+        if (rc != -ENOENT)
+            pool_log("cannot open volume '%s': %s", f->vol,
+                     pool_virt_message());
+        goto error;
+    }
+    if ((rc = io_stream_refresh_size(f)) < 0)
+        goto error;
+    if ((flags & O_TRUNC) && s->size > 0) {
+        if ((rc = volume_resize(f->ctx, f->pool, f->vol, 0)) < 0)
+            goto error;
+        s->size = 0;
+    }
+    return 0;
+
+ error:
+    if (s->vol)
+        virStorageVolFree(s->vol);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+    f->st = NULL;
+    return rc;
+}
+
+static int
+io_stream_start_download(struct pool_file *f, off_t off, size_t want)
+{
+    struct io_stream *s = f->st;
+    unsigned long long len;
+
+    io_stream_drop(&s->rd);
+    if (want > s->window)
+        s->window = want;
+    if (s->window < IO_STREAM_WINDOW_MIN)
+        s->window = IO_STREAM_WINDOW_MIN;
+    len = s->window;
+    if ((unsigned long long)(s->size - off) < len)
+        len = s->size - off;
+    if (!(s->rd = virStreamNew(f->ctx->conn, 0)))
+        goto error;
+    if (virStorageVolDownload(s->vol, s->rd, off, len, 0) < 0) {
+        virStreamFree(s->rd);
+        s->rd = NULL;
+        goto error;
+    }
+    s->rd_pos = off;
+    s->rd_end = off + len;
+    return 0;
+
+ error:
+    pool_log("cannot download volume '%s' at offset %lld: %s", f->vol,
+             (long long)off, pool_virt_message());
+    return -pool_virt_errno();
+}
+
+static ssize_t
+io_stream_read(struct pool_file *f, void *buf, size_t size, off_t off)
+{
+    struct io_stream *s = f->st;
+    size_t got = 0;
+    int rc;
+
+    pthread_mutex_lock(&s->lock);
+    /* Reads see every write made through this handle. */
+    if (s->wr && (rc = io_stream_finish_upload(f)) < 0)
+        goto error;
+    if (off >= s->size)
+        goto out;
+    if ((off_t)size > s->size - off)
+        size = s->size - off;
+
+    if (!s->rd || s->rd_pos != off) {
+        s->window = 0;      /* a seek: start small again */
+        if ((rc = io_stream_start_download(f, off, size)) < 0)
+            goto error;
+    }
+    while (got < size) {
+        int n;
+
+        if (s->rd_pos >= s->rd_end) {
+            /* The window is done: sequential, so the next one is larger. */
+            if (virStreamFinish(s->rd) < 0) {
+                rc = -pool_virt_errno();
+                pool_log("download of volume '%s' failed: %s", f->vol,
+                         pool_virt_message());
+                virStreamFree(s->rd);
+                s->rd = NULL;
+                goto error;
+            }
+            virStreamFree(s->rd);
+            s->rd = NULL;
+            if (s->window < IO_STREAM_WINDOW_MAX)
+                s->window *= 2;
+            if ((rc = io_stream_start_download(f, s->rd_pos, 0)) < 0)
+                goto error;
+        }
+        n = virStreamRecv(s->rd, (char *)buf + got,
+                          size - got > (size_t)(s->rd_end - s->rd_pos) ?
+                          (size_t)(s->rd_end - s->rd_pos) : size - got);
+        if (n < 0) {
+            rc = -pool_virt_errno();
+            pool_log("download of volume '%s' failed: %s", f->vol,
+                     pool_virt_message());
+            io_stream_drop(&s->rd);
+            goto error;
+        }
+        if (n == 0) {
+            /* Shorter than we were told: the volume shrank. */
+            io_stream_drop(&s->rd);
+            break;
+        }
+        got += n;
+        s->rd_pos += n;
+    }
+ out:
+    pthread_mutex_unlock(&s->lock);
+    return got;
+
+ error:
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static int
+io_stream_start_upload(struct pool_file *f, off_t off)
+{
+    struct io_stream *s = f->st;
+
+    if (!(s->wr = virStreamNew(f->ctx->conn, 0)))
+        goto error;
+    if (virStorageVolUpload(s->vol, s->wr, off, 0, 0) < 0) {
+        virStreamFree(s->wr);
+        s->wr = NULL;
+        goto error;
+    }
+    s->wr_pos = off;
+    return 0;
+
+ error:
+    pool_log("cannot upload to volume '%s' at offset %lld: %s", f->vol,
+             (long long)off, pool_virt_message());
+    return -pool_virt_errno();
+}
+
+static ssize_t
+io_stream_write(struct pool_file *f, const void *buf, size_t size, off_t off)
+{
+    struct io_stream *s = f->st;
+    size_t sent = 0;
+    int rc;
+
+    pthread_mutex_lock(&s->lock);
+    if ((rc = io_stream_take_error(s)) < 0)
+        goto error;
+    io_stream_drop(&s->rd);
+    if (s->wr && s->wr_pos != off &&
+        (rc = io_stream_finish_upload(f)) < 0) {
+        io_stream_take_error(s);
+        goto error;
+    }
+    if (!s->wr && (rc = io_stream_start_upload(f, off)) < 0)
+        goto error;
+    while (sent < size) {
+        int n = virStreamSend(s->wr, (const char *)buf + sent, size - sent);
+
+        if (n < 0) {
+            rc = -pool_virt_errno();
+            pool_log("upload to volume '%s' failed: %s", f->vol,
+                     pool_virt_message());
+            io_stream_drop(&s->wr);
+            goto error;
+        }
+        sent += n;
+        s->wr_pos += n;
+    }
+    if (s->wr_pos > s->size)
+        s->size = s->wr_pos;
+    pthread_mutex_unlock(&s->lock);
+    return sent;
+
+ error:
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static int
+io_stream_flush(struct pool_file *f)
+{
+    struct io_stream *s = f->st;
+    int rc;
+
+    pthread_mutex_lock(&s->lock);
+    io_stream_finish_upload(f);
+    rc = io_stream_take_error(s);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static int
+io_stream_fsync(struct pool_file *f, bool datasync)
+{
+    return io_stream_flush(f);
+}
+
+static int
+io_stream_getattr(struct pool_file *f, struct stat *st)
+{
+    struct io_stream *s = f->st;
+
+    memset(st, 0, sizeof(*st));
+    pthread_mutex_lock(&s->lock);
+    st->st_size = s->size;
+    st->st_blocks = (s->allocation + 511) / 512;
+    pthread_mutex_unlock(&s->lock);
+    st->st_mode = S_IFREG | 0600;
+    st->st_nlink = 1;
+    st->st_blksize = 65536;
+    return 0;
+}
+
+static int
+io_stream_truncate(struct pool_file *f, off_t size)
+{
+    struct io_stream *s = f->st;
+    int rc;
+
+    pthread_mutex_lock(&s->lock);
+    io_stream_drop(&s->rd);
+    io_stream_finish_upload(f);
+    if ((rc = io_stream_take_error(s)) == 0 &&
+        (rc = volume_resize(f->ctx, f->pool, f->vol, size)) == 0)
+        s->size = size;
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static int
+io_stream_fallocate(struct pool_file *f, int mode, off_t off, off_t len)
+{
+    return -EOPNOTSUPP;
+}
+
+static off_t
+io_stream_lseek(struct pool_file *f, off_t off, int whence)
+{
+    struct io_stream *s = f->st;
+    off_t size;
+
+    pthread_mutex_lock(&s->lock);
+    size = s->size;
+    pthread_mutex_unlock(&s->lock);
+    if (off >= size)
+        return -ENXIO;
+    /* Without a local file there is no cheap hole map: all data. */
+    switch (whence) {
+    case SEEK_DATA: return off;
+    case SEEK_HOLE: return size;
+    default: return -EINVAL;
+    }
+}
+
+static void
+io_stream_close(struct pool_file *f)
+{
+    struct io_stream *s = f->st;
+
+    io_stream_drop(&s->rd);
+    io_stream_drop(&s->wr);
+    virStorageVolFree(s->vol);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+const struct io_ops io_stream_ops = {
+    .name = "stream",
+    .read = io_stream_read,
+    .write = io_stream_write,
+    .getattr = io_stream_getattr,
+    .truncate = io_stream_truncate,
+    .flush = io_stream_flush,
+    .fsync = io_stream_fsync,
+    .fallocate = io_stream_fallocate,
+    .lseek = io_stream_lseek,
+    .close = io_stream_close,
+};

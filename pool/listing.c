@@ -1,0 +1,351 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * listing: builds the catalog from the pools and keeps it fresh.
+ *
+ * Changes poolfs makes are written into the catalog at once.  Changes made
+ * by others arrive two ways: libvirt's storage pool events (a pool refresh
+ * or a pool stopping) trigger a re-listing at once, and every
+ * opts.refresh seconds the pools are listed again anyway, because libvirt
+ * has no event for a volume created or deleted by someone else.  A
+ * re-listing is one virStoragePoolListAllVolumes call per pool; volumes
+ * with a local path are then stat()ed locally when asked about, so no
+ * getattr ever waits on libvirtd.
+ *
+ * After poolfs writes to a volume or renames one behind libvirt's back, the
+ * pool is marked dirty and refreshed here, in the background: libvirtd's
+ * refresh may read through this very mount (a qcow2's backing file under
+ * _base), so no FUSE request ever waits for it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+#include "names.h"
+
+/* Where an undecodable or conflicting disks-pool volume is shown. */
+static struct cat_node *
+listing_add_unmapped(struct catalog *cat, const char *vol, const char *local,
+                     const struct cat_volinfo *info)
+{
+    AUTOFREE char *path = NULL;
+
+    if (asprintf(&path, "/" NAMES_UNMAPPED_DIR "/%s", vol) < 0)
+        return NULL;
+    return catalog_add_file(cat, path, POOL_DISKS, vol, local, info);
+}
+
+static int
+listing_add_volume(struct pool_ctx *ctx, struct catalog *cat, int pool,
+                   const char *vol, const struct cat_volinfo *info)
+{
+    AUTOFREE char *local = NULL;
+    AUTOFREE char *dir = NULL;
+    AUTOFREE char *file = NULL;
+    AUTOFREE char *path = NULL;
+    struct cat_node *node;
+
+    if (ctx->pools[pool].local &&
+        asprintf(&local, "%s/%s", ctx->pools[pool].target, vol) < 0)
+        return -ENOMEM;
+
+    if (pool == POOL_BASE) {
+        if (strchr(vol, '/') ||
+            asprintf(&path, "/" NAMES_BASE_DIR "/%s", vol) < 0)
+            return 0;
+        return catalog_add_file(cat, path, pool, vol, local, info) ? 0 : -ENOMEM;
+    }
+
+    if (names_decode(vol, &dir, &file) < 0 ||
+        strncmp(dir, NAMES_UNMAPPED_DIR, strlen(NAMES_UNMAPPED_DIR)) == 0 ||
+        strncmp(dir, NAMES_BASE_DIR, strlen(NAMES_BASE_DIR)) == 0 ||
+        (*dir == '\0' && (strcmp(file, NAMES_BASE_DIR) == 0 ||
+                          strcmp(file, NAMES_UNMAPPED_DIR) == 0)))
+        goto unmapped;
+
+    if (*file == '\0') {
+        if (asprintf(&path, "/%s", dir) < 0)
+            return -ENOMEM;
+        if (!(node = catalog_add_dir(cat, path, false)))
+            goto unmapped;
+        node->marker = true;
+        return 0;
+    }
+    if (asprintf(&path, "%s%s/%s", *dir ? "/" : "", dir, file) < 0)
+        return -ENOMEM;
+    if (catalog_lookup(cat, path) || !catalog_add_file(cat, path, pool, vol,
+                                                       local, info))
+        goto unmapped;
+    return 0;
+
+ unmapped:
+    /* Never let a volume vanish: show it under its raw name. */
+    return listing_add_unmapped(cat, vol, local, info) ? 0 : -ENOMEM;
+}
+
+/* Info for a volume without a local path: reuse what OLD knew. */
+static int
+listing_remote_info(struct pool_ctx *ctx, struct catalog *old, int pool,
+                    const char *vol, struct cat_volinfo *info)
+{
+    if (old) {
+        /* Linear in the old catalog would be too slow; the caller keeps
+         * the volume name as the key in the node, so walk the hash by
+         * trying the decoded path first. */
+        AUTOFREE char *dir = NULL;
+        AUTOFREE char *file = NULL;
+        AUTOFREE char *path = NULL;
+        struct cat_node *node = NULL;
+
+        pthread_rwlock_rdlock(&ctx->lock);
+        if (pool == POOL_BASE) {
+            if (asprintf(&path, "/" NAMES_BASE_DIR "/%s", vol) >= 0)
+                node = catalog_lookup(old, path);
+        } else if (names_decode(vol, &dir, &file) == 0 && *file) {
+            if (asprintf(&path, "%s%s/%s", *dir ? "/" : "", dir, file) >= 0)
+                node = catalog_lookup(old, path);
+        }
+        if (node && node->kind == CAT_FILE && node->vol &&
+            strcmp(node->vol, vol) == 0) {
+            *info = node->info;
+            pthread_rwlock_unlock(&ctx->lock);
+            return 0;
+        }
+        pthread_rwlock_unlock(&ctx->lock);
+    }
+    return volume_info(ctx, pool, vol, info);
+}
+
+int
+listing_load(struct pool_ctx *ctx, struct catalog *old, struct catalog **catp)
+{
+    struct catalog *cat = catalog_new();
+    int pool;
+    int rc = -ENOMEM;
+
+    if (!cat || !catalog_add_dir(cat, "/" NAMES_BASE_DIR, true))
+        goto error;
+
+    for (pool = 0; pool < POOL_NPOOLS; pool++) {
+        struct pool_ref *ref = &ctx->pools[pool];
+        virStorageVolPtr *vols = NULL;
+        int n, i;
+
+        if ((n = virStoragePoolListAllVolumes(ref->pool, &vols, 0)) < 0) {
+            rc = -pool_virt_errno();
+            pool_log("cannot list the volumes of storage pool '%s': %s",
+                     ref->name, pool_virt_message());
+            goto error;
+        }
+        rc = 0;
+        for (i = 0; i < n; i++) {
+            const char *vol = virStorageVolGetName(vols[i]);
+            struct cat_volinfo info = { 0 };
+
+            /* A volume gone since the listing is simply skipped. */
+            if (rc == 0 && (ref->local ||
+                            listing_remote_info(ctx, old, pool, vol,
+                                                &info) == 0))
+                rc = listing_add_volume(ctx, cat, pool, vol, &info);
+            virStorageVolFree(vols[i]);
+        }
+        free(vols);
+        if (rc < 0)
+            goto error;
+    }
+    *catp = cat;
+    return 0;
+
+ error:
+    catalog_free(cat);
+    return rc;
+}
+
+/* Re-list the pools; a change poolfs made meanwhile means list again. */
+static void
+listing_relist(struct pool_ctx *ctx)
+{
+    int attempt;
+
+    for (attempt = 0; attempt < 3; attempt++) {
+        struct catalog *cat = NULL;
+        struct catalog *old;
+        unsigned long gen;
+        bool swapped = false;
+
+        pthread_rwlock_rdlock(&ctx->lock);
+        gen = ctx->gen;
+        old = ctx->cat;
+        pthread_rwlock_unlock(&ctx->lock);
+
+        if (listing_load(ctx, old, &cat) < 0)
+            return;     /* reported; keep the view we have */
+
+        pthread_rwlock_wrlock(&ctx->lock);
+        if (ctx->gen == gen) {
+            old = ctx->cat;
+            ctx->cat = cat;
+            cat = NULL;
+            swapped = true;
+        }
+        pthread_rwlock_unlock(&ctx->lock);
+        if (swapped) {
+            catalog_free(old);
+            return;
+        }
+        catalog_free(cat);
+    }
+}
+
+static void *
+listing_thread(void *arg)
+{
+    struct pool_ctx *ctx = arg;
+    struct timespec deadline;
+
+    pthread_mutex_lock(&ctx->bg_lock);
+    while (!ctx->bg_quit) {
+        bool dirty[POOL_NPOOLS];
+        int i;
+
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += (time_t)ctx->opts.refresh;
+        deadline.tv_nsec += (long)((ctx->opts.refresh -
+                                    (time_t)ctx->opts.refresh) * 1e9);
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+        while (!ctx->bg_quit && !ctx->bg_relist &&
+               !ctx->pools[0].dirty && !ctx->pools[1].dirty) {
+            if (pthread_cond_timedwait(&ctx->bg_cond, &ctx->bg_lock,
+                                       &deadline) == ETIMEDOUT)
+                break;
+        }
+        if (ctx->bg_quit)
+            break;
+        for (i = 0; i < POOL_NPOOLS; i++) {
+            dirty[i] = ctx->pools[i].dirty;
+            ctx->pools[i].dirty = false;
+        }
+        ctx->bg_relist = false;
+        pthread_mutex_unlock(&ctx->bg_lock);
+
+        for (i = 0; i < POOL_NPOOLS; i++)
+            if (dirty[i] && virStoragePoolRefresh(ctx->pools[i].pool, 0) < 0)
+                pool_log("cannot refresh storage pool '%s': %s",
+                         ctx->pools[i].name, pool_virt_message());
+        listing_relist(ctx);
+
+        pthread_mutex_lock(&ctx->bg_lock);
+    }
+    pthread_mutex_unlock(&ctx->bg_lock);
+    return NULL;
+}
+
+void
+listing_request_refresh(struct pool_ctx *ctx, int pool)
+{
+    pthread_mutex_lock(&ctx->bg_lock);
+    ctx->pools[pool].dirty = true;
+    pthread_cond_signal(&ctx->bg_cond);
+    pthread_mutex_unlock(&ctx->bg_lock);
+}
+
+void
+listing_request_relist(struct pool_ctx *ctx)
+{
+    pthread_mutex_lock(&ctx->bg_lock);
+    ctx->bg_relist = true;
+    pthread_cond_signal(&ctx->bg_cond);
+    pthread_mutex_unlock(&ctx->bg_lock);
+}
+
+static void
+listing_pool_event(virConnectPtr conn, virStoragePoolPtr pool, void *opaque)
+{
+    listing_request_relist(opaque);
+}
+
+static void
+listing_lifecycle_event(virConnectPtr conn, virStoragePoolPtr pool,
+                        int event, int detail, void *opaque)
+{
+    struct pool_ctx *ctx = opaque;
+
+    if (event == VIR_STORAGE_POOL_EVENT_STOPPED ||
+        event == VIR_STORAGE_POOL_EVENT_UNDEFINED)
+        pool_log("storage pool '%s' was stopped or undefined: files in it "
+                 "are unavailable until it is started again",
+                 virStoragePoolGetName(pool));
+    listing_request_relist(ctx);
+}
+
+static void
+listing_wake(int timer, void *opaque)
+{
+    /* Only there so that the event loop returns to check bg_quit. */
+}
+
+static void *
+listing_event_thread(void *arg)
+{
+    struct pool_ctx *ctx = arg;
+
+    for (;;) {
+        bool quit;
+
+        pthread_mutex_lock(&ctx->bg_lock);
+        quit = ctx->bg_quit;
+        pthread_mutex_unlock(&ctx->bg_lock);
+        if (quit)
+            break;
+        if (virEventRunDefaultImpl() < 0)
+            break;
+    }
+    return NULL;
+}
+
+int
+listing_start(struct pool_ctx *ctx)
+{
+    int i;
+
+    for (i = 0; i < POOL_NPOOLS; i++) {
+        struct pool_ref *ref = &ctx->pools[i];
+
+        ref->event_id = virConnectStoragePoolEventRegisterAny(
+            ctx->conn, ref->pool, VIR_STORAGE_POOL_EVENT_ID_REFRESH,
+            VIR_STORAGE_POOL_EVENT_CALLBACK(listing_pool_event), ctx, NULL);
+        /* Events are an optimisation: the periodic re-listing suffices. */
+        virConnectStoragePoolEventRegisterAny(
+            ctx->conn, ref->pool, VIR_STORAGE_POOL_EVENT_ID_LIFECYCLE,
+            VIR_STORAGE_POOL_EVENT_CALLBACK(listing_lifecycle_event), ctx,
+            NULL);
+    }
+    ctx->wake_timer = virEventAddTimeout(500, listing_wake, NULL, NULL);
+    virConnectSetKeepAlive(ctx->conn, 5, 6);
+    if (pthread_create(&ctx->event_thread, NULL, listing_event_thread, ctx) ||
+        pthread_create(&ctx->refresh_thread, NULL, listing_thread, ctx)) {
+        pool_log("cannot start the background threads: %s", strerror(errno));
+        return -1;
+    }
+    ctx->started = true;
+    return 0;
+}
+
+void
+listing_stop(struct pool_ctx *ctx)
+{
+    if (!ctx->started)
+        return;
+    pthread_mutex_lock(&ctx->bg_lock);
+    ctx->bg_quit = true;
+    pthread_cond_broadcast(&ctx->bg_cond);
+    pthread_mutex_unlock(&ctx->bg_lock);
+    pthread_join(ctx->refresh_thread, NULL);
+    pthread_join(ctx->event_thread, NULL);
+    ctx->started = false;
+}

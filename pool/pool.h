@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * pool: the instances tree over libvirt storage pools.  This is all fs/
+ * sees: paths in, struct stat and negative errno values out, and opaque
+ * file handles.  No libvirt or libxml2 type crosses this header.
+ */
+#ifndef POOLFS_POOL_H
+#define POOLFS_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+
+struct pool_ctx;
+struct pool_file;
+
+enum pool_io {
+    POOL_IO_AUTO,    /* local where the volume has a path here, else stream */
+    POOL_IO_LOCAL,   /* refuse to open volumes without a local path */
+    POOL_IO_STREAM,  /* always libvirt volume streams */
+};
+
+struct pool_opts {
+    const char *uri;
+    const char *disks_pool;
+    const char *base_pool;
+    const char *mountpoint;   /* absolute, resolved */
+    double refresh;           /* seconds between re-listings of the pools */
+    enum pool_io io;
+    bool read_only;
+};
+
+/* The libvirt library version, as "9.0.0", written into BUF. */
+const char *pool_libvirt_version(char *buf, size_t len);
+
+/* Connect and check everything a mount needs; reports why on failure. */
+int pool_open(const struct pool_opts *opts, struct pool_ctx **ctxp);
+/* Start the event and refresh threads (after any fork). */
+int pool_start(struct pool_ctx *ctx);
+void pool_close(struct pool_ctx *ctx);
+
+/* Tree operations; PATH is absolute within the mount ("/", "/uuid/disk"). */
+typedef int (*pool_fill_fn)(void *arg, const char *name, const struct stat *st);
+
+int pool_getattr(struct pool_ctx *ctx, const char *path, struct stat *st);
+int pool_readdir(struct pool_ctx *ctx, const char *path,
+                 pool_fill_fn fill, void *arg);
+int pool_mkdir(struct pool_ctx *ctx, const char *path, mode_t mode);
+int pool_rmdir(struct pool_ctx *ctx, const char *path);
+int pool_unlink(struct pool_ctx *ctx, const char *path);
+int pool_rename(struct pool_ctx *ctx, const char *from, const char *to,
+                unsigned int flags);
+int pool_truncate(struct pool_ctx *ctx, const char *path, off_t size);
+int pool_chmod(struct pool_ctx *ctx, const char *path, mode_t mode);
+int pool_chown(struct pool_ctx *ctx, const char *path, uid_t uid, gid_t gid);
+int pool_utimens(struct pool_ctx *ctx, const char *path,
+                 const struct timespec tv[2]);
+int pool_statfs(struct pool_ctx *ctx, const char *path, struct statvfs *sv);
+
+/* Files.  FLAGS are open(2) flags. */
+int pool_create(struct pool_ctx *ctx, const char *path, mode_t mode,
+                uid_t uid, gid_t gid, int flags, struct pool_file **filep);
+int pool_open_file(struct pool_ctx *ctx, const char *path, int flags,
+                   struct pool_file **filep);
+/* The local fd behind FILE for zero-copy reads, or -1 for streams. */
+int pool_file_fd(struct pool_file *file);
+/* The same for writing straight to it (the file counts as written). */
+int pool_file_fd_for_write(struct pool_file *file);
+ssize_t pool_file_read(struct pool_file *file, void *buf, size_t size,
+                       off_t off);
+ssize_t pool_file_write(struct pool_file *file, const void *buf, size_t size,
+                        off_t off);
+int pool_file_getattr(struct pool_file *file, struct stat *st);
+int pool_file_truncate(struct pool_file *file, off_t size);
+int pool_file_flush(struct pool_file *file);
+int pool_file_fsync(struct pool_file *file, bool datasync);
+int pool_file_fallocate(struct pool_file *file, int mode, off_t off,
+                        off_t len);
+off_t pool_file_lseek(struct pool_file *file, off_t off, int whence);
+/* Flushes, closes and frees FILE; returns the first deferred error. */
+int pool_file_close(struct pool_file *file);
+
+#endif /* POOLFS_POOL_H */

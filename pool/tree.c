@@ -1,0 +1,667 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * tree: the instances tree, path by path.  Queries read the catalog (and
+ * stat() local volumes); changes go to libvirt first and then into the
+ * catalog.  No libvirt call is ever made with the catalog lock held.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "io.h"
+#include "names.h"
+
+/* Where a path lives: which pool and which volume name. */
+struct tree_loc {
+    int pool;
+    char vol[NAMES_VOL_MAX + 1];
+};
+
+static bool
+tree_is_reserved_top(const char *path)
+{
+    return strcmp(path, "/" NAMES_BASE_DIR) == 0 ||
+           strcmp(path, "/" NAMES_UNMAPPED_DIR) == 0;
+}
+
+/*
+ * The volume a new file or directory at PATH would be.  DIRECTORY asks for
+ * a directory's marker.  Returns 0 or a negative errno naming why PATH
+ * cannot be a volume.
+ */
+static int
+tree_locate(const char *path, bool directory, struct tree_loc *loc)
+{
+    char dir[PATH_MAX];
+    char base[NAME_MAX + 1];
+    int rc;
+
+    if ((rc = names_split(path, dir, sizeof(dir), base, sizeof(base))) < 0)
+        return rc;
+    if (strcmp(dir, NAMES_BASE_DIR) == 0) {
+        if (directory)
+            return -EPERM;      /* the base pool is flat */
+        if ((rc = names_check_component(base)) < 0)
+            return rc;
+        loc->pool = POOL_BASE;
+        strcpy(loc->vol, base);
+        return 0;
+    }
+    if (strcmp(dir, NAMES_UNMAPPED_DIR) == 0 ||
+        strncmp(dir, NAMES_BASE_DIR "/", strlen(NAMES_BASE_DIR) + 1) == 0 ||
+        strncmp(dir, NAMES_UNMAPPED_DIR "/",
+                strlen(NAMES_UNMAPPED_DIR) + 1) == 0)
+        return -EPERM;
+    if (tree_is_reserved_top(path))
+        return -EEXIST;
+    loc->pool = POOL_DISKS;
+    if (directory) {
+        /* The marker of directory PATH: its whole path, empty file part. */
+        char full[PATH_MAX + NAME_MAX + 2];
+
+        snprintf(full, sizeof(full), "%s%s%s", dir, *dir ? "/" : "", base);
+        return names_encode(full, "", loc->vol, sizeof(loc->vol));
+    }
+    return names_encode(dir, base, loc->vol, sizeof(loc->vol));
+}
+
+static void
+tree_dir_stat(struct pool_ctx *ctx, struct cat_node *node, struct stat *st)
+{
+    AUTOFREE char *marker = NULL;
+    size_t i;
+
+    memset(st, 0, sizeof(*st));
+    st->st_mode = S_IFDIR | 0755;
+    st->st_nlink = 2;
+    for (i = 0; i < node->nkids; i++)
+        if (node->kids[i]->kind == CAT_DIR)
+            st->st_nlink++;
+    st->st_size = 4096;
+    st->st_blksize = 4096;
+    st->st_atime = st->st_mtime = st->st_ctime = node->mtime;
+
+    /* A directory with a marker on a local pool has real attributes. */
+    if (node->marker && ctx->pools[POOL_DISKS].local) {
+        struct tree_loc loc;
+        struct stat ms;
+
+        if (tree_locate(node->path, true, &loc) == 0 &&
+            (marker = volume_local_path(ctx, POOL_DISKS, loc.vol)) &&
+            stat(marker, &ms) == 0) {
+            st->st_mode = S_IFDIR | (ms.st_mode & 07777);
+            st->st_uid = ms.st_uid;
+            st->st_gid = ms.st_gid;
+            st->st_atim = ms.st_atim;
+            st->st_mtim = ms.st_mtim;
+            st->st_ctim = ms.st_ctim;
+        }
+    }
+}
+
+/* stat of a node; the caller holds the catalog lock. */
+static int
+tree_node_stat(struct pool_ctx *ctx, struct cat_node *node, struct stat *st)
+{
+    if (node->kind == CAT_DIR) {
+        tree_dir_stat(ctx, node, st);
+        return 0;
+    }
+    if (node->local)
+        return io_local_stat(node->local, st);
+    memset(st, 0, sizeof(*st));
+    st->st_mode = S_IFREG | 0600;
+    st->st_nlink = 1;
+    st->st_size = node->info.physical;
+    st->st_blocks = (node->info.allocation + 511) / 512;
+    st->st_blksize = 65536;
+    st->st_atime = st->st_mtime = st->st_ctime = node->mtime;
+    return 0;
+}
+
+int
+pool_getattr(struct pool_ctx *ctx, const char *path, struct stat *st)
+{
+    struct cat_node *node;
+    int rc = -ENOENT;
+
+    pthread_rwlock_rdlock(&ctx->lock);
+    if ((node = catalog_lookup(ctx->cat, path)))
+        rc = tree_node_stat(ctx, node, st);
+    pthread_rwlock_unlock(&ctx->lock);
+    return rc;
+}
+
+int
+pool_readdir(struct pool_ctx *ctx, const char *path, pool_fill_fn fill,
+             void *arg)
+{
+    struct cat_node *node;
+    struct stat st;
+    size_t i;
+    int rc = 0;
+
+    pthread_rwlock_rdlock(&ctx->lock);
+    if (!(node = catalog_lookup(ctx->cat, path))) {
+        rc = -ENOENT;
+        goto out;
+    }
+    if (node->kind != CAT_DIR) {
+        rc = -ENOTDIR;
+        goto out;
+    }
+    tree_node_stat(ctx, node, &st);
+    fill(arg, ".", &st);
+    fill(arg, "..", NULL);
+    for (i = 0; i < node->nkids; i++) {
+        /* A volume deleted under us still lists; its stat says ENOENT. */
+        if (tree_node_stat(ctx, node->kids[i], &st) < 0)
+            continue;
+        if (fill(arg, node->kids[i]->name, &st))
+            break;
+    }
+ out:
+    pthread_rwlock_unlock(&ctx->lock);
+    return rc;
+}
+
+/* Copy what a change needs out of the catalog, so the lock can go. */
+static int
+tree_find_file(struct pool_ctx *ctx, const char *path, int *pool,
+               char **vol, char **local)
+{
+    struct cat_node *node;
+    int rc = 0;
+
+    *vol = NULL;
+    if (local)
+        *local = NULL;
+    pthread_rwlock_rdlock(&ctx->lock);
+    node = catalog_lookup(ctx->cat, path);
+    if (!node)
+        rc = -ENOENT;
+    else if (node->kind == CAT_DIR)
+        rc = -EISDIR;
+    else {
+        *pool = node->pool;
+        if (!(*vol = strdup(node->vol)) ||
+            (local && node->local && !(*local = strdup(node->local))))
+            rc = -ENOMEM;
+    }
+    pthread_rwlock_unlock(&ctx->lock);
+    return rc;
+}
+
+int
+pool_mkdir(struct pool_ctx *ctx, const char *path, mode_t mode)
+{
+    struct tree_loc loc;
+    struct cat_node *node;
+    int rc;
+
+    if ((rc = tree_locate(path, true, &loc)) < 0)
+        return rc;
+    pthread_rwlock_rdlock(&ctx->lock);
+    node = catalog_lookup(ctx->cat, path);
+    pthread_rwlock_unlock(&ctx->lock);
+    if (node)
+        return -EEXIST;
+    if ((rc = volume_create(ctx, loc.pool, loc.vol, mode | 0700,
+                            getuid(), getgid())) < 0)
+        return rc;
+
+    pthread_rwlock_wrlock(&ctx->lock);
+    ctx->gen++;
+    if ((node = catalog_add_dir(ctx->cat, path, false)))
+        node->marker = true;
+    pthread_rwlock_unlock(&ctx->lock);
+    return node ? 0 : -ENOMEM;
+}
+
+int
+pool_rmdir(struct pool_ctx *ctx, const char *path)
+{
+    struct tree_loc loc;
+    struct cat_node *node;
+    bool marker;
+    int rc = 0;
+
+    pthread_rwlock_rdlock(&ctx->lock);
+    node = catalog_lookup(ctx->cat, path);
+    if (!node)
+        rc = -ENOENT;
+    else if (node->kind != CAT_DIR)
+        rc = -ENOTDIR;
+    else if (node->fixed)
+        rc = -EBUSY;
+    else if (node->nkids > 0)
+        rc = -ENOTEMPTY;
+    marker = node && node->marker;
+    pthread_rwlock_unlock(&ctx->lock);
+    if (rc < 0)
+        return rc;
+
+    if (marker) {
+        if ((rc = tree_locate(path, true, &loc)) < 0)
+            return rc;
+        if ((rc = volume_delete(ctx, loc.pool, loc.vol)) < 0 && rc != -ENOENT)
+            return rc;
+    }
+    pthread_rwlock_wrlock(&ctx->lock);
+    ctx->gen++;
+    if ((node = catalog_lookup(ctx->cat, path)) && node->kind == CAT_DIR &&
+        node->nkids == 0) {
+        node->marker = false;
+        catalog_remove(ctx->cat, node);
+    }
+    pthread_rwlock_unlock(&ctx->lock);
+    return 0;
+}
+
+/*
+ * A directory that exists only because of its contents would vanish with
+ * its last file; give it a marker first, as rmdir(2) users expect.
+ */
+static void
+tree_keep_parent(struct pool_ctx *ctx, const char *path)
+{
+    struct cat_node *node;
+    AUTOFREE char *parent = NULL;
+    struct tree_loc loc;
+    bool needed;
+    char *slash;
+
+    if (!(parent = strdup(path)) || !(slash = strrchr(parent, '/')) ||
+        slash == parent)
+        return;
+    *slash = '\0';
+    pthread_rwlock_rdlock(&ctx->lock);
+    node = catalog_lookup(ctx->cat, parent);
+    needed = node && node->kind == CAT_DIR && !node->marker && !node->fixed &&
+             node->nkids == 1;
+    pthread_rwlock_unlock(&ctx->lock);
+    if (!needed || tree_locate(parent, true, &loc) < 0 ||
+        volume_create(ctx, loc.pool, loc.vol, 0755, getuid(), getgid()) < 0)
+        return;
+    pthread_rwlock_wrlock(&ctx->lock);
+    ctx->gen++;
+    if ((node = catalog_lookup(ctx->cat, parent)) && node->kind == CAT_DIR)
+        node->marker = true;
+    pthread_rwlock_unlock(&ctx->lock);
+}
+
+int
+pool_unlink(struct pool_ctx *ctx, const char *path)
+{
+    AUTOFREE char *vol = NULL;
+    struct cat_node *node;
+    int pool;
+    int rc;
+
+    if ((rc = tree_find_file(ctx, path, &pool, &vol, NULL)) < 0)
+        return rc;
+    tree_keep_parent(ctx, path);
+    if ((rc = volume_delete(ctx, pool, vol)) < 0)
+        return rc;
+    pthread_rwlock_wrlock(&ctx->lock);
+    ctx->gen++;
+    if ((node = catalog_lookup(ctx->cat, path)) && node->kind == CAT_FILE &&
+        strcmp(node->vol, vol) == 0)
+        catalog_remove(ctx->cat, node);
+    pthread_rwlock_unlock(&ctx->lock);
+    return 0;
+}
+
+/* One volume to rename as part of a rename(2). */
+struct tree_move {
+    int pool;
+    char *from;
+    char *to;
+};
+
+struct tree_plan {
+    struct tree_move *moves;
+    size_t n, alloc;
+    const char *oldroot;
+    const char *newroot;
+    int err;
+};
+
+static void
+tree_plan_add(struct tree_plan *plan, int pool, const char *from,
+              const char *newpath, bool directory)
+{
+    struct tree_loc loc;
+    struct tree_move *m;
+    int rc;
+
+    if (plan->err)
+        return;
+    if ((rc = tree_locate(newpath, directory, &loc)) < 0) {
+        plan->err = rc;
+        return;
+    }
+    if (loc.pool != pool) {
+        plan->err = -EXDEV;     /* the base pool and the disks pool */
+        return;
+    }
+    if (plan->n == plan->alloc) {
+        size_t n = plan->alloc ? plan->alloc * 2 : 16;
+
+        if (!(m = realloc(plan->moves, n * sizeof(*m)))) {
+            plan->err = -ENOMEM;
+            return;
+        }
+        plan->moves = m;
+        plan->alloc = n;
+    }
+    m = &plan->moves[plan->n];
+    if (!(m->from = strdup(from)) || !(m->to = strdup(loc.vol))) {
+        free(m->from);
+        plan->err = -ENOMEM;
+        return;
+    }
+    m->pool = pool;
+    plan->n++;
+}
+
+static void
+tree_plan_node(struct tree_plan *plan, struct pool_ctx *ctx,
+               struct cat_node *node)
+{
+    AUTOFREE char *newpath = NULL;
+    size_t i;
+
+    if (asprintf(&newpath, "%s%s", plan->newroot,
+                 node->path + strlen(plan->oldroot)) < 0) {
+        plan->err = -ENOMEM;
+        return;
+    }
+    if (node->kind == CAT_FILE) {
+        tree_plan_add(plan, node->pool, node->vol, newpath, false);
+        return;
+    }
+    if (node->marker) {
+        struct tree_loc loc;
+
+        if (tree_locate(node->path, true, &loc) == 0)
+            tree_plan_add(plan, POOL_DISKS, loc.vol, newpath, true);
+    }
+    for (i = 0; i < node->nkids; i++)
+        tree_plan_node(plan, ctx, node->kids[i]);
+}
+
+static void
+tree_plan_free(struct tree_plan *plan)
+{
+    size_t i;
+
+    for (i = 0; i < plan->n; i++) {
+        free(plan->moves[i].from);
+        free(plan->moves[i].to);
+    }
+    free(plan->moves);
+}
+
+/* Fix up the catalog after the volumes moved. */
+static void
+tree_relabel(struct pool_ctx *ctx, struct cat_node *node)
+{
+    struct tree_loc loc;
+    size_t i;
+
+    if (node->kind == CAT_DIR) {
+        for (i = 0; i < node->nkids; i++)
+            tree_relabel(ctx, node->kids[i]);
+        return;
+    }
+    if (tree_locate(node->path, false, &loc) < 0)
+        return;
+    free(node->vol);
+    node->vol = strdup(loc.vol);
+    free(node->local);
+    node->local = volume_local_path(ctx, node->pool, loc.vol);
+}
+
+int
+pool_rename(struct pool_ctx *ctx, const char *from, const char *to,
+            unsigned int flags)
+{
+    struct tree_plan plan = { .oldroot = from, .newroot = to };
+    struct cat_node *src, *dst;
+    bool dst_marker = false;
+    size_t i;
+    int rc = 0;
+
+    if (flags & ~RENAME_NOREPLACE)
+        return -EINVAL;     /* RENAME_EXCHANGE, RENAME_WHITEOUT */
+    if (tree_is_reserved_top(from) || tree_is_reserved_top(to))
+        return -EPERM;
+
+    pthread_rwlock_rdlock(&ctx->lock);
+    src = catalog_lookup(ctx->cat, from);
+    dst = catalog_lookup(ctx->cat, to);
+    if (!src)
+        rc = -ENOENT;
+    else if (dst && (flags & RENAME_NOREPLACE))
+        rc = -EEXIST;
+    else if (dst && src->kind == CAT_FILE && dst->kind == CAT_DIR)
+        rc = -EISDIR;
+    else if (dst && src->kind == CAT_DIR && dst->kind == CAT_FILE)
+        rc = -ENOTDIR;
+    else if (dst && dst->kind == CAT_DIR && dst->nkids > 0)
+        rc = -ENOTEMPTY;
+    if (rc == 0) {
+        dst_marker = dst && dst->kind == CAT_DIR && dst->marker;
+        /* Work out every volume's new name before touching any. */
+        tree_plan_node(&plan, ctx, src);
+        rc = plan.err;
+    }
+    pthread_rwlock_unlock(&ctx->lock);
+    if (rc < 0)
+        goto cleanup;
+
+    /* An empty directory being replaced goes first. */
+    if (dst_marker) {
+        struct tree_loc loc;
+
+        if ((rc = tree_locate(to, true, &loc)) < 0 ||
+            (rc = volume_delete(ctx, loc.pool, loc.vol)) < 0)
+            goto cleanup;
+    }
+    for (i = 0; i < plan.n; i++) {
+        if ((rc = volume_rename(ctx, plan.moves[i].pool, plan.moves[i].from,
+                                plan.moves[i].to)) < 0) {
+            /* Put back what already moved: rename(2) is all or nothing. */
+            while (i-- > 0)
+                volume_rename(ctx, plan.moves[i].pool, plan.moves[i].to,
+                              plan.moves[i].from);
+            goto cleanup;
+        }
+    }
+
+    pthread_rwlock_wrlock(&ctx->lock);
+    ctx->gen++;
+    if ((dst = catalog_lookup(ctx->cat, to))) {
+        dst->marker = false;
+        catalog_remove(ctx->cat, dst);
+    }
+    if ((src = catalog_lookup(ctx->cat, from))) {
+        if ((rc = catalog_move(ctx->cat, src, to)) == 0)
+            tree_relabel(ctx, src);
+    }
+    pthread_rwlock_unlock(&ctx->lock);
+
+ cleanup:
+    tree_plan_free(&plan);
+    return rc;
+}
+
+int
+pool_truncate(struct pool_ctx *ctx, const char *path, off_t size)
+{
+    AUTOFREE char *vol = NULL;
+    AUTOFREE char *local = NULL;
+    int pool;
+    int rc;
+
+    if ((rc = tree_find_file(ctx, path, &pool, &vol, &local)) < 0)
+        return rc;
+    if (local && ctx->opts.io != POOL_IO_STREAM) {
+        if (truncate(local, size) < 0)
+            return -errno;
+        listing_request_refresh(ctx, pool);
+        return 0;
+    }
+    return volume_resize(ctx, pool, vol, size);
+}
+
+/* chmod, chown, utimens: on the volume's file, or a directory's marker. */
+static int
+tree_local_target(struct pool_ctx *ctx, const char *path, char **local)
+{
+    struct cat_node *node;
+    struct tree_loc loc;
+    int rc = 0;
+
+    *local = NULL;
+    pthread_rwlock_rdlock(&ctx->lock);
+    node = catalog_lookup(ctx->cat, path);
+    if (!node)
+        rc = -ENOENT;
+    else if (node->kind == CAT_FILE)
+        rc = node->local ? ((*local = strdup(node->local)) ? 0 : -ENOMEM)
+                         : -EOPNOTSUPP;
+    else if (node->marker && tree_locate(path, true, &loc) == 0)
+        rc = (*local = volume_local_path(ctx, POOL_DISKS, loc.vol)) ?
+             0 : -EOPNOTSUPP;
+    else
+        rc = -EOPNOTSUPP;   /* the root, _base, or an implicit directory */
+    pthread_rwlock_unlock(&ctx->lock);
+    return rc;
+}
+
+int
+pool_chmod(struct pool_ctx *ctx, const char *path, mode_t mode)
+{
+    AUTOFREE char *local = NULL;
+    int rc;
+
+    if ((rc = tree_local_target(ctx, path, &local)) < 0)
+        return rc;
+    return chmod(local, mode & 07777) < 0 ? -errno : 0;
+}
+
+int
+pool_chown(struct pool_ctx *ctx, const char *path, uid_t uid, gid_t gid)
+{
+    AUTOFREE char *local = NULL;
+    int rc;
+
+    if ((rc = tree_local_target(ctx, path, &local)) < 0)
+        return rc;
+    return lchown(local, uid, gid) < 0 ? -errno : 0;
+}
+
+int
+pool_utimens(struct pool_ctx *ctx, const char *path,
+             const struct timespec tv[2])
+{
+    AUTOFREE char *local = NULL;
+    int rc;
+
+    if ((rc = tree_local_target(ctx, path, &local)) < 0)
+        return rc;
+    return utimensat(AT_FDCWD, local, tv, 0) < 0 ? -errno : 0;
+}
+
+int
+pool_statfs(struct pool_ctx *ctx, const char *path, struct statvfs *sv)
+{
+    struct pool_ref *ref = &ctx->pools[POOL_DISKS];
+    virStoragePoolInfo info;
+
+    if (ref->local)
+        return statvfs(ref->target, sv) < 0 ? -errno : 0;
+    if (virStoragePoolGetInfo(ref->pool, &info) < 0) {
+        pool_log("cannot read the capacity of pool '%s': %s", ref->name,
+                 pool_virt_message());
+        return -pool_virt_errno();
+    }
+    memset(sv, 0, sizeof(*sv));
+    sv->f_bsize = sv->f_frsize = 4096;
+    sv->f_blocks = info.capacity / 4096;
+    sv->f_bfree = sv->f_bavail = info.available / 4096;
+    sv->f_files = sv->f_ffree = sv->f_favail = 1000000;
+    sv->f_namemax = NAMES_VOL_MAX;
+    return 0;
+}
+
+int
+pool_create(struct pool_ctx *ctx, const char *path, mode_t mode, uid_t uid,
+            gid_t gid, int flags, struct pool_file **filep)
+{
+    AUTOFREE char *local = NULL;
+    struct tree_loc loc;
+    struct cat_node *node;
+    int rc;
+
+    if ((rc = tree_locate(path, false, &loc)) < 0)
+        return rc;
+    pthread_rwlock_rdlock(&ctx->lock);
+    node = catalog_lookup(ctx->cat, path);
+    pthread_rwlock_unlock(&ctx->lock);
+    if (node) {
+        if (flags & O_EXCL)
+            return -EEXIST;
+        return pool_open_file(ctx, path, flags, filep);
+    }
+    if ((rc = volume_create(ctx, loc.pool, loc.vol, mode, uid, gid)) < 0)
+        return rc;
+    local = volume_local_path(ctx, loc.pool, loc.vol);
+
+    pthread_rwlock_wrlock(&ctx->lock);
+    ctx->gen++;
+    node = catalog_add_file(ctx->cat, path, loc.pool, loc.vol, local, NULL);
+    pthread_rwlock_unlock(&ctx->lock);
+    if (!node)
+        return -ENOMEM;
+    return io_open(ctx, path, loc.pool, loc.vol, local,
+                   flags & ~(O_CREAT | O_EXCL | O_TRUNC), filep);
+}
+
+int
+pool_open_file(struct pool_ctx *ctx, const char *path, int flags,
+               struct pool_file **filep)
+{
+    AUTOFREE char *vol = NULL;
+    AUTOFREE char *local = NULL;
+    int pool;
+    int rc;
+
+    if ((rc = tree_find_file(ctx, path, &pool, &vol, &local)) < 0)
+        return rc;
+    return io_open(ctx, path, pool, vol, local, flags, filep);
+}
+
+/* A stream-written file closed: its size is known without asking. */
+void
+tree_file_closed(struct pool_ctx *ctx, const char *path, const char *vol,
+                 const struct stat *st)
+{
+    struct cat_node *node;
+
+    pthread_rwlock_wrlock(&ctx->lock);
+    if ((node = catalog_lookup(ctx->cat, path)) && node->kind == CAT_FILE &&
+        strcmp(node->vol, vol) == 0) {
+        node->info.physical = st->st_size;
+        if (node->info.capacity < (unsigned long long)st->st_size)
+            node->info.capacity = st->st_size;
+        node->mtime = time(NULL);
+    }
+    pthread_rwlock_unlock(&ctx->lock);
+}

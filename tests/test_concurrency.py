@@ -1,0 +1,204 @@
+"""Concurrent I/O, and pool refreshes while the mount is busy (scenarios 9, 10)."""
+
+import hashlib
+import os
+import random
+import subprocess
+import threading
+import time
+
+import pytest
+
+from helpers import (BASE_POOL, DISKS_POOL, MiB, have, read_file, run, write_file)
+
+JOIN_TIMEOUT = 60
+
+
+def run_threads(targets):
+    """Run callables in threads; re-raise the first failure; bounded."""
+    errors = []
+
+    def wrap(fn):
+        def inner():
+            try:
+                fn()
+            except BaseException as e:  # noqa: B902 - report everything
+                errors.append(e)
+        return inner
+    threads = [threading.Thread(target=wrap(t), daemon=True) for t in targets]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + JOIN_TIMEOUT
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    stuck = sum(t.is_alive() for t in threads)
+    assert not stuck, f"{stuck} I/O threads still blocked after {JOIN_TIMEOUT}s"
+    if errors:
+        raise errors[0]
+
+
+def test_parallel_writers_on_different_files(mnt, env, uuid):
+    d = os.path.join(mnt, uuid)
+    os.mkdir(d)
+    size, chunk = 8 * MiB, 128 * 1024
+    payload = {f"t{i}": os.urandom(size) for i in range(4)}
+
+    def writer_reader(name):
+        def go():
+            p = os.path.join(d, name)
+            fd = os.open(p, os.O_CREAT | os.O_RDWR, 0o644)
+            try:
+                # Scattered order so the writes do not just append.
+                offs = list(range(0, size, chunk))
+                random.Random(name).shuffle(offs)
+                for off in offs:
+                    assert os.pwrite(fd, payload[name][off:off + chunk], off) == chunk
+                for off in range(0, size, chunk):
+                    assert os.pread(fd, chunk, off) == payload[name][off:off + chunk], \
+                        f"{name} at {off}"
+            finally:
+                os.close(fd)
+            assert read_file(p) == payload[name], name
+        return go
+
+    # Plus separate processes copying files in at the same time.
+    srcs = []
+    for i in range(2):
+        s = os.path.join(env.scratch, f"{uuid}-p{i}")
+        write_file(s, os.urandom(6 * MiB))
+        srcs.append(s)
+    procs = [subprocess.Popen(["cp", s, os.path.join(d, f"p{i}")])
+             for i, s in enumerate(srcs)]
+    try:
+        run_threads([writer_reader(n) for n in payload])
+        for pr in procs:
+            assert pr.wait(timeout=JOIN_TIMEOUT) == 0
+    finally:
+        for pr in procs:
+            if pr.poll() is None:
+                pr.kill()
+    for i, s in enumerate(srcs):
+        assert hashlib.sha256(read_file(os.path.join(d, f"p{i}"))).digest() == \
+            hashlib.sha256(read_file(s)).digest()
+        os.unlink(s)
+    assert sorted(os.listdir(d)) == sorted(list(payload) + ["p0", "p1"])
+
+
+def test_readers_and_one_writer_on_same_file(mnt, uuid):
+    d = os.path.join(mnt, uuid)
+    os.mkdir(d)
+    p = os.path.join(d, "disk")
+    half = 8 * MiB
+    fixed = os.urandom(half)
+    write_file(p, fixed + bytes(half))
+    chunk = 64 * 1024
+    rounds = [os.urandom(half) for _ in range(2)]
+    done = threading.Event()
+
+    def writer():
+        try:
+            fd = os.open(p, os.O_WRONLY)
+            try:
+                for data in rounds:
+                    for off in range(0, half, chunk):
+                        os.pwrite(fd, data[off:off + chunk], half + off)
+            finally:
+                os.close(fd)
+        finally:
+            done.set()
+
+    def reader(seed):
+        def go():
+            rnd = random.Random(seed)
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                n = 0
+                while not done.is_set() or n < 20:
+                    off = rnd.randrange(0, half // chunk) * chunk
+                    assert os.pread(fd, chunk, off) == fixed[off:off + chunk], \
+                        f"reader {seed}: bytes at {off} changed under a concurrent writer"
+                    n += 1
+                    if n > 20000:
+                        break
+            finally:
+                os.close(fd)
+        return go
+
+    run_threads([writer] + [reader(i) for i in range(3)])
+    assert read_file(p) == fixed + rounds[-1]
+
+
+@pytest.mark.skipif(not have("qemu-img"), reason="needs qemu-img (qemu-utils)")
+def test_pool_refresh_while_busy_does_not_hang(mnt, env, virsh, uuid):
+    # libvirtd must see the mount, or refreshing would not go through poolfs.
+    assert env.libvirtd_fstype(mnt).startswith("fuse"), \
+        "libvirtd's mount namespace does not see the poolfs mount"
+
+    base = os.path.join(mnt, "_base", "base.raw")
+    run(["qemu-img", "create", "-f", "raw", base, "16M"])
+    overlay = os.path.join(mnt, "_base", "overlay.qcow2")
+    run(["qemu-img", "create", "-f", "qcow2", "-b", base, "-F", "raw", overlay, "1G"])
+    os.mkdir(os.path.join(mnt, uuid))
+    disk = os.path.join(mnt, uuid, "disk")
+    run(["qemu-img", "create", "-f", "qcow2", "-b", base, "-F", "raw", disk, "1G"])
+    work = os.path.join(mnt, f"{uuid}_work")
+    os.mkdir(work)
+    for i in range(8):
+        write_file(os.path.join(work, f"f{i}"), os.urandom(64 * 1024))
+
+    stop = threading.Event()
+    progress = [0]
+    errors = []
+
+    def hammer(seed):
+        rnd = random.Random(seed)
+        try:
+            while not stop.is_set():
+                i = rnd.randrange(8)
+                f = os.path.join(work, f"f{i}")
+                os.stat(disk)
+                with open(base, "rb") as fh:
+                    fh.seek(rnd.randrange(16) * MiB)
+                    fh.read(4096)
+                with open(disk, "rb") as fh:
+                    fh.read(4096)
+                os.listdir(work)
+                tmp = os.path.join(work, f"tmp-{seed}")
+                write_file(tmp, b"x" * 4096)
+                os.rename(tmp, os.path.join(work, f"new-{seed}"))
+                os.unlink(os.path.join(work, f"new-{seed}"))
+                os.stat(f)
+                progress[0] += 1
+        except BaseException as e:  # noqa: B902
+            errors.append(e)
+
+    threads = [threading.Thread(target=hammer, args=(s,), daemon=True) for s in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for rnd in range(5):
+            for pool in (DISKS_POOL, BASE_POOL):
+                before = progress[0]
+                try:
+                    virsh.pool_refresh(pool, timeout=20)
+                except AssertionError as e:
+                    raise AssertionError(f"round {rnd}: virsh pool-refresh {pool}: {e}")
+                # The mount answers a fresh process promptly.
+                run(["stat", "-c", "%s", disk], timeout=10)
+                assert not errors, f"hammer thread failed: {errors[0]!r}"
+                time.sleep(0.2)
+                assert progress[0] > before, \
+                    f"no file system progress around refresh round {rnd} of {pool}"
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(20)
+    assert not any(t.is_alive() for t in threads), "hammer threads stuck on the mount"
+    assert not errors, f"hammer thread failed: {errors[0]!r}"
+    assert progress[0] > 10, progress
+
+    # libvirtd did read the chain through the mount.
+    xml = virsh.vol_xml(BASE_POOL, "overlay.qcow2")
+    assert f"<path>{base}</path>" in xml, xml
+    assert "overlay.qcow2" in virsh.vol_list(BASE_POOL)
+    assert f"{uuid}_disk" in virsh.vol_list(DISKS_POOL)

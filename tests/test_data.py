@@ -1,0 +1,163 @@
+"""File data and attributes: cp in/out, sparse files, statfs, chmod/utime
+(scenarios 4, 5, 12, 13)."""
+
+import hashlib
+import json
+import os
+import stat
+import time
+
+import pytest
+
+from helpers import DISKS_POOL, MiB, REFRESH, have, read_file, run, write_file
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(MiB)
+            if not b:
+                return h.hexdigest()
+            h.update(b)
+
+
+@pytest.mark.parametrize("io", ["auto", "stream"])
+def test_cp_in_and_out(poolfs_factory, virsh, env, random_64m, uuid, io):
+    opts = [] if io == "auto" else [f"io={io}"]
+    mnt = poolfs_factory(opts).mnt
+    os.mkdir(os.path.join(mnt, uuid))
+    inside = os.path.join(mnt, uuid, "disk")
+    run(["cp", random_64m, inside], timeout=60)
+    assert os.path.getsize(inside) == 64 * MiB
+    out = os.path.join(env.scratch, f"{uuid}-out")
+    try:
+        run(["cp", inside, out], timeout=60)
+        assert sha256(out) == sha256(random_64m)
+    finally:
+        if os.path.exists(out):
+            os.unlink(out)
+    info = virsh.vol_xml(DISKS_POOL, f"{uuid}_disk")
+    assert "<capacity unit='bytes'>67108864</capacity>" in info, info
+
+
+@pytest.mark.parametrize("io", ["auto", "stream"])
+def test_small_writes_and_overwrite(poolfs_factory, uuid, io):
+    """Appends, overwrites in the middle, truncation: what console.log and
+    disk.info see."""
+    opts = [] if io == "auto" else [f"io={io}"]
+    mnt = poolfs_factory(opts).mnt
+    os.mkdir(os.path.join(mnt, uuid))
+    p = os.path.join(mnt, uuid, "console.log")
+    expect = b""
+    with open(p, "ab") as f:
+        for i in range(200):
+            line = f"[{i:5d}] boot message {i}\n".encode()
+            f.write(line)
+            f.flush()
+            expect += line
+    assert read_file(p) == expect
+    with open(p, "r+b") as f:
+        f.seek(100)
+        f.write(b"XXXX")
+    expect = expect[:100] + b"XXXX" + expect[104:]
+    assert read_file(p) == expect
+    os.truncate(p, 50)
+    assert os.path.getsize(p) == 50
+    assert read_file(p) == expect[:50]
+    with open(p, "wb") as f:
+        f.write(b"new")
+    assert read_file(p) == b"new"
+
+
+def make_sparse(path):
+    with open(path, "wb") as f:
+        f.truncate(256 * MiB)
+        f.seek(100 * MiB)
+        data = os.urandom(MiB)
+        f.write(data)
+    return data
+
+
+def test_sparse_file_stays_sparse(mnt, env, uuid):
+    src = os.path.join(env.scratch, f"{uuid}-sparse")
+    data = make_sparse(src)
+    try:
+        os.mkdir(os.path.join(mnt, uuid))
+        dst = os.path.join(mnt, uuid, "disk")
+        run(["cp", "--sparse=always", src, dst], timeout=60)
+    finally:
+        os.unlink(src)
+    st = os.stat(dst)
+    assert st.st_size == 256 * MiB
+    assert st.st_blocks * 512 <= 8 * MiB, f"st_blocks {st.st_blocks}: holes were filled"
+    fd = os.open(dst, os.O_RDONLY)
+    try:
+        assert os.lseek(fd, 0, os.SEEK_DATA) == 100 * MiB
+        assert os.lseek(fd, 100 * MiB, os.SEEK_HOLE) == 101 * MiB
+        assert os.lseek(fd, 0, os.SEEK_HOLE) == 0
+        try:
+            off = os.lseek(fd, 101 * MiB, os.SEEK_DATA)
+            raise AssertionError(f"SEEK_DATA past the last data gave {off}, not ENXIO")
+        except OSError as e:
+            assert e.errno == 6, e  # ENXIO
+        assert os.pread(fd, MiB, 100 * MiB) == data
+        assert os.pread(fd, 4096, 0) == bytes(4096)
+        assert os.pread(fd, 4096, 256 * MiB - 4096) == bytes(4096)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.skipif(not have("qemu-img"), reason="needs qemu-img (qemu-utils)")
+def test_qemu_img_map_sees_holes(mnt, env, uuid):
+    os.mkdir(os.path.join(mnt, uuid))
+    dst = os.path.join(mnt, uuid, "disk")
+    make_sparse(dst)
+    assert os.stat(dst).st_blocks * 512 <= 8 * MiB
+    m = json.loads(run(["qemu-img", "map", "--output=json", "-f", "raw", dst]).stdout)
+
+    def at(off):
+        for e in m:
+            if e["start"] <= off < e["start"] + e["length"]:
+                return e
+        raise AssertionError(f"offset {off} not in map {m}")
+    assert at(100 * MiB)["data"] is True, m
+    assert at(0)["data"] is False, m
+    assert at(200 * MiB)["data"] is False, m
+    assert sum(e["length"] for e in m) == 256 * MiB, m
+
+
+def test_statfs_matches_pool_capacity(mnt, virsh):
+    info = virsh.pool_info(DISKS_POOL)
+    cap = int(info["capacity"])
+    avail = int(info["available"])
+    sv = os.statvfs(mnt)
+    total = sv.f_blocks * sv.f_frsize
+    assert abs(total - cap) <= cap * 0.03, f"statvfs total {total}, pool capacity {cap}"
+    free = sv.f_bavail * sv.f_frsize
+    assert abs(free - avail) <= cap * 0.03, f"statvfs available {free}, pool {avail}"
+
+
+def test_chmod_and_utime(mnt, uuid):
+    os.mkdir(os.path.join(mnt, uuid))
+    p = os.path.join(mnt, uuid, "disk.info")
+    write_file(p, b"{}")
+    os.chmod(p, 0o640)
+    assert stat.S_IMODE(os.stat(p).st_mode) == 0o640
+    os.chmod(p, 0o604)
+    assert stat.S_IMODE(os.stat(p).st_mode) == 0o604
+    atime_ns = 1_600_000_000 * 10**9
+    mtime_ns = 1_650_000_000 * 10**9 + 500_000_000
+    os.utime(p, ns=(atime_ns, mtime_ns))
+    st = os.stat(p)
+    assert st.st_mtime_ns == mtime_ns
+    assert st.st_atime_ns == atime_ns
+    # Still so after poolfs has re-listed the pool.
+    time.sleep(REFRESH + 1)
+    st = os.stat(p)
+    assert stat.S_IMODE(st.st_mode) == 0o604
+    assert st.st_mtime_ns == mtime_ns
+    # touch sets the times to now.
+    before = time.time()
+    os.utime(p)
+    assert os.stat(p).st_mtime >= before - 2

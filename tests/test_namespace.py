@@ -1,0 +1,146 @@
+"""rename, unlink, rmdir, rm -rf (scenarios 6 and 7)."""
+
+import errno
+import os
+import time
+
+from helpers import DISKS_POOL, REFRESH, expect_errno, read_file, run, write_file
+
+INSTANCE_FILES = {"disk": 300000, "disk.info": 60, "console.log": 5000,
+                  "libvirt.xml": 2000, "disk.config": 40000}
+
+
+def disk_vols(virsh, prefix):
+    return {v for v in virsh.vol_list(DISKS_POOL) if v.startswith(prefix)}
+
+
+def test_rename_file_within_dir(mnt, virsh, uuid):
+    d = os.path.join(mnt, uuid)
+    os.mkdir(d)
+    write_file(os.path.join(d, "disk.info.tmp"), b"info")
+    os.rename(os.path.join(d, "disk.info.tmp"), os.path.join(d, "disk.info"))
+    assert os.listdir(d) == ["disk.info"]
+    assert read_file(os.path.join(d, "disk.info")) == b"info"
+    expect_errno(errno.ENOENT, os.stat, os.path.join(d, "disk.info.tmp"))
+    vols = disk_vols(virsh, uuid)
+    assert f"{uuid}_disk.info" in vols and f"{uuid}_disk.info.tmp" not in vols, vols
+    assert virsh.vol_download(DISKS_POOL, f"{uuid}_disk.info") == b"info"
+
+
+def test_rename_file_across_dirs(mnt, virsh, uuid):
+    other = uuid[::-1]
+    os.mkdir(os.path.join(mnt, uuid))
+    os.mkdir(os.path.join(mnt, other))
+    data = os.urandom(200000)
+    write_file(os.path.join(mnt, uuid, "disk"), data)
+    os.rename(os.path.join(mnt, uuid, "disk"), os.path.join(mnt, other, "disk"))
+    assert os.listdir(os.path.join(mnt, uuid)) == []
+    assert os.listdir(os.path.join(mnt, other)) == ["disk"]
+    assert read_file(os.path.join(mnt, other, "disk")) == data
+    vols = virsh.vol_list(DISKS_POOL)
+    assert f"{other}_disk" in vols and f"{uuid}_disk" not in vols
+    # Top level <-> directory too.
+    os.rename(os.path.join(mnt, other, "disk"), os.path.join(mnt, "moved"))
+    assert read_file(os.path.join(mnt, "moved")) == data
+    assert "_moved" in virsh.vol_list(DISKS_POOL)
+
+
+def test_rename_instance_dir_to_resize_and_back(mnt, virsh, uuid):
+    d = os.path.join(mnt, uuid)
+    os.mkdir(d)
+    contents = {n: os.urandom(size) for n, size in INSTANCE_FILES.items()}
+    for n, c in contents.items():
+        write_file(os.path.join(d, n), c)
+
+    resize = os.path.join(mnt, f"{uuid}_resize")
+    os.rename(d, resize)
+    assert not os.path.exists(d)
+    assert sorted(os.listdir(resize)) == sorted(contents)
+    for n, c in contents.items():
+        assert read_file(os.path.join(resize, n)) == c, n
+    assert disk_vols(virsh, f"{uuid}_") == set()
+    assert disk_vols(virsh, f"{uuid}%5Fresize_") == {f"{uuid}%5Fresize_{n}"
+                                                     for n in contents}
+
+    os.rename(resize, d)
+    assert not os.path.exists(resize)
+    assert sorted(os.listdir(d)) == sorted(contents)
+    for n, c in contents.items():
+        assert read_file(os.path.join(d, n)) == c, n
+    assert disk_vols(virsh, f"{uuid}%5Fresize_") == set()
+    assert disk_vols(virsh, f"{uuid}_") == {f"{uuid}_{n}" for n in contents}
+
+
+def test_rename_empty_dir(mnt, virsh, uuid):
+    os.mkdir(os.path.join(mnt, uuid))
+    os.rename(os.path.join(mnt, uuid), os.path.join(mnt, f"{uuid}_del"))
+    assert os.path.isdir(os.path.join(mnt, f"{uuid}_del"))
+    assert not os.path.exists(os.path.join(mnt, uuid))
+    vols = virsh.vol_list(DISKS_POOL)
+    assert f"{uuid}%5Fdel_" in vols and f"{uuid}_" not in vols, sorted(vols)
+
+
+def test_rename_over_existing_file_replaces_it(mnt, virsh, uuid):
+    d = os.path.join(mnt, uuid)
+    os.mkdir(d)
+    write_file(os.path.join(d, "a"), b"A" * 5000)
+    write_file(os.path.join(d, "b"), b"B" * 9000)
+    os.rename(os.path.join(d, "a"), os.path.join(d, "b"))
+    assert os.listdir(d) == ["b"]
+    assert read_file(os.path.join(d, "b")) == b"A" * 5000
+    assert os.path.getsize(os.path.join(d, "b")) == 5000
+    assert disk_vols(virsh, f"{uuid}_") >= {f"{uuid}_b"}
+    assert f"{uuid}_a" not in virsh.vol_list(DISKS_POOL)
+    assert virsh.vol_download(DISKS_POOL, f"{uuid}_b") == b"A" * 5000
+    # Across directories as well.
+    other = uuid[::-1]
+    os.mkdir(os.path.join(mnt, other))
+    write_file(os.path.join(mnt, other, "b"), b"C" * 100)
+    os.rename(os.path.join(mnt, other, "b"), os.path.join(d, "b"))
+    assert read_file(os.path.join(d, "b")) == b"C" * 100
+    assert os.listdir(os.path.join(mnt, other)) == []
+
+
+def test_rename_missing_source(mnt, uuid):
+    os.mkdir(os.path.join(mnt, uuid))
+    expect_errno(errno.ENOENT, os.rename, os.path.join(mnt, uuid, "nope"),
+                 os.path.join(mnt, uuid, "x"))
+
+
+def test_rm_rf_instance_dir(mnt, virsh, uuid):
+    d = os.path.join(mnt, uuid)
+    os.mkdir(d)
+    for n, size in INSTANCE_FILES.items():
+        write_file(os.path.join(d, n), os.urandom(size))
+    os.makedirs(os.path.join(d, "sub", "deeper"))
+    write_file(os.path.join(d, "sub", "deeper", "f"), b"x")
+    keep = uuid[::-1]
+    os.mkdir(os.path.join(mnt, keep))
+    write_file(os.path.join(mnt, keep, "disk"), b"keep me")
+    assert disk_vols(virsh, f"{uuid}")
+    run(["rm", "-rf", d], timeout=30)
+    assert not os.path.exists(d)
+    assert uuid not in os.listdir(mnt)
+    left = {v for v in virsh.vol_list(DISKS_POOL) if uuid in v}
+    assert left == set(), f"volumes left behind by rm -rf: {left}"
+    # Nothing else went with it.
+    assert read_file(os.path.join(mnt, keep, "disk")) == b"keep me"
+    # And it stays gone (no stale marker resurrects it at the next re-list).
+    time.sleep(REFRESH + 1)
+    assert uuid not in os.listdir(mnt)
+
+
+def test_rmdir_non_empty_and_unlink_missing(mnt, virsh, uuid):
+    d = os.path.join(mnt, uuid)
+    os.mkdir(d)
+    write_file(os.path.join(d, "disk"), b"x")
+    expect_errno(errno.ENOTEMPTY, os.rmdir, d)
+    assert read_file(os.path.join(d, "disk")) == b"x"
+    expect_errno(errno.ENOENT, os.unlink, os.path.join(d, "missing"))
+    expect_errno(errno.ENOENT, os.unlink, os.path.join(mnt, "missing-dir", "disk"))
+    expect_errno(errno.ENOENT, os.rmdir, os.path.join(mnt, "missing-dir"))
+    expect_errno(errno.ENOTDIR, os.rmdir, os.path.join(d, "disk"))
+    expect_errno(errno.EISDIR, os.unlink, d)
+    os.unlink(os.path.join(d, "disk"))
+    os.rmdir(d)
+    assert {v for v in virsh.vol_list(DISKS_POOL) if uuid in v} == set()
