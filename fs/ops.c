@@ -47,7 +47,7 @@ poolfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 static int
 poolfs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
-    if (fi && fi->fh)
+    if (!path)
         return pool_file_getattr(poolfs_file(fi), st);
     return pool_getattr(poolfs_ctx(), path, st);
 }
@@ -65,6 +65,25 @@ poolfs_fill_one(void *arg, const char *name, const struct stat *st)
     return f->filler(f->buf, name, st, 0, st ? FUSE_FILL_DIR_PLUS : 0);
 }
 
+/* With nullpath_ok, readdir gets no path: opendir keeps it in fh. */
+static int
+poolfs_opendir(const char *path, struct fuse_file_info *fi)
+{
+    char *copy = strdup(path);
+
+    if (!copy)
+        return -ENOMEM;
+    fi->fh = (uintptr_t)copy;
+    return 0;
+}
+
+static int
+poolfs_releasedir(const char *path, struct fuse_file_info *fi)
+{
+    free((char *)(uintptr_t)fi->fh);
+    return 0;
+}
+
 static int
 poolfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
                off_t off, struct fuse_file_info *fi,
@@ -72,7 +91,8 @@ poolfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 {
     struct poolfs_fill fill = { buf, filler };
 
-    return pool_readdir(poolfs_ctx(), path, poolfs_fill_one, &fill);
+    return pool_readdir(poolfs_ctx(), (const char *)(uintptr_t)fi->fh,
+                        poolfs_fill_one, &fill);
 }
 
 static int
@@ -102,7 +122,7 @@ poolfs_rename(const char *from, const char *to, unsigned int flags)
 static int
 poolfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 {
-    if (fi && fi->fh)
+    if (!path || (fi && fi->fh))
         return pool_file_truncate(poolfs_file(fi), size);
     return pool_truncate(poolfs_ctx(), path, size);
 }
@@ -110,6 +130,8 @@ poolfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 static int
 poolfs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
+    if (!path)
+        return -ENOENT;    /* open, then unlinked */
     return pool_chmod(poolfs_ctx(), path, mode);
 }
 
@@ -117,6 +139,8 @@ static int
 poolfs_chown(const char *path, uid_t uid, gid_t gid,
              struct fuse_file_info *fi)
 {
+    if (!path)
+        return -ENOENT;    /* open, then unlinked */
     return pool_chown(poolfs_ctx(), path, uid, gid);
 }
 
@@ -124,6 +148,8 @@ static int
 poolfs_utimens(const char *path, const struct timespec tv[2],
                struct fuse_file_info *fi)
 {
+    if (!path)
+        return -ENOENT;    /* open, then unlinked */
     return pool_utimens(poolfs_ctx(), path, tv);
 }
 
@@ -264,7 +290,9 @@ poolfs_lseek(const char *path, off_t off, int whence,
 const struct fuse_operations poolfs_ops = {
     .init = poolfs_init,
     .getattr = poolfs_getattr,
+    .opendir = poolfs_opendir,
     .readdir = poolfs_readdir,
+    .releasedir = poolfs_releasedir,
     .mkdir = poolfs_mkdir,
     .rmdir = poolfs_rmdir,
     .unlink = poolfs_unlink,

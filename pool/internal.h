@@ -75,8 +75,8 @@ int io_open(struct pool_ctx *ctx, const char *path, int pool,
             struct pool_file **filep);
 
 /* tree.c */
-void tree_file_closed(struct pool_ctx *ctx, const char *path,
-                      const char *vol, const struct stat *st);
+void tree_update_size(struct pool_ctx *ctx, const char *path,
+                      const char *vol, off_t size);
 
 /* Scope-bound cleanup, as in libvirt's g_autofree. */
 static inline void pool_freep(void *p) { free(*(void **)p); }

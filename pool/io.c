@@ -145,7 +145,7 @@ pool_file_close(struct pool_file *f)
              * store) is stale after writes behind its back. */
             listing_request_refresh(f->ctx, f->pool);
         } else if (f->ops->getattr(f, &st) == 0) {
-            tree_file_closed(f->ctx, f->path, f->vol, &st);
+            tree_update_size(f->ctx, f->path, f->vol, st.st_size);
         }
     }
     f->ops->close(f);

@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "io.h"
@@ -37,6 +38,7 @@ struct io_stream {
     off_t wr_pos;
     off_t size;
     unsigned long long allocation;
+    time_t mtime;       /* of our last change, or of the open */
     int err;
 };
 
@@ -111,6 +113,7 @@ io_stream_open(struct pool_file *f, int flags)
     if (!s)
         return -ENOMEM;
     pthread_mutex_init(&s->lock, NULL);
+    s->mtime = time(NULL);
     f->st = s;
     if (!(s->vol = virStorageVolLookupByName(f->ctx->pools[f->pool].pool,
                                              f->vol))) {
@@ -291,6 +294,7 @@ io_stream_write(struct pool_file *f, const void *buf, size_t size, off_t off)
     }
     if (s->wr_pos > s->size)
         s->size = s->wr_pos;
+    s->mtime = time(NULL);
     pthread_mutex_unlock(&s->lock);
     return sent;
 
@@ -331,6 +335,7 @@ io_stream_getattr(struct pool_file *f, struct stat *st)
     st->st_mode = S_IFREG | 0600;
     st->st_nlink = 1;
     st->st_blksize = 65536;
+    st->st_atime = st->st_mtime = st->st_ctime = s->mtime;
     return 0;
 }
 

@@ -155,7 +155,7 @@ pool_readdir(struct pool_ctx *ctx, const char *path, pool_fill_fn fill,
         goto out;
     }
     tree_node_stat(ctx, node, &st);
-    fill(arg, ".", &st);
+    fill(arg, ".", NULL);
     fill(arg, "..", NULL);
     for (i = 0; i < node->nkids; i++) {
         /* A volume deleted under us still lists; its stat says ENOENT. */
@@ -517,7 +517,10 @@ pool_truncate(struct pool_ctx *ctx, const char *path, off_t size)
         listing_request_refresh(ctx, pool);
         return 0;
     }
-    return volume_resize(ctx, pool, vol, size);
+    if ((rc = volume_resize(ctx, pool, vol, size)) < 0)
+        return rc;
+    tree_update_size(ctx, path, vol, size);
+    return 0;
 }
 
 /* chmod, chown, utimens: on the volume's file, or a directory's marker. */
@@ -648,19 +651,19 @@ pool_open_file(struct pool_ctx *ctx, const char *path, int flags,
     return io_open(ctx, path, pool, vol, local, flags, filep);
 }
 
-/* A stream-written file closed: its size is known without asking. */
+/* A volume without a local path changed size: no need to ask libvirt. */
 void
-tree_file_closed(struct pool_ctx *ctx, const char *path, const char *vol,
-                 const struct stat *st)
+tree_update_size(struct pool_ctx *ctx, const char *path, const char *vol,
+                 off_t size)
 {
     struct cat_node *node;
 
     pthread_rwlock_wrlock(&ctx->lock);
     if ((node = catalog_lookup(ctx->cat, path)) && node->kind == CAT_FILE &&
         strcmp(node->vol, vol) == 0) {
-        node->info.physical = st->st_size;
-        if (node->info.capacity < (unsigned long long)st->st_size)
-            node->info.capacity = st->st_size;
+        node->info.physical = size;
+        if (node->info.capacity < (unsigned long long)size)
+            node->info.capacity = size;
         node->mtime = time(NULL);
     }
     pthread_rwlock_unlock(&ctx->lock);
