@@ -130,6 +130,40 @@ poolfs_opt_proc(void *data, const char *arg, int key,
     }
 }
 
+/*
+ * The kernel asks FUSE filesystems for 128 KiB of read-ahead at most; a
+ * sequential reader of a disk image wants more.  The mount's backing
+ * device is found in /proc/self/mountinfo (a stat of the mountpoint would
+ * ask this very process, which is not serving yet).
+ */
+static void
+poolfs_set_readahead(const char *mountpoint, unsigned kb)
+{
+    FILE *mi = fopen("/proc/self/mountinfo", "r");
+    char line[4096];
+    unsigned maj, min;
+    char mnt[PATH_MAX];
+    char path[128];
+    bool found = false;
+    FILE *ra;
+
+    if (!mi)
+        return;
+    while (fgets(line, sizeof(line), mi)) {
+        if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &maj, &min, mnt) == 3 &&
+            strcmp(mnt, mountpoint) == 0)
+            found = true;   /* the last match is the newest mount */
+    }
+    fclose(mi);
+    if (!found)
+        return;
+    snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", maj, min);
+    if ((ra = fopen(path, "w"))) {
+        fprintf(ra, "%u\n", kb);
+        fclose(ra);
+    }
+}
+
 static int
 poolfs_parse_io(const char *s, enum pool_io *io)
 {
@@ -285,6 +319,7 @@ main(int argc, char **argv)
         fuse_unmount(fuse);
         goto out;
     }
+    poolfs_set_readahead(mount_real, 1024);
     if (readyfd >= 0)
         poolfs_detach(readyfd);
 
