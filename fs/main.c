@@ -83,8 +83,9 @@ poolfs_usage(FILE *out)
 "                           uses local where the volume has a path here\n"
 "\n"
 "FUSE options (also with -o): allow_other, default_permissions, ro,\n"
-"max_threads=N, clone_fd, attr_timeout=S, entry_timeout=S, and the rest\n"
-"of fuse(8).\n"
+"max_threads=N, attr_timeout=S, entry_timeout=S, and the rest of fuse(8);\n"
+"the kernel's writeback cache and splice are on by default and can be\n"
+"turned off with -o no_writeback_cache, no_splice_read, no_splice_write.\n"
 "\n"
 "In /etc/fstab:\n"
 "  qemu:///system /var/lib/nova/instances fuse.poolfs "
@@ -297,6 +298,8 @@ main(int argc, char **argv)
     }
     opts.mountpoint = mount_real;
 
+    if (!(fs.conn_opts = fuse_parse_conn_info_opts(&args)))
+        return EXIT_USAGE;
     /* Hard-wired behaviour; the user's -o options come after and win. */
     fuse_opt_insert_arg(&args, 1, "-ofsname=poolfs,subtype=poolfs,"
                         "default_permissions");
@@ -336,6 +339,7 @@ main(int argc, char **argv)
     fuse_destroy(fuse);
     pool_close(fs.ctx);
     fuse_opt_free_args(&args);
+    free(fs.conn_opts);
     free(a.uri);
     free(a.mountpoint);
     free(a.disks_pool);

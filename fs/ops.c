@@ -26,6 +26,8 @@ poolfs_file(struct fuse_file_info *fi)
 static void *
 poolfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
+    struct poolfs *fs;
+
     /* unlink goes to the pool at once; open handles keep working. */
     cfg->hard_remove = 1;
     cfg->nullpath_ok = 1;
@@ -40,8 +42,12 @@ poolfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
                                    FUSE_CAP_SPLICE_READ |
                                    FUSE_CAP_ASYNC_DIO |
                                    FUSE_CAP_PARALLEL_DIROPS |
-                                   FUSE_CAP_ATOMIC_O_TRUNC);
-    return fuse_get_context()->private_data;
+                                   FUSE_CAP_ATOMIC_O_TRUNC |
+                                   FUSE_CAP_WRITEBACK_CACHE);
+    fs = fuse_get_context()->private_data;
+    if (fs->conn_opts)
+        fuse_apply_conn_info_opts(fs->conn_opts, conn);
+    return fs;
 }
 
 static int
@@ -130,8 +136,8 @@ poolfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 static int
 poolfs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
-    if (!path)
-        return -ENOENT;    /* open, then unlinked */
+    if (fi && fi->fh)
+        return pool_file_chmod(poolfs_file(fi), mode);
     return pool_chmod(poolfs_ctx(), path, mode);
 }
 
@@ -139,8 +145,8 @@ static int
 poolfs_chown(const char *path, uid_t uid, gid_t gid,
              struct fuse_file_info *fi)
 {
-    if (!path)
-        return -ENOENT;    /* open, then unlinked */
+    if (fi && fi->fh)
+        return pool_file_chown(poolfs_file(fi), uid, gid);
     return pool_chown(poolfs_ctx(), path, uid, gid);
 }
 
@@ -148,8 +154,9 @@ static int
 poolfs_utimens(const char *path, const struct timespec tv[2],
                struct fuse_file_info *fi)
 {
-    if (!path)
-        return -ENOENT;    /* open, then unlinked */
+    /* The writeback cache sets mtime through the open file. */
+    if (fi && fi->fh)
+        return pool_file_utimens(poolfs_file(fi), tv);
     return pool_utimens(poolfs_ctx(), path, tv);
 }
 

@@ -10,7 +10,8 @@
 /* The mounted filesystem: what every FUSE operation reaches. */
 struct poolfs {
     struct pool_ctx *ctx;
-    bool read_only;
+    /* -o writeback_cache, no_splice_read, ...: applied after our defaults */
+    struct fuse_conn_info_opts *conn_opts;
 };
 
 extern const struct fuse_operations poolfs_ops;

@@ -109,6 +109,24 @@ pool_file_truncate(struct pool_file *f, off_t size)
 }
 
 int
+pool_file_chmod(struct pool_file *f, mode_t mode)
+{
+    return f->ops->chmod(f, mode);
+}
+
+int
+pool_file_chown(struct pool_file *f, uid_t uid, gid_t gid)
+{
+    return f->ops->chown(f, uid, gid);
+}
+
+int
+pool_file_utimens(struct pool_file *f, const struct timespec tv[2])
+{
+    return f->ops->utimens(f, tv);
+}
+
+int
 pool_file_flush(struct pool_file *f)
 {
     return f->ops->flush(f);

@@ -20,6 +20,9 @@ struct io_ops {
                      off_t off);
     int (*getattr)(struct pool_file *f, struct stat *st);
     int (*truncate)(struct pool_file *f, off_t size);
+    int (*chmod)(struct pool_file *f, mode_t mode);
+    int (*chown)(struct pool_file *f, uid_t uid, gid_t gid);
+    int (*utimens)(struct pool_file *f, const struct timespec tv[2]);
     int (*flush)(struct pool_file *f);
     int (*fsync)(struct pool_file *f, bool datasync);
     int (*fallocate)(struct pool_file *f, int mode, off_t off, off_t len);

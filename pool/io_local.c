@@ -49,8 +49,13 @@ io_local_stat(const char *local, struct stat *st)
 int
 io_local_open(struct pool_file *f, const char *local, int flags)
 {
-    int oflags = flags & (O_ACCMODE | O_APPEND | O_TRUNC | O_SYNC |
-                          O_DSYNC | O_DIRECT | O_NOATIME);
+    int oflags = flags & (O_ACCMODE | O_TRUNC | O_SYNC | O_DSYNC |
+                          O_DIRECT | O_NOATIME);
+
+    /* With the kernel's writeback cache the kernel may read around a
+     * partial page of a write-only file, and it does O_APPEND itself. */
+    if ((oflags & O_ACCMODE) == O_WRONLY)
+        oflags = (oflags & ~O_ACCMODE) | O_RDWR;
 
     if ((f->fd = open(local, oflags | O_CLOEXEC)) < 0) {
         int err = errno;
@@ -94,6 +99,24 @@ io_local_truncate(struct pool_file *f, off_t size)
 }
 
 static int
+io_local_chmod(struct pool_file *f, mode_t mode)
+{
+    return fchmod(f->fd, mode & 07777) < 0 ? -errno : 0;
+}
+
+static int
+io_local_chown(struct pool_file *f, uid_t uid, gid_t gid)
+{
+    return fchown(f->fd, uid, gid) < 0 ? -errno : 0;
+}
+
+static int
+io_local_utimens(struct pool_file *f, const struct timespec tv[2])
+{
+    return futimens(f->fd, tv) < 0 ? -errno : 0;
+}
+
+static int
 io_local_flush(struct pool_file *f)
 {
     return 0;
@@ -133,6 +156,9 @@ const struct io_ops io_local_ops = {
     .write = io_local_write,
     .getattr = io_local_getattr,
     .truncate = io_local_truncate,
+    .chmod = io_local_chmod,
+    .chown = io_local_chown,
+    .utimens = io_local_utimens,
     .flush = io_local_flush,
     .fsync = io_local_fsync,
     .fallocate = io_local_fallocate,

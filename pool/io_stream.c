@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -356,6 +357,33 @@ io_stream_truncate(struct pool_file *f, off_t size)
 }
 
 static int
+io_stream_chmod(struct pool_file *f, mode_t mode)
+{
+    return -EOPNOTSUPP;     /* libvirt has no call for it */
+}
+
+static int
+io_stream_chown(struct pool_file *f, uid_t uid, gid_t gid)
+{
+    return -EOPNOTSUPP;
+}
+
+static int
+io_stream_utimens(struct pool_file *f, const struct timespec tv[2])
+{
+    /* The volume's times are the server's; only our view can follow. */
+    struct io_stream *s = f->st;
+
+    pthread_mutex_lock(&s->lock);
+    if (tv[1].tv_nsec == UTIME_NOW)
+        s->mtime = time(NULL);
+    else if (tv[1].tv_nsec != UTIME_OMIT)
+        s->mtime = tv[1].tv_sec;
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+static int
 io_stream_fallocate(struct pool_file *f, int mode, off_t off, off_t len)
 {
     return -EOPNOTSUPP;
@@ -398,6 +426,9 @@ const struct io_ops io_stream_ops = {
     .write = io_stream_write,
     .getattr = io_stream_getattr,
     .truncate = io_stream_truncate,
+    .chmod = io_stream_chmod,
+    .chown = io_stream_chown,
+    .utimens = io_stream_utimens,
     .flush = io_stream_flush,
     .fsync = io_stream_fsync,
     .fallocate = io_stream_fallocate,

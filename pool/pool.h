@@ -75,6 +75,9 @@ ssize_t pool_file_write(struct pool_file *file, const void *buf, size_t size,
                         off_t off);
 int pool_file_getattr(struct pool_file *file, struct stat *st);
 int pool_file_truncate(struct pool_file *file, off_t size);
+int pool_file_chmod(struct pool_file *file, mode_t mode);
+int pool_file_chown(struct pool_file *file, uid_t uid, gid_t gid);
+int pool_file_utimens(struct pool_file *file, const struct timespec tv[2]);
 int pool_file_flush(struct pool_file *file);
 int pool_file_fsync(struct pool_file *file, bool datasync);
 int pool_file_fallocate(struct pool_file *file, int mode, off_t off,
