@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stddef.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,6 +230,19 @@ poolfs_detach(int readyfd)
     close(readyfd);
 }
 
+/* libfuse's own messages ("unknown option") in our one-line form. */
+static void
+poolfs_fuse_log(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+    char msg[1024];
+    const char *p = msg;
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (strncmp(p, "fuse: ", 6) == 0)
+        p += 6;
+    fprintf(stderr, "poolfs: %s", p);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -244,6 +258,7 @@ main(int argc, char **argv)
     int ret = EXIT_RUNTIME;
     char *end;
 
+    fuse_set_log_func(poolfs_fuse_log);
     if (fuse_opt_parse(&args, &a, poolfs_opt_spec, poolfs_opt_proc) < 0) {
         fprintf(stderr, "poolfs: cannot parse the options; see poolfs --help\n");
         return EXIT_USAGE;

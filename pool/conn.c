@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <libvirt/virterror.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
@@ -143,6 +144,43 @@ static char *
 conn_strdup(const char *s)
 {
     return s ? strdup(s) : NULL;
+}
+
+void
+pool_change_begin(struct pool_ctx *ctx)
+{
+    pthread_rwlock_wrlock(&ctx->lock);
+    ctx->busy++;
+    ctx->gen++;
+    pthread_rwlock_unlock(&ctx->lock);
+}
+
+void
+pool_change_end(struct pool_ctx *ctx)
+{
+    pthread_rwlock_wrlock(&ctx->lock);
+    ctx->busy--;
+    ctx->gen++;
+    pthread_rwlock_unlock(&ctx->lock);
+}
+
+int
+pool_refresh_retry(struct pool_ctx *ctx, int pool, int tries)
+{
+    int i;
+
+    for (i = 0; i < tries; i++) {
+        virErrorPtr err;
+
+        if (virStoragePoolRefresh(ctx->pools[pool].pool, 0) == 0)
+            return 0;
+        err = virGetLastError();
+        if (!err || !err->message ||
+            !strstr(err->message, "asynchronous jobs"))
+            return -1;
+        usleep(50 * 1000);
+    }
+    return -1;
 }
 
 const char *

@@ -19,6 +19,8 @@ struct pool_ref {
     char *target;       /* the pool's target path, or NULL */
     bool local;         /* volumes are TARGET/NAME on this host */
     bool dirty;         /* libvirt's view is stale: refresh it */
+    unsigned long refresh_asked;    /* refreshes asked for ... */
+    unsigned long refresh_done;     /* ... and the last one done */
     int event_id;       /* pool refresh/lifecycle callbacks, or -1 */
 };
 
@@ -31,6 +33,7 @@ struct pool_ctx {
     pthread_rwlock_t lock;
     struct catalog *cat;
     unsigned long gen;
+    int busy;           /* changes in several steps under way */
 
     /* Background work: re-listing, pool refreshes, the event loop. */
     pthread_mutex_t bg_lock;
@@ -49,6 +52,20 @@ void pool_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int pool_virt_errno(void);
 const char *pool_virt_message(void);
 
+/*
+ * Bracket a change made in several libvirt calls: no re-listing of the
+ * pools taken while one is under way replaces the catalog.
+ */
+void pool_change_begin(struct pool_ctx *ctx);
+void pool_change_end(struct pool_ctx *ctx);
+
+/*
+ * virStoragePoolRefresh, retried while libvirt refuses it because volumes
+ * are being built or streamed ("asynchronous jobs running"), for at most
+ * TRIES attempts 50 ms apart.  0, or -1 with the libvirt error set.
+ */
+int pool_refresh_retry(struct pool_ctx *ctx, int pool, int tries);
+
 /* volume.c: volume operations, through libvirt. */
 int volume_create(struct pool_ctx *ctx, int pool, const char *vol,
                   mode_t mode, uid_t uid, gid_t gid);
@@ -64,7 +81,14 @@ char *volume_local_path(struct pool_ctx *ctx, int pool, const char *vol);
 /* listing.c: the catalog from the pools. */
 int listing_load(struct pool_ctx *ctx, struct catalog *old,
                  struct catalog **catp);
-void listing_request_refresh(struct pool_ctx *ctx, int pool);
+/* Ask for a background refresh of POOL; returns a ticket to wait for. */
+unsigned long listing_request_refresh(struct pool_ctx *ctx, int pool);
+/*
+ * Wait at most TIMEOUT_MS for the refresh TICKET of POOL.  Bounded because
+ * libvirtd's refresh may need the very mount the caller serves.
+ */
+void listing_wait_refresh(struct pool_ctx *ctx, int pool,
+                          unsigned long ticket, int timeout_ms);
 void listing_request_relist(struct pool_ctx *ctx);
 int listing_start(struct pool_ctx *ctx);
 void listing_stop(struct pool_ctx *ctx);

@@ -163,7 +163,23 @@ listing_load(struct pool_ctx *ctx, struct catalog *old, struct catalog **catp)
     return rc;
 }
 
-/* Re-list the pools; a change poolfs made meanwhile means list again. */
+/* Does libvirt's view lag behind a rename poolfs made in a pool's
+ * directory?  Then a listing would bring back the old names. */
+static bool
+listing_libvirt_stale(struct pool_ctx *ctx)
+{
+    bool stale;
+
+    pthread_mutex_lock(&ctx->bg_lock);
+    stale = ctx->pools[POOL_DISKS].dirty || ctx->pools[POOL_BASE].dirty;
+    pthread_mutex_unlock(&ctx->bg_lock);
+    return stale;
+}
+
+/*
+ * Re-list the pools.  A change poolfs made meanwhile means list again; a
+ * pending pool refresh means stop: the thread refreshes, then lists.
+ */
 static void
 listing_relist(struct pool_ctx *ctx)
 {
@@ -175,6 +191,9 @@ listing_relist(struct pool_ctx *ctx)
         unsigned long gen;
         bool swapped = false;
 
+        if (listing_libvirt_stale(ctx))
+            return;
+
         pthread_rwlock_rdlock(&ctx->lock);
         gen = ctx->gen;
         old = ctx->cat;
@@ -184,7 +203,7 @@ listing_relist(struct pool_ctx *ctx)
             return;     /* reported; keep the view we have */
 
         pthread_rwlock_wrlock(&ctx->lock);
-        if (ctx->gen == gen) {
+        if (ctx->gen == gen && ctx->busy == 0) {
             old = ctx->cat;
             ctx->cat = cat;
             cat = NULL;
@@ -208,6 +227,7 @@ listing_thread(void *arg)
     pthread_mutex_lock(&ctx->bg_lock);
     while (!ctx->bg_quit) {
         bool dirty[POOL_NPOOLS];
+        unsigned long serving[POOL_NPOOLS];
         int i;
 
         clock_gettime(CLOCK_REALTIME, &deadline);
@@ -229,14 +249,22 @@ listing_thread(void *arg)
         for (i = 0; i < POOL_NPOOLS; i++) {
             dirty[i] = ctx->pools[i].dirty;
             ctx->pools[i].dirty = false;
+            serving[i] = ctx->pools[i].refresh_asked;
         }
         ctx->bg_relist = false;
         pthread_mutex_unlock(&ctx->bg_lock);
 
         for (i = 0; i < POOL_NPOOLS; i++)
-            if (dirty[i] && virStoragePoolRefresh(ctx->pools[i].pool, 0) < 0)
+            if (dirty[i] && pool_refresh_retry(ctx, i, 100) < 0)
                 pool_log("cannot refresh storage pool '%s': %s",
                          ctx->pools[i].name, pool_virt_message());
+        pthread_mutex_lock(&ctx->bg_lock);
+        for (i = 0; i < POOL_NPOOLS; i++)
+            if (dirty[i] && ctx->pools[i].refresh_done < serving[i])
+                ctx->pools[i].refresh_done = serving[i];
+        pthread_cond_broadcast(&ctx->bg_cond);
+        pthread_mutex_unlock(&ctx->bg_lock);
+
         listing_relist(ctx);
 
         pthread_mutex_lock(&ctx->bg_lock);
@@ -245,12 +273,39 @@ listing_thread(void *arg)
     return NULL;
 }
 
-void
+unsigned long
 listing_request_refresh(struct pool_ctx *ctx, int pool)
 {
+    unsigned long ticket;
+
     pthread_mutex_lock(&ctx->bg_lock);
     ctx->pools[pool].dirty = true;
-    pthread_cond_signal(&ctx->bg_cond);
+    ticket = ++ctx->pools[pool].refresh_asked;
+    pthread_cond_broadcast(&ctx->bg_cond);
+    pthread_mutex_unlock(&ctx->bg_lock);
+    return ticket;
+}
+
+void
+listing_wait_refresh(struct pool_ctx *ctx, int pool, unsigned long ticket,
+                     int timeout_ms)
+{
+    struct timespec deadline;
+
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&ctx->bg_lock);
+    while (ctx->started && !ctx->bg_quit &&
+           ctx->pools[pool].refresh_done < ticket) {
+        if (pthread_cond_timedwait(&ctx->bg_cond, &ctx->bg_lock,
+                                   &deadline) == ETIMEDOUT)
+            break;
+    }
     pthread_mutex_unlock(&ctx->bg_lock);
 }
 

@@ -434,6 +434,8 @@ pool_rename(struct pool_ctx *ctx, const char *from, const char *to,
     struct tree_plan plan = { .oldroot = from, .newroot = to };
     struct cat_node *src, *dst;
     bool dst_marker = false;
+    unsigned long ticket = 0;
+    bool local;
     size_t i;
     int rc = 0;
 
@@ -473,6 +475,8 @@ pool_rename(struct pool_ctx *ctx, const char *from, const char *to,
             (rc = volume_delete(ctx, loc.pool, loc.vol)) < 0)
             goto cleanup;
     }
+    local = plan.n > 0 && ctx->pools[plan.moves[0].pool].local;
+    pool_change_begin(ctx);
     for (i = 0; i < plan.n; i++) {
         if ((rc = volume_rename(ctx, plan.moves[i].pool, plan.moves[i].from,
                                 plan.moves[i].to)) < 0) {
@@ -480,9 +484,16 @@ pool_rename(struct pool_ctx *ctx, const char *from, const char *to,
             while (i-- > 0)
                 volume_rename(ctx, plan.moves[i].pool, plan.moves[i].to,
                               plan.moves[i].from);
+            if (local)
+                listing_request_refresh(ctx, plan.moves[0].pool);
+            pool_change_end(ctx);
             goto cleanup;
         }
     }
+    /* Renamed in the pool's directory: libvirt learns it by a refresh,
+     * asked for before the change ends so no listing meanwhile counts. */
+    if (local)
+        ticket = listing_request_refresh(ctx, plan.moves[0].pool);
 
     pthread_rwlock_wrlock(&ctx->lock);
     ctx->gen++;
@@ -495,6 +506,12 @@ pool_rename(struct pool_ctx *ctx, const char *from, const char *to,
             tree_relabel(ctx, src);
     }
     pthread_rwlock_unlock(&ctx->lock);
+    pool_change_end(ctx);
+
+    /* Wait for it (bounded), so that libvirt's users see the new names
+     * when rename(2) returns. */
+    if (local)
+        listing_wait_refresh(ctx, plan.moves[0].pool, ticket, 2000);
 
  cleanup:
     tree_plan_free(&plan);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <libxml/tree.h>
 
 #include "internal.h"
@@ -66,6 +67,19 @@ volume_xml(const char *name, unsigned long long capacity, mode_t mode,
     return ret;
 }
 
+/*
+ * libvirt says a volume exists that is not in the pool's directory: a
+ * rename or delete poolfs made there that libvirt has not seen yet.
+ */
+static bool
+volume_libvirt_stale(struct pool_ctx *ctx, int pool, const char *vol)
+{
+    AUTOFREE char *local = volume_local_path(ctx, pool, vol);
+    struct stat st;
+
+    return local && lstat(local, &st) < 0 && errno == ENOENT;
+}
+
 int
 volume_create(struct pool_ctx *ctx, int pool, const char *vol, mode_t mode,
               uid_t uid, gid_t gid)
@@ -75,7 +89,14 @@ volume_create(struct pool_ctx *ctx, int pool, const char *vol, mode_t mode,
 
     if (!xml)
         return -ENOMEM;
-    if (!(v = virStorageVolCreateXML(ctx->pools[pool].pool, xml, 0))) {
+    v = virStorageVolCreateXML(ctx->pools[pool].pool, xml, 0);
+    if (!v && pool_virt_errno() == EEXIST &&
+        volume_libvirt_stale(ctx, pool, vol)) {
+        /* Bring libvirt up to date and try once more. */
+        if (pool_refresh_retry(ctx, pool, 20) == 0)
+            v = virStorageVolCreateXML(ctx->pools[pool].pool, xml, 0);
+    }
+    if (!v) {
         int err = pool_virt_errno();
 
         if (err != EEXIST)
@@ -140,7 +161,6 @@ volume_rename_local(struct pool_ctx *ctx, int pool, const char *from,
         pool_log("rename %s -> %s: %s", src, dst, strerror(err));
         return -err;
     }
-    listing_request_refresh(ctx, pool);
     return 0;
 }
 
@@ -205,6 +225,106 @@ volume_rename(struct pool_ctx *ctx, int pool, const char *from,
     return volume_rename_clone(ctx, pool, from, to);
 }
 
+/* Copy the first LEN bytes of SRC into the (empty) volume DST. */
+static int
+volume_copy_head(struct pool_ctx *ctx, virStorageVolPtr src,
+                 virStorageVolPtr dst, unsigned long long len)
+{
+    virStreamPtr down = virStreamNew(ctx->conn, 0);
+    virStreamPtr up = virStreamNew(ctx->conn, 0);
+    AUTOFREE char *buf = malloc(1024 * 1024);
+    unsigned long long done = 0;
+    int rc = -1;
+
+    if (!down || !up || !buf ||
+        virStorageVolDownload(src, down, 0, len, 0) < 0 ||
+        virStorageVolUpload(dst, up, 0, len, 0) < 0)
+        goto cleanup;
+    while (done < len) {
+        int n = virStreamRecv(down, buf, 1024 * 1024), off = 0;
+
+        if (n <= 0)
+            goto cleanup;
+        while (off < n) {
+            int w = virStreamSend(up, buf + off, n - off);
+
+            if (w < 0)
+                goto cleanup;
+            off += w;
+        }
+        done += n;
+    }
+    if (virStreamFinish(down) < 0 || virStreamFinish(up) < 0)
+        goto cleanup;
+    rc = 0;
+
+ cleanup:
+    if (rc < 0) {
+        if (down)
+            virStreamAbort(down);
+        if (up)
+            virStreamAbort(up);
+    }
+    if (down)
+        virStreamFree(down);
+    if (up)
+        virStreamFree(up);
+    return rc;
+}
+
+/*
+ * libvirt will not shrink a volume below its allocation, so a file cut
+ * short (O_TRUNC, console.log rewritten) becomes a new volume holding the
+ * head of the old one: copied aside first, so a failure loses nothing.
+ */
+static int
+volume_shrink(struct pool_ctx *ctx, int pool, virStorageVolPtr v,
+              const char *vol, unsigned long long size)
+{
+    virStoragePoolPtr p = ctx->pools[pool].pool;
+    AUTOFREE char *tmpname = NULL;
+    AUTOFREE char *xml = NULL;
+    AUTOFREE char *tmpxml = NULL;
+    virStorageVolPtr tmp = NULL;
+    virStorageVolPtr fresh = NULL;
+    int rc = -EIO;
+
+    if (asprintf(&tmpname, "%s.poolfs-shrink", vol) < 0 ||
+        !(xml = volume_xml(vol, 0, 0644, 0, 0)) ||
+        !(tmpxml = volume_xml(tmpname, 0, 0600, 0, 0)))
+        return -ENOMEM;
+    if (size > 0 &&
+        (!(tmp = virStorageVolCreateXML(p, tmpxml, 0)) ||
+         volume_copy_head(ctx, v, tmp, size) < 0))
+        goto error;
+    if (virStorageVolDelete(v, 0) < 0 ||
+        !(fresh = virStorageVolCreateXML(p, xml, 0)))
+        goto error;
+    if (tmp && volume_copy_head(ctx, tmp, fresh, size) < 0)
+        goto error;
+    rc = 0;
+    goto cleanup;
+
+ error:
+    rc = -pool_virt_errno();
+    pool_log("cannot shrink volume '%s' of pool '%s' to %llu bytes: %s%s",
+             vol, ctx->pools[pool].name, size, pool_virt_message(),
+             tmp ? "; its head is kept in the volume with suffix "
+                   ".poolfs-shrink" : "");
+    if (tmp && !fresh) {
+        virStorageVolFree(tmp);
+        tmp = NULL;     /* keep it: it may be all that is left */
+    }
+ cleanup:
+    if (tmp) {
+        virStorageVolDelete(tmp, 0);
+        virStorageVolFree(tmp);
+    }
+    if (fresh)
+        virStorageVolFree(fresh);
+    return rc;
+}
+
 int
 volume_resize(struct pool_ctx *ctx, int pool, const char *vol,
               unsigned long long size)
@@ -220,8 +340,18 @@ volume_resize(struct pool_ctx *ctx, int pool, const char *vol,
                  ctx->pools[pool].name, pool_virt_message());
         return rc;
     }
-    if (virStorageVolGetInfo(v, &info) == 0 && size < info.capacity)
+    if (virStorageVolGetInfo(v, &info) == 0 && size < info.capacity) {
         flags |= VIR_STORAGE_VOL_RESIZE_SHRINK;
+        if (size < info.allocation) {
+            /* The volume is briefly gone: no listing taken meanwhile
+             * may be believed. */
+            pool_change_begin(ctx);
+            rc = volume_shrink(ctx, pool, v, vol, size);
+            pool_change_end(ctx);
+            virStorageVolFree(v);
+            return rc;
+        }
+    }
     if (virStorageVolResize(v, size, flags) < 0) {
         rc = -pool_virt_errno();
         pool_log("cannot resize volume '%s' in pool '%s' to %llu bytes: %s",

@@ -9,11 +9,34 @@ from helpers import (BASE_POOL, DISKS_POOL, SEEN_WITHIN, fusermount_u, is_mounte
                      mount_fstype, pids_of, run, wait_for)
 
 
+# mount(8) runs its helper (mount.fuse3) with PATH removed from the
+# environment, and mount.fuse3 then runs "poolfs" through /bin/sh, whose
+# default PATH is /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin.
+# Extending PATH alone therefore does not let it find a poolfs that is not
+# installed.  So mount(8) runs in a throw-away mount namespace in which a
+# directory holding a "poolfs" link to the binary under test is bound over
+# /usr/local/sbin; the mountpoint is under the session's shared mount, so the
+# FUSE mount made there propagates back to the test's namespace (and
+# libvirtd's).  The poolfs daemon stays in that namespace until it exits.
+FSTAB_MOUNT = ('mount --bind "$1" /usr/local/sbin && '
+               'exec mount -t fuse.poolfs "$2" "$3" -o "$4"')
+
+
 @pytest.fixture
-def fstab_env(poolfs_bin, clean_pools):
-    env = dict(os.environ)
-    env["PATH"] = os.path.dirname(poolfs_bin) + os.pathsep + env.get("PATH", "")
-    return env
+def fstab_mount(env, poolfs_bin, clean_pools):
+    bindir = os.path.join(env.scratch, "fstab-bin")
+    os.makedirs(bindir, exist_ok=True)
+    link = os.path.join(bindir, "poolfs")
+    if not os.path.islink(link):
+        os.symlink(poolfs_bin, link)
+    vars_ = dict(os.environ)
+    vars_["PATH"] = os.path.dirname(poolfs_bin) + os.pathsep + vars_.get("PATH", "")
+
+    def mount(source, mp, opts):
+        return run(["unshare", "-m", "--propagation", "unchanged", "sh", "-c",
+                    FSTAB_MOUNT, "sh", bindir, source, mp, opts],
+                   env=vars_, timeout=30, check=False)
+    return mount
 
 
 def cleanup(mp, poolfs_bin):
@@ -26,14 +49,13 @@ def cleanup(mp, poolfs_bin):
             pass
 
 
-def test_mount_t_fuse_poolfs(env, virsh, poolfs_bin, fstab_env, mountpoint_factory, uuid):
+def test_mount_t_fuse_poolfs(env, virsh, poolfs_bin, fstab_mount, mountpoint_factory, uuid):
     virsh.vol_create_as(DISKS_POOL, f"{uuid}_disk", "1M", "raw")
     virsh.vol_create_as(BASE_POOL, "base-image", "2M", "raw")
     mp = mountpoint_factory()
     opts = f"disks_pool={DISKS_POOL},base_pool={BASE_POOL},allow_other"
     try:
-        r = run(["mount", "-t", "fuse.poolfs", env.uri, mp, "-o", opts], env=fstab_env,
-                timeout=30, check=False)
+        r = fstab_mount(env.uri, mp, opts)
         assert r.returncode == 0, f"mount failed ({r.returncode}): {r.stderr}"
         assert is_mounted(mp)
         assert mount_fstype(mp) == "fuse.poolfs", mount_fstype(mp)
@@ -58,11 +80,10 @@ def test_mount_t_fuse_poolfs(env, virsh, poolfs_bin, fstab_env, mountpoint_facto
         cleanup(mp, poolfs_bin)
 
 
-def test_mount_t_fuse_poolfs_failure(env, poolfs_bin, fstab_env, mountpoint_factory):
+def test_mount_t_fuse_poolfs_failure(env, poolfs_bin, fstab_mount, mountpoint_factory):
     mp = mountpoint_factory()
     try:
-        r = run(["mount", "-t", "fuse.poolfs", env.uri, mp, "-o", "disks_pool=nope"],
-                env=fstab_env, timeout=30, check=False)
+        r = fstab_mount(env.uri, mp, "disks_pool=nope")
         assert r.returncode != 0, r
         assert "poolfs: " in r.stderr and "nope" in r.stderr, r.stderr
         time.sleep(0.2)

@@ -399,23 +399,40 @@ drop_caches() {
 
 now() { date +%s.%N; }
 
-# Prints MiB/s or IOPS; prints "err" (and logs why) on failure.
-run_fio() {   # target rw bs iodepth unit
-    local t=$1 rw=$2 bs=$3 qd=$4 unit=$5 p=${path[$1]} line err extra=()
+errname() {   # errno -> short name, for the table
+    case $1 in
+        1) echo EPERM ;; 2) echo ENOENT ;; 5) echo EIO ;; 9) echo EBADF ;;
+        13) echo EACCES ;; 16) echo EBUSY ;; 22) echo EINVAL ;; 27) echo EFBIG ;;
+        28) echo ENOSPC ;; 38) echo ENOSYS ;; 95) echo EOPNOTSUPP ;;
+        103) echo ECONNABORTED ;; 107) echo ENOTCONN ;; *) echo "errno $1" ;;
+    esac
+}
+
+# Prints MiB/s or IOPS; on failure prints "err(EXXX)" and adds a note with
+# fio's first error message.
+run_fio() {   # target rw bs iodepth unit label
+    local t=$1 rw=$2 bs=$3 qd=$4 unit=$5 label=$6 p=${path[$1]} line err rc=0 extra=()
     case $rw in *write) extra=(--end_fsync=1) ;; esac
     drop_caches
-    if ! line=$(timeout -k 10 $((runtime + 180)) fio --name=bench --filename="$p" \
-            --size="$fio_size" --rw="$rw" --bs="$bs" --iodepth="$qd" \
-            --ioengine=libaio --direct="$direct" --invalidate=0 --allow_file_create=0 \
-            --time_based --runtime="$runtime" "${extra[@]}" \
-            --output-format=terse --terse-version=3 2>>"$work/fio.err" | tail -n 1); then
-        log "fio $rw on $t failed; see below"; tail -n 3 "$work/fio.err" >&2
-        echo err; return
-    fi
+    : >"$work/fio.out"
+    : >"$work/fio.err"
+    timeout -k 10 $((runtime + 180)) fio --name=bench --filename="$p" \
+        --size="$fio_size" --rw="$rw" --bs="$bs" --iodepth="$qd" \
+        --ioengine=libaio --direct="$direct" --invalidate=0 --allow_file_create=0 \
+        --time_based --runtime="$runtime" "${extra[@]}" \
+        --output-format=terse --terse-version=3 >"$work/fio.out" 2>"$work/fio.err" || rc=$?
+    line=$(grep '^3;' "$work/fio.out" | tail -n 1)
     err=$(awk -F';' '{ print $5 }' <<<"$line")
-    if [ -z "$line" ] || [ "$err" != 0 ]; then
-        log "fio $rw on $t: error ${err:-?}"; tail -n 3 "$work/fio.err" >&2
-        echo err; return
+    if [ $rc -ne 0 ] || [ -z "$line" ] || [ "${err:-x}" != 0 ]; then
+        if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then err=timeout
+        elif [ -n "$err" ] && [ "$err" != 0 ]; then err=$(errname "$err")
+        else err="rc $rc"
+        fi
+        log "fio $label on $t failed ($err):"
+        head -n 3 "$work/fio.err" >&2
+        grep -qF "$t, $label:" "$work/notes" ||
+            note "$t, $label: fio failed ($err): $(grep -m 1 -v '^$' "$work/fio.err" | cut -c1-200)"
+        echo "err($err)"; return
     fi
     awk -F';' -v rw="$rw" -v unit="$unit" '{
         if (rw ~ /read/) { bw = $7; iops = $8 } else { bw = $48; iops = $49 }
@@ -423,25 +440,39 @@ run_fio() {   # target rw bs iodepth unit
     }' <<<"$line"
 }
 
+cp_failed() {   # target what
+    log "$2 $1 failed:"; head -n 3 "$work/cp.err" >&2
+    grep -qF "$1, $2:" "$work/notes" ||
+        note "$1, $2: failed: $(grep -m 1 -v '^$' "$work/cp.err" | cut -c1-200)"
+    echo err
+}
+
 run_cp() {   # target in|out run
     local t=$1 dir=$2 r=$3 p=${path[$1]} t0 t1 sz
     drop_caches
+    : >"$work/cp.err"
     t0=$(now)
     if [ "$dir" = in ]; then
-        timeout -k 10 900 cp "$src" "$p" && timeout -k 10 300 sync "$p" &&
-            timeout -k 10 300 sync -f "$disks_dir" || { log "cp in to $t failed"; echo err; return; }
+        timeout -k 10 900 cp "$src" "$p" 2>>"$work/cp.err" &&
+            timeout -k 10 300 sync "$p" 2>>"$work/cp.err" &&
+            timeout -k 10 300 sync -f "$disks_dir" 2>>"$work/cp.err" ||
+            { cp_failed "$t" "cp in"; return; }
     else
-        timeout -k 10 900 cp "$p" "$copy_out" && timeout -k 10 300 sync "$copy_out" ||
-            { log "cp out of $t failed"; rm -f "$copy_out"; echo err; return; }
+        timeout -k 10 900 cp "$p" "$copy_out" 2>>"$work/cp.err" &&
+            timeout -k 10 300 sync "$copy_out" 2>>"$work/cp.err" ||
+            { rm -f "$copy_out"; cp_failed "$t" "cp out"; return; }
     fi
     t1=$(now)
     if [ "$dir" = in ]; then
         sz=$(stat -c %s "$disks_dir/$vol")
-        [ "$sz" -eq $((cp_mib * 1048576)) ] || { log "cp in to $t: volume size is $sz afterwards"; echo err; return; }
+        if [ "$sz" -ne $((cp_mib * 1048576)) ]; then
+            echo "the volume's size is $sz after the copy, not $((cp_mib * 1048576))" >"$work/cp.err"
+            cp_failed "$t" "cp in"; return
+        fi
     else
-        if [ "$r" -eq 1 ] && ! cmp "$src" "$copy_out" >/dev/null; then
+        if [ "$r" -eq 1 ] && ! cmp "$src" "$copy_out" >"$work/cp.err" 2>&1; then
             log "cp out of $t: the copy differs from the source!"
-            note "cp out of $t returned data different from what was copied in."
+            note "$t, cp out: the data copied out differs from the data copied in ($(head -c 200 "$work/cp.err"))."
             rm -f "$copy_out"; echo bad; return
         fi
         rm -f "$copy_out"
@@ -470,7 +501,7 @@ for ((r = 1; r <= runs; r++)); do
                 v=dead
             elif [ "$name" = cpin ]; then v=$(run_cp "$t" in "$r")
             elif [ "$name" = cpout ]; then v=$(run_cp "$t" out "$r")
-            else v=$(run_fio "$t" "$rw" "$bs" "$qd" "$unit")
+            else v=$(run_fio "$t" "$rw" "$bs" "$qd" "$unit" "$label")
             fi
             printf '%s\t%s\t%s\t%s\n' "$name" "$t" "$r" "$v" >>"$results"
             log "[$job/$njobs] run $r $label on $t: $v $unit"
@@ -532,7 +563,16 @@ report="$work/report.md"
     echo "- median of $runs interleaved run(s), $((t_end - t_start)) s in all; load average $load_start at start, $load_end at end"
     echo "- one ${cp_mib} MiB raw volume, filled with random data; fio: libaio, direct=$direct, ${runtime} s time_based, first $fio_size of the volume, writes with end_fsync=1; page cache dropped before every job"
     echo "- cp: ${cp_mib} MiB, in = cp over the volume + fsync + syncfs, out = cp to local disk + fsync"
-    echo "- targets: direct = the file in the pool dir; poolfs = MOUNT/{uuid}/disk ${poolfs_mode}; bindfs --multithreaded over the pool dir; qsd = qemu-storage-daemon FUSE export (writable, growable)"
+    desc=()
+    for t in "${targets[@]}"; do
+        case $t in
+            direct) desc+=("direct = the file in the pool's directory") ;;
+            poolfs) desc+=("poolfs = MOUNT/{uuid}/disk, poolfs $poolfs_mode") ;;
+            bindfs) desc+=("bindfs = bindfs --multithreaded over the pool's directory") ;;
+            qsd) desc+=("qsd = qemu-storage-daemon's FUSE export of the file (writable, growable)") ;;
+        esac
+    done
+    echo "- targets: $(IFS=';'; echo "${desc[*]}" | sed 's/;/; /g')"
     for t in poolfs bindfs qsd; do
         [ -n "${pid_of[$t]:-}" ] && echo "- $t daemon memory: $(mem_line "$t")"
     done
