@@ -49,8 +49,11 @@ io_local_stat(const char *local, struct stat *st)
 int
 io_local_open(struct pool_file *f, const char *local, int flags)
 {
+    /* No O_DIRECT: the kernel already keeps such I/O out of the mount's
+     * page cache, and the buffers libfuse hands us are not aligned for
+     * it (QEMU's cache=none would fail with EINVAL). */
     int oflags = flags & (O_ACCMODE | O_TRUNC | O_SYNC | O_DSYNC |
-                          O_DIRECT | O_NOATIME);
+                          O_NOATIME);
 
     /* With the kernel's writeback cache the kernel may read around a
      * partial page of a write-only file, and it does O_APPEND itself. */
