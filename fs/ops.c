@@ -104,7 +104,9 @@ poolfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 static int
 poolfs_mkdir(const char *path, mode_t mode)
 {
-    return pool_mkdir(poolfs_ctx(), path, mode);
+    struct fuse_context *fc = fuse_get_context();
+
+    return pool_mkdir(poolfs_ctx(), path, mode, fc->uid, fc->gid);
 }
 
 static int

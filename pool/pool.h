@@ -48,7 +48,8 @@ typedef int (*pool_fill_fn)(void *arg, const char *name, const struct stat *st);
 int pool_getattr(struct pool_ctx *ctx, const char *path, struct stat *st);
 int pool_readdir(struct pool_ctx *ctx, const char *path,
                  pool_fill_fn fill, void *arg);
-int pool_mkdir(struct pool_ctx *ctx, const char *path, mode_t mode);
+int pool_mkdir(struct pool_ctx *ctx, const char *path, mode_t mode,
+               uid_t uid, gid_t gid);
 int pool_rmdir(struct pool_ctx *ctx, const char *path);
 int pool_unlink(struct pool_ctx *ctx, const char *path);
 int pool_rename(struct pool_ctx *ctx, const char *from, const char *to,

@@ -196,8 +196,20 @@ tree_find_file(struct pool_ctx *ctx, const char *path, int *pool,
     return rc;
 }
 
+static bool
+tree_exists(struct pool_ctx *ctx, const char *path)
+{
+    bool found;
+
+    pthread_rwlock_rdlock(&ctx->lock);
+    found = catalog_lookup(ctx->cat, path) != NULL;
+    pthread_rwlock_unlock(&ctx->lock);
+    return found;
+}
+
 int
-pool_mkdir(struct pool_ctx *ctx, const char *path, mode_t mode)
+pool_mkdir(struct pool_ctx *ctx, const char *path, mode_t mode, uid_t uid,
+           gid_t gid)
 {
     struct tree_loc loc;
     struct cat_node *node;
@@ -205,13 +217,10 @@ pool_mkdir(struct pool_ctx *ctx, const char *path, mode_t mode)
 
     if ((rc = tree_locate(path, true, &loc)) < 0)
         return rc;
-    pthread_rwlock_rdlock(&ctx->lock);
-    node = catalog_lookup(ctx->cat, path);
-    pthread_rwlock_unlock(&ctx->lock);
-    if (node)
+    if (tree_exists(ctx, path))
         return -EEXIST;
-    if ((rc = volume_create(ctx, loc.pool, loc.vol, mode | 0700,
-                            getuid(), getgid())) < 0)
+    /* The marker keeps the directory's mode and owner. */
+    if ((rc = volume_create(ctx, loc.pool, loc.vol, mode, uid, gid)) < 0)
         return rc;
 
     pthread_rwlock_wrlock(&ctx->lock);
@@ -632,10 +641,7 @@ pool_create(struct pool_ctx *ctx, const char *path, mode_t mode, uid_t uid,
 
     if ((rc = tree_locate(path, false, &loc)) < 0)
         return rc;
-    pthread_rwlock_rdlock(&ctx->lock);
-    node = catalog_lookup(ctx->cat, path);
-    pthread_rwlock_unlock(&ctx->lock);
-    if (node) {
+    if (tree_exists(ctx, path)) {
         if (flags & O_EXCL)
             return -EEXIST;
         return pool_open_file(ctx, path, flags, filep);
