@@ -168,7 +168,7 @@ def mountpoint_factory(env, request):
 
 
 @pytest.fixture
-def poolfs_factory(env, poolfs_bin, clean_pools, mountpoint_factory, request):
+def poolfs_factory(poolfs_bin, env, clean_pools, mountpoint_factory, request):
     """start(options=(), mountpoint=None) -> a mounted Poolfs.
 
     Every instance is unmounted after the test; the test fails if unmounting

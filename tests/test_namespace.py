@@ -4,7 +4,8 @@ import errno
 import os
 import time
 
-from helpers import DISKS_POOL, REFRESH, expect_errno, read_file, run, write_file
+from helpers import (DISKS_POOL, REFRESH, SEEN_WITHIN, expect_errno, read_file, run,
+                     wait_for, write_file)
 
 INSTANCE_FILES = {"disk": 300000, "disk.info": 60, "console.log": 5000,
                   "libvirt.xml": 2000, "disk.config": 40000}
@@ -12,6 +13,25 @@ INSTANCE_FILES = {"disk": 300000, "disk.info": 60, "console.log": 5000,
 
 def disk_vols(virsh, prefix):
     return {v for v in virsh.vol_list(DISKS_POOL) if v.startswith(prefix)}
+
+
+def libvirt_sees(virsh, check, what):
+    """Wait until check(names of the disks pool's volumes) holds.
+
+    After a rename through the mount libvirt must list the new names (other
+    hosts' mounts see the pool through libvirt); it may take up to the
+    refresh period, as for any change someone else makes.
+    """
+    seen = [set()]
+
+    def ok():
+        seen[0] = virsh.vol_list(DISKS_POOL)
+        return check(seen[0])
+    try:
+        wait_for(ok, SEEN_WITHIN, what)
+    except AssertionError:
+        raise AssertionError(f"libvirt does not list {what} after {SEEN_WITHIN}s; "
+                             f"it lists {sorted(seen[0])}") from None
 
 
 def test_rename_file_within_dir(mnt, virsh, uuid):
@@ -22,8 +42,8 @@ def test_rename_file_within_dir(mnt, virsh, uuid):
     assert os.listdir(d) == ["disk.info"]
     assert read_file(os.path.join(d, "disk.info")) == b"info"
     expect_errno(errno.ENOENT, os.stat, os.path.join(d, "disk.info.tmp"))
-    vols = disk_vols(virsh, uuid)
-    assert f"{uuid}_disk.info" in vols and f"{uuid}_disk.info.tmp" not in vols, vols
+    libvirt_sees(virsh, lambda v: f"{uuid}_disk.info" in v and
+                 f"{uuid}_disk.info.tmp" not in v, "the renamed volume")
     assert virsh.vol_download(DISKS_POOL, f"{uuid}_disk.info") == b"info"
 
 
@@ -37,12 +57,13 @@ def test_rename_file_across_dirs(mnt, virsh, uuid):
     assert os.listdir(os.path.join(mnt, uuid)) == []
     assert os.listdir(os.path.join(mnt, other)) == ["disk"]
     assert read_file(os.path.join(mnt, other, "disk")) == data
-    vols = virsh.vol_list(DISKS_POOL)
-    assert f"{other}_disk" in vols and f"{uuid}_disk" not in vols
+    libvirt_sees(virsh, lambda v: f"{other}_disk" in v and f"{uuid}_disk" not in v,
+                 "the moved volume")
     # Top level <-> directory too.
     os.rename(os.path.join(mnt, other, "disk"), os.path.join(mnt, "moved"))
     assert read_file(os.path.join(mnt, "moved")) == data
-    assert "_moved" in virsh.vol_list(DISKS_POOL)
+    libvirt_sees(virsh, lambda v: "_moved" in v and f"{other}_disk" not in v,
+                 "_moved")
 
 
 def test_rename_instance_dir_to_resize_and_back(mnt, virsh, uuid):
@@ -58,18 +79,21 @@ def test_rename_instance_dir_to_resize_and_back(mnt, virsh, uuid):
     assert sorted(os.listdir(resize)) == sorted(contents)
     for n, c in contents.items():
         assert read_file(os.path.join(resize, n)) == c, n
-    assert disk_vols(virsh, f"{uuid}_") == set()
     # (The directory's marker volume, if poolfs keeps it, moves along.)
-    assert disk_vols(virsh, f"{uuid}%5Fresize_") - {f"{uuid}%5Fresize_"} == \
-        {f"{uuid}%5Fresize_{n}" for n in contents}
+    libvirt_sees(virsh, lambda v: not {x for x in v if x.startswith(f"{uuid}_")} and
+                 {x for x in v if x.startswith(f"{uuid}%5Fresize_")} - {f"{uuid}%5Fresize_"}
+                 == {f"{uuid}%5Fresize_{n}" for n in contents},
+                 f"the files under {uuid}%5Fresize_ and none under {uuid}_")
 
     os.rename(resize, d)
     assert not os.path.exists(resize)
     assert sorted(os.listdir(d)) == sorted(contents)
     for n, c in contents.items():
         assert read_file(os.path.join(d, n)) == c, n
-    assert disk_vols(virsh, f"{uuid}%5Fresize_") == set()
-    assert disk_vols(virsh, f"{uuid}_") - {f"{uuid}_"} == {f"{uuid}_{n}" for n in contents}
+    libvirt_sees(virsh, lambda v: not {x for x in v if x.startswith(f"{uuid}%5Fresize_")}
+                 and {x for x in v if x.startswith(f"{uuid}_")} - {f"{uuid}_"}
+                 == {f"{uuid}_{n}" for n in contents},
+                 f"the files back under {uuid}_ and none under {uuid}%5Fresize_")
 
 
 def test_rename_empty_dir(mnt, virsh, uuid):
@@ -77,8 +101,8 @@ def test_rename_empty_dir(mnt, virsh, uuid):
     os.rename(os.path.join(mnt, uuid), os.path.join(mnt, f"{uuid}_del"))
     assert os.path.isdir(os.path.join(mnt, f"{uuid}_del"))
     assert not os.path.exists(os.path.join(mnt, uuid))
-    vols = virsh.vol_list(DISKS_POOL)
-    assert f"{uuid}%5Fdel_" in vols and f"{uuid}_" not in vols, sorted(vols)
+    libvirt_sees(virsh, lambda v: f"{uuid}%5Fdel_" in v and f"{uuid}_" not in v,
+                 "the moved marker")
 
 
 def test_rename_over_existing_file_replaces_it(mnt, virsh, uuid):
@@ -90,8 +114,8 @@ def test_rename_over_existing_file_replaces_it(mnt, virsh, uuid):
     assert os.listdir(d) == ["b"]
     assert read_file(os.path.join(d, "b")) == b"A" * 5000
     assert os.path.getsize(os.path.join(d, "b")) == 5000
-    assert disk_vols(virsh, f"{uuid}_") >= {f"{uuid}_b"}
-    assert f"{uuid}_a" not in virsh.vol_list(DISKS_POOL)
+    libvirt_sees(virsh, lambda v: f"{uuid}_b" in v and f"{uuid}_a" not in v,
+                 "b and not a")
     assert virsh.vol_download(DISKS_POOL, f"{uuid}_b") == b"A" * 5000
     # Across directories as well.
     other = uuid[::-1]
@@ -122,8 +146,8 @@ def test_rm_rf_instance_dir(mnt, virsh, uuid):
     run(["rm", "-rf", d], timeout=30)
     assert not os.path.exists(d)
     assert uuid not in os.listdir(mnt)
-    left = {v for v in virsh.vol_list(DISKS_POOL) if uuid in v}
-    assert left == set(), f"volumes left behind by rm -rf: {left}"
+    libvirt_sees(virsh, lambda v: not {x for x in v if uuid in x},
+                 f"no volume of {uuid} after rm -rf")
     # Nothing else went with it.
     assert read_file(os.path.join(mnt, keep, "disk")) == b"keep me"
     # And it stays gone (no stale marker resurrects it at the next re-list).
@@ -144,7 +168,7 @@ def test_rmdir_non_empty_and_unlink_missing(mnt, virsh, uuid):
     expect_errno(errno.EISDIR, os.unlink, d)
     os.unlink(os.path.join(d, "disk"))
     os.rmdir(d)
-    assert {v for v in virsh.vol_list(DISKS_POOL) if uuid in v} == set()
+    libvirt_sees(virsh, lambda v: not {x for x in v if uuid in x}, f"no volume of {uuid}")
 
 
 def test_create_rename_unlink_cycle(mnt, virsh, uuid):
@@ -162,5 +186,5 @@ def test_create_rename_unlink_cycle(mnt, virsh, uuid):
             os.unlink(final)
             expect_errno(errno.ENOENT, os.stat, final)
     assert os.listdir(d) == []
-    vols = {v for v in virsh.vol_list(DISKS_POOL) if v.startswith(uuid)} - {f"{uuid}_"}
-    assert vols == set(), f"libvirt still lists {vols}"
+    libvirt_sees(virsh, lambda v: not {x for x in v if x.startswith(uuid)} - {f"{uuid}_"},
+                 "no file volume of the directory")
