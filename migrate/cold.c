@@ -1,0 +1,722 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * cold: `poolfsctl migrate`, cold migration of instances between nodes
+ * with libvirt volume streams: no SSH, no FUSE in the data path.
+ *
+ * For each volume of an instance (and each base image its qcow2 disks
+ * need that the destination lacks, first), the data goes from a sparse
+ * download stream on the source into a sparse upload stream into a
+ * temporary volume on the destination, ".partial-{name}".  Only then is
+ * the volume made under its final name, by virStorageVolCreateXMLFrom on
+ * the destination (a local copy there, no network), and its content
+ * digest read back and compared with what was read from the source.  A
+ * failure anywhere leaves the source untouched and nothing under a final
+ * name; running the command again finishes the job (a volume already
+ * there with the same digest is skipped).  --move deletes the source
+ * volumes only after all of the instance's volumes were verified.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <libxml/xpath.h>
+
+#include "ctl.h"
+#include "names.h"
+#include "pump.h"
+
+struct cold_opts {
+    const char *from;
+    const char *to;
+    bool move;
+    bool verify;
+    bool no_base;
+    bool dry_run;
+};
+
+/* One volume to move. */
+struct cold_vol {
+    char *name;             /* in its pool, on both nodes */
+    bool base;              /* of the base pool */
+    uint64_t length;        /* byte length as stored */
+    char *format;
+    char *backing;          /* backing base image name, or NULL */
+    const char *state;      /* "copied", "present", "shared", "failed" */
+    struct pump_result res;
+};
+
+struct cold_run {
+    struct ctl *ctl;
+    const struct cold_opts *o;
+    virConnectPtr src;
+    virConnectPtr dst;
+    virStoragePoolPtr src_pool[2];  /* disks, base */
+    virStoragePoolPtr dst_pool[2];
+    const char *pool_name[2];
+    bool shared[2];
+    struct ctl_progress prog;
+};
+
+static char *
+cold_xpath(xmlDocPtr doc, const char *expr)
+{
+    xmlXPathContextPtr x = xmlXPathNewContext(doc);
+    xmlXPathObjectPtr o = x ? xmlXPathEvalExpression(BAD_CAST expr, x) : NULL;
+    char *ret = NULL;
+
+    if (o && o->type == XPATH_STRING && o->stringval && *o->stringval)
+        ret = strdup((const char *)o->stringval);
+    xmlXPathFreeObject(o);
+    xmlXPathFreeContext(x);
+    return ret;
+}
+
+static xmlDocPtr
+cold_parse(const char *xml)
+{
+    return xmlReadMemory(xml, strlen(xml), "x.xml", NULL,
+                         XML_PARSE_NONET | XML_PARSE_NOERROR |
+                         XML_PARSE_NOWARNING);
+}
+
+/*
+ * Is the pool the same storage at both ends?  The same pool UUID (one
+ * libvirtd), or network storage with the same source.
+ */
+static bool
+cold_pool_shared(virStoragePoolPtr a, virStoragePoolPtr b)
+{
+    char ua[VIR_UUID_STRING_BUFLEN], ub[VIR_UUID_STRING_BUFLEN];
+    char *xa = NULL, *xb = NULL;
+    xmlDocPtr da = NULL, db = NULL;
+    char *ta = NULL, *sa = NULL, *sb = NULL;
+    bool shared = false;
+
+    if (virStoragePoolGetUUIDString(a, ua) == 0 &&
+        virStoragePoolGetUUIDString(b, ub) == 0 && strcmp(ua, ub) == 0)
+        return true;
+    if (!(xa = virStoragePoolGetXMLDesc(a, 0)) ||
+        !(xb = virStoragePoolGetXMLDesc(b, 0)) ||
+        !(da = cold_parse(xa)) || !(db = cold_parse(xb)))
+        goto out;
+    ta = cold_xpath(da, "string(/pool/@type)");
+    if (ta && (strcmp(ta, "netfs") == 0 || strcmp(ta, "rbd") == 0 ||
+               strcmp(ta, "gluster") == 0 || strcmp(ta, "iscsi-direct") == 0)) {
+        /* host name(s), and the exported directory, image pool or target */
+        sa = cold_xpath(da, "concat(/pool/@type,'|',/pool/source/host/@name,"
+                            "'|',/pool/source/dir/@path,'|',/pool/source/name,"
+                            "'|',/pool/source/device/@path)");
+        sb = cold_xpath(db, "concat(/pool/@type,'|',/pool/source/host/@name,"
+                            "'|',/pool/source/dir/@path,'|',/pool/source/name,"
+                            "'|',/pool/source/device/@path)");
+        shared = sa && sb && strcmp(sa, sb) == 0;
+    }
+ out:
+    free(ta);
+    free(sa);
+    free(sb);
+    xmlFreeDoc(da);
+    xmlFreeDoc(db);
+    free(xa);
+    free(xb);
+    return shared;
+}
+
+static virStoragePoolPtr
+cold_pool(virConnectPtr conn, const char *name, const char *uri)
+{
+    virStoragePoolPtr p = virStoragePoolLookupByName(conn, name);
+
+    if (!p)
+        ctl_error("storage pool '%s' not found on %s: %s", name, uri,
+                  ctl_virt_message());
+    else if (virStoragePoolIsActive(p) != 1) {
+        ctl_error("storage pool '%s' on %s is inactive", name, uri);
+        virStoragePoolFree(p);
+        p = NULL;
+    }
+    return p;
+}
+
+/* The base image a backing path names: MOUNT/_base/NAME, or a path in the
+ * base pool's directory. */
+static char *
+cold_base_name(const char *backing)
+{
+    const char *p = strstr(backing, "/" NAMES_BASE_DIR "/");
+
+    if (p && !strchr(p + strlen(NAMES_BASE_DIR) + 2, '/'))
+        return strdup(p + strlen(NAMES_BASE_DIR) + 2);
+    return NULL;
+}
+
+static int
+cold_describe(struct cold_run *r, int pool, const char *name,
+              struct cold_vol *v)
+{
+    virStorageVolPtr vol = virStorageVolLookupByName(r->src_pool[pool], name);
+    virStorageVolInfo info;
+    char *xml = NULL;
+    xmlDocPtr doc = NULL;
+    char *backing = NULL;
+    int rc = -1;
+
+    memset(v, 0, sizeof(*v));
+    v->base = pool == 1;
+    if (!vol || !(v->name = strdup(name)) ||
+        virStorageVolGetInfoFlags(vol, &info,
+                                  VIR_STORAGE_VOL_GET_PHYSICAL) < 0 ||
+        !(xml = virStorageVolGetXMLDesc(vol, 0)) || !(doc = cold_parse(xml))) {
+        ctl_error("cannot read volume '%s' of pool '%s' on %s: %s", name,
+                  r->pool_name[pool], r->o->from, ctl_virt_message());
+        goto out;
+    }
+    v->length = info.allocation;    /* GET_PHYSICAL puts it there */
+    v->format = cold_xpath(doc, "string(/volume/target/format/@type)");
+    backing = cold_xpath(doc, "string(/volume/backingStore/path)");
+    if (backing && !(v->backing = cold_base_name(backing))) {
+        ctl_error("volume '%s' is backed by %s, which is not a base image "
+                  "of pool '%s' (MOUNT/_base/NAME): cannot migrate it", name,
+                  backing, r->pool_name[1]);
+        goto out;
+    }
+    rc = 0;
+ out:
+    free(backing);
+    xmlFreeDoc(doc);
+    free(xml);
+    if (vol)
+        virStorageVolFree(vol);
+    return rc;
+}
+
+static void
+cold_vol_clear(struct cold_vol *v)
+{
+    free(v->name);
+    free(v->format);
+    free(v->backing);
+}
+
+static void
+cold_progress_cb(void *opaque, uint64_t done)
+{
+    ctl_progress_update(opaque, done);
+}
+
+static char *
+cold_new_volume_xml(const char *name)
+{
+    char *xml;
+
+    if (asprintf(&xml, "<volume><name>%s</name>"
+                 "<capacity unit='bytes'>0</capacity>"
+                 "<allocation unit='bytes'>0</allocation>"
+                 "<target><format type='raw'/></target></volume>", name) < 0)
+        return NULL;
+    return xml;
+}
+
+static void
+cold_delete_if_there(virStoragePoolPtr pool, const char *name)
+{
+    virStorageVolPtr v = virStorageVolLookupByName(pool, name);
+
+    if (v) {
+        virStorageVolDelete(v, 0);
+        virStorageVolFree(v);
+    }
+}
+
+/*
+ * Move one volume.  On return the destination holds it under its final
+ * name, verified, or nothing new under that name.
+ */
+static int
+cold_move_volume(struct cold_run *r, struct cold_vol *v)
+{
+    int pool = v->base ? 1 : 0;
+    virStoragePoolPtr dp = r->dst_pool[pool];
+    virStorageVolPtr src = NULL, part = NULL, fin = NULL;
+    char *partname = NULL, *xml = NULL, *pxml = NULL, *fmt = NULL;
+    xmlDocPtr doc = NULL;
+    struct pump_result check;
+    char err[1024];
+    bool hold;
+    int rc = -1;
+
+    if (!(src = virStorageVolLookupByName(r->src_pool[pool], v->name))) {
+        ctl_error("volume '%s' vanished from pool '%s' on %s: %s", v->name,
+                  r->pool_name[pool], r->o->from, ctl_virt_message());
+        goto out;
+    }
+
+    /* Already there (an earlier run, or a base image the node had)? */
+    if ((fin = virStorageVolLookupByName(dp, v->name))) {
+        struct pump_result mine;
+
+        if (v->base && !r->o->verify) {
+            v->state = "present";
+            rc = 0;
+            goto out;
+        }
+        if (pump_digest(r->src, src, NULL, NULL, &mine, err, sizeof(err)) < 0 ||
+            pump_digest(r->dst, fin, NULL, NULL, &check, err, sizeof(err)) < 0) {
+            ctl_error("volume '%s': %s", v->name, err);
+            goto out;
+        }
+        if (strcmp(mine.hex, check.hex) != 0) {
+            ctl_error("volume '%s' already exists on %s with other content: "
+                      "not overwriting it; delete it there first", v->name,
+                      r->o->to);
+            goto out;
+        }
+        v->res = mine;
+        v->res.data = v->res.zeros = 0;     /* nothing was sent */
+        v->state = "present";
+        rc = 0;
+        goto out;
+    }
+
+    if (asprintf(&partname, ".partial-%s", v->name) < 0 ||
+        !(pxml = cold_new_volume_xml(partname)) ||
+        !(xml = cold_new_volume_xml(v->name))) {
+        ctl_error("out of memory");
+        goto out;
+    }
+    cold_delete_if_there(dp, partname);     /* left by an interrupted run */
+    if (!(part = virStorageVolCreateXML(dp, pxml, 0))) {
+        ctl_error("cannot create volume '%s' in pool '%s' on %s: %s",
+                  partname, r->pool_name[pool], r->o->to, ctl_virt_message());
+        goto out;
+    }
+    /* libvirt re-probes a volume when an upload ends, and would copy a
+     * qcow2 one by converting (flattening) it.  So the head, where the
+     * format is read from, is held back: the copy is raw to libvirt, is
+     * made a volume under its final name byte for byte, and gets its head
+     * last. */
+    hold = !v->format || strcmp(v->format, "raw") != 0;
+    if (pump_copy(r->src, src, r->dst, part, hold, cold_progress_cb,
+                  &r->prog, &v->res, err, sizeof(err)) < 0) {
+        ctl_error("volume '%s': %s", v->name, err);
+        goto drop_partial;
+    }
+    r->prog.base += v->length;
+
+    free(pxml);
+    if (!(pxml = virStorageVolGetXMLDesc(part, 0)) || !(doc = cold_parse(pxml)) ||
+        !(fmt = cold_xpath(doc, "string(/volume/target/format/@type)")) ||
+        strcmp(fmt, "raw") != 0) {
+        ctl_error("volume '%s': the destination probed the copy as %s and "
+                  "would convert it", v->name, fmt ? fmt : "unknown");
+        goto drop_partial;
+    }
+    if (!(fin = virStorageVolCreateXMLFrom(dp, xml, part, 0))) {
+        ctl_error("cannot make volume '%s' in pool '%s' on %s from the "
+                  "copy: %s", v->name, r->pool_name[pool], r->o->to,
+                  ctl_virt_message());
+        goto drop_partial;
+    }
+    if (hold && pump_put_head(r->dst, fin, &v->res, err, sizeof(err)) < 0) {
+        ctl_error("volume '%s': %s; removed it on %s", v->name, err,
+                  r->o->to);
+        virStorageVolDelete(fin, 0);
+        goto drop_partial;
+    }
+    virStorageVolDelete(part, 0);
+
+    if (r->o->verify) {
+        if (pump_digest(r->dst, fin, NULL, NULL, &check, err,
+                        sizeof(err)) < 0 ||
+            strcmp(check.hex, v->res.hex) != 0 ||
+            check.length != v->res.length) {
+            ctl_error("volume '%s' failed verification on %s (%s): removed "
+                      "it there; the source is untouched", v->name, r->o->to,
+                      check.hex[0] ? "digest differs" : err);
+            virStorageVolDelete(fin, 0);
+            goto out;
+        }
+    }
+    v->state = "copied";
+    rc = 0;
+    goto out;
+
+ drop_partial:
+    virStorageVolDelete(part, 0);
+ out:
+    free(fmt);
+    xmlFreeDoc(doc);
+    free(pxml);
+    free(xml);
+    free(partname);
+    if (part)
+        virStorageVolFree(part);
+    if (fin)
+        virStorageVolFree(fin);
+    if (src)
+        virStorageVolFree(src);
+    return rc;
+}
+
+/* Is any running domain on the source using one of the volumes? */
+static int
+cold_check_idle(struct cold_run *r, struct cold_vol *vols, size_t n)
+{
+    virDomainPtr *doms = NULL;
+    int nd = virConnectListAllDomains(r->src, &doms,
+                                      VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+    int i, busy = 0;
+    size_t j;
+
+    for (i = 0; i < nd; i++) {
+        char *xml = virDomainGetXMLDesc(doms[i], 0);
+
+        for (j = 0; xml && j < n && !busy; j++) {
+            char quoted[NAMES_VOL_MAX + 3];
+
+            snprintf(quoted, sizeof(quoted), "'%s'", vols[j].name);
+            if (strstr(xml, quoted) || strstr(xml, vols[j].name)) {
+                ctl_error("volume '%s' is in use by running domain '%s': "
+                          "shut it down before a cold migration",
+                          vols[j].name, virDomainGetName(doms[i]));
+                busy = 1;
+            }
+        }
+        free(xml);
+        virDomainFree(doms[i]);
+    }
+    free(doms);
+    return busy ? -1 : 0;
+}
+
+static int
+cold_add(struct cold_vol **vols, size_t *n, struct cold_vol *v)
+{
+    struct cold_vol *nv = realloc(*vols, (*n + 1) * sizeof(**vols));
+
+    if (!nv)
+        return -1;
+    *vols = nv;
+    nv[(*n)++] = *v;
+    return 0;
+}
+
+static bool
+cold_has(struct cold_vol *vols, size_t n, const char *name, bool base)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (vols[i].base == base && strcmp(vols[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+/* The instance's volumes: base images it needs first, then its own. */
+static int
+cold_plan(struct cold_run *r, const char *uuid, struct cold_vol **volsp,
+          size_t *np)
+{
+    virStorageVolPtr *list = NULL;
+    struct cold_vol *vols = NULL;
+    size_t n = 0, i;
+    int nl, k, rc = -1;
+
+    if ((nl = virStoragePoolListAllVolumes(r->src_pool[0], &list, 0)) < 0) {
+        ctl_error("cannot list pool '%s' on %s: %s", r->pool_name[0],
+                  r->o->from, ctl_virt_message());
+        return -1;
+    }
+    for (k = 0; k < nl; k++) {
+        const char *name = virStorageVolGetName(list[k]);
+        char *dir = NULL, *file = NULL;
+        struct cold_vol v;
+
+        if (names_decode(name, &dir, &file) == 0 &&
+            strcmp(dir, uuid) == 0) {
+            if (cold_describe(r, 0, name, &v) < 0 || cold_add(&vols, &n, &v) < 0) {
+                free(dir);
+                free(file);
+                goto out;
+            }
+        }
+        free(dir);
+        free(file);
+    }
+    if (n == 0) {
+        ctl_error("instance %s has no volumes in pool '%s' on %s", uuid,
+                  r->pool_name[0], r->o->from);
+        goto out;
+    }
+    /* Base images the destination lacks go first. */
+    for (i = 0; i < n; i++) {
+        virStorageVolPtr there;
+        struct cold_vol b;
+        const char *bname = vols[i].backing;
+
+        if (!bname || vols[i].base || cold_has(vols, n, bname, true))
+            continue;
+        if ((there = virStorageVolLookupByName(r->dst_pool[1], bname))) {
+            virStorageVolFree(there);
+            continue;
+        }
+        if (r->shared[1])
+            continue;
+        if (r->o->no_base) {
+            ctl_error("instance %s: base image '%s' (backing file of '%s') is "
+                      "missing from pool '%s' on %s, and --no-base forbids "
+                      "copying it", uuid, bname, vols[i].name,
+                      r->pool_name[1], r->o->to);
+            goto out;
+        }
+        if (cold_describe(r, 1, bname, &b) < 0 || cold_add(&vols, &n, &b) < 0)
+            goto out;
+        /* Keep bases first: rotate the new one to the front. */
+        b = vols[n - 1];
+        memmove(vols + 1, vols, (n - 1) * sizeof(*vols));
+        vols[0] = b;
+        i++;
+    }
+    rc = 0;
+ out:
+    for (k = 0; k < nl; k++)
+        virStorageVolFree(list[k]);
+    free(list);
+    if (rc < 0) {
+        for (i = 0; i < n; i++)
+            cold_vol_clear(&vols[i]);
+        free(vols);
+        vols = NULL;
+        n = 0;
+    }
+    *volsp = vols;
+    *np = n;
+    return rc;
+}
+
+static void
+cold_report(struct cold_run *r, const char *uuid, const char *status,
+            struct cold_vol *vols, size_t n, double secs, bool first)
+{
+    uint64_t len = 0, data = 0, zeros = 0;
+    char a[32], b[32], c[32];
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        len += vols[i].res.length;
+        data += vols[i].res.data;
+        zeros += vols[i].res.zeros;
+    }
+    if (!r->ctl->json) {
+        printf("%s %s: %zu volumes, %s, %s of data sent, %s of zeros and "
+               "%s of holes skipped, %.1f s%s\n", status, uuid, n,
+               ctl_size(len, a, sizeof(a)), ctl_size(data, b, sizeof(b)),
+               ctl_size(zeros, c, sizeof(c)),
+               ctl_size(len - data - zeros, c + 16, 16), secs,
+               r->o->verify && strcmp(status, "migrated") == 0 ?
+               ", verified" : "");
+        return;
+    }
+    printf("%s{\"uuid\": ", first ? "" : ", ");
+    ctl_json_string(stdout, uuid);
+    printf(", \"status\": \"%s\", \"seconds\": %.3f, \"volumes\": [",
+           status, secs);
+    for (i = 0; i < n; i++) {
+        printf("%s{\"name\": ", i ? ", " : "");
+        ctl_json_string(stdout, vols[i].name);
+        printf(", \"pool\": ");
+        ctl_json_string(stdout, r->pool_name[vols[i].base ? 1 : 0]);
+        printf(", \"state\": \"%s\", \"length\": %llu, \"data_sent\": %llu, "
+               "\"zeros_skipped\": %llu, \"digest\": \"%s\"}",
+               vols[i].state ? vols[i].state : "failed",
+               (unsigned long long)vols[i].res.length,
+               (unsigned long long)vols[i].res.data,
+               (unsigned long long)vols[i].res.zeros,
+               vols[i].res.hex[0] ? vols[i].res.hex : "");
+    }
+    printf("]}");
+}
+
+static int
+cold_instance(struct cold_run *r, const char *uuid, bool first)
+{
+    struct cold_vol *vols = NULL;
+    size_t n = 0, i;
+    uint64_t total = 0;
+    double t0 = ctl_now();
+    const char *status = "failed";
+    int rc = -1;
+
+    if (r->shared[0]) {
+        status = "shared";
+        rc = 0;
+        if (!r->ctl->json)
+            printf("shared %s: pool '%s' is the same storage on both nodes; "
+                   "nothing to copy\n", uuid, r->pool_name[0]);
+        else
+            cold_report(r, uuid, status, NULL, 0, 0, first);
+        return 0;
+    }
+    if (cold_plan(r, uuid, &vols, &n) < 0 || cold_check_idle(r, vols, n) < 0)
+        goto out;
+    for (i = 0; i < n; i++)
+        total += vols[i].length;
+    if (r->o->dry_run) {
+        status = "planned";
+        rc = 0;
+        if (!r->ctl->json)
+            for (i = 0; i < n; i++)
+                printf("would copy %s volume '%s' (%llu bytes)%s%s\n",
+                       vols[i].base ? "base" : "instance", vols[i].name,
+                       (unsigned long long)vols[i].length,
+                       vols[i].backing ? ", backed by " : "",
+                       vols[i].backing ? vols[i].backing : "");
+        goto out;
+    }
+    ctl_progress_start(&r->prog, r->ctl, uuid, total);
+    for (i = 0; i < n; i++) {
+        if (cold_move_volume(r, &vols[i]) < 0) {
+            ctl_progress_end(&r->prog);
+            goto out;
+        }
+    }
+    ctl_progress_end(&r->prog);
+
+    if (r->o->move) {
+        /* Everything verified: only now does the source go. Files before
+         * the directory marker, base images never. */
+        for (i = n; i-- > 0; ) {
+            virStorageVolPtr v;
+
+            if (vols[i].base)
+                continue;
+            if (!(v = virStorageVolLookupByName(r->src_pool[0], vols[i].name)) ||
+                virStorageVolDelete(v, 0) < 0) {
+                ctl_error("instance %s is on %s, but its volume '%s' could "
+                          "not be deleted here: %s", uuid, r->o->to,
+                          vols[i].name, ctl_virt_message());
+                if (v)
+                    virStorageVolFree(v);
+                goto out;
+            }
+            virStorageVolFree(v);
+        }
+    }
+    status = r->o->move ? "moved" : "migrated";
+    rc = 0;
+ out:
+    if (rc == 0 || r->ctl->json)
+        cold_report(r, uuid, status, vols, n, ctl_now() - t0, first);
+    for (i = 0; i < n; i++)
+        cold_vol_clear(&vols[i]);
+    free(vols);
+    return rc;
+}
+
+static void
+cold_usage(void)
+{
+    printf("usage: poolfsctl [-c URI] migrate [--from URI] --to URI [--move]\n"
+           "                 [--no-verify] [--no-base] [--dry-run] [--json]\n"
+           "                 UUID...\n"
+           "\n"
+           "Copy every volume {uuid}_* of the instances from the disks pool\n"
+           "on --from (default: -c) to the same pool on --to, and the base\n"
+           "images their qcow2 disks need that --to lacks, with sparse\n"
+           "libvirt volume streams.  Each volume is verified (content\n"
+           "digest read back from the destination) unless --no-verify.\n"
+           "\n"
+           "  --move       delete the source volumes once all are verified\n"
+           "  --no-base    refuse instead of copying missing base images\n"
+           "  --dry-run    print the plan and change nothing\n");
+}
+
+int
+cold_main(struct ctl *ctl, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "from", required_argument, NULL, 'f' },
+        { "to", required_argument, NULL, 't' },
+        { "move", no_argument, NULL, 'm' },
+        { "no-verify", no_argument, NULL, 'n' },
+        { "no-base", no_argument, NULL, 'b' },
+        { "dry-run", no_argument, NULL, 'd' },
+        { "connect", required_argument, NULL, 'c' },
+        { "disks-pool", required_argument, NULL, 'D' },
+        { "base-pool", required_argument, NULL, 'B' },
+        { "json", no_argument, NULL, 'j' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct cold_opts o = { .verify = true };
+    struct cold_run r = { .ctl = ctl, .o = &o };
+    int c, i, failed = 0, p;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'f': o.from = optarg; break;
+        case 't': o.to = optarg; break;
+        case 'm': o.move = true; break;
+        case 'n': o.verify = false; break;
+        case 'b': o.no_base = true; break;
+        case 'd': o.dry_run = true; break;
+        case 'c': ctl->uri = optarg; break;
+        case 'D': ctl->disks_pool = optarg; break;
+        case 'B': ctl->base_pool = optarg; break;
+        case 'j': ctl->json = true; ctl->progress = false; break;
+        case 'h': cold_usage(); return CTL_OK;
+        default: return CTL_USAGE;
+        }
+    }
+    if (!o.from)
+        o.from = ctl->uri;
+    if (!o.to || optind >= argc) {
+        ctl_error("migrate: --to URI and at least one instance UUID are "
+                  "required; see poolfsctl migrate --help");
+        return CTL_USAGE;
+    }
+    r.pool_name[0] = ctl->disks_pool;
+    r.pool_name[1] = ctl->base_pool;
+    if (!(r.src = ctl_connect(o.from)) || !(r.dst = ctl_connect(o.to)))
+        goto fail;
+    for (p = 0; p < 2; p++) {
+        if (!(r.src_pool[p] = cold_pool(r.src, r.pool_name[p], o.from)) ||
+            !(r.dst_pool[p] = cold_pool(r.dst, r.pool_name[p], o.to)))
+            goto fail;
+        r.shared[p] = cold_pool_shared(r.src_pool[p], r.dst_pool[p]);
+    }
+
+    if (ctl->json)
+        printf("{\"from\": \"%s\", \"to\": \"%s\", \"instances\": [",
+               o.from, o.to);
+    for (i = optind; i < argc; i++) {
+        if (names_check_component(argv[i]) < 0 || strchr(argv[i], '_')) {
+            ctl_error("'%s' is not an instance UUID", argv[i]);
+            failed++;
+            continue;
+        }
+        if (cold_instance(&r, argv[i], i == optind) < 0)
+            failed++;
+    }
+    if (ctl->json)
+        printf("], \"ok\": %s}\n", failed ? "false" : "true");
+    goto done;
+
+ fail:
+    failed = 1;
+ done:
+    for (p = 0; p < 2; p++) {
+        if (r.src_pool[p])
+            virStoragePoolFree(r.src_pool[p]);
+        if (r.dst_pool[p])
+            virStoragePoolFree(r.dst_pool[p]);
+    }
+    if (r.src)
+        virConnectClose(r.src);
+    if (r.dst)
+        virConnectClose(r.dst);
+    return failed ? CTL_FAILED : CTL_OK;
+}

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* What every poolfsctl subcommand shares: options, output, errors. */
+#ifndef POOLFS_CTL_H
+#define POOLFS_CTL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <libvirt/libvirt.h>
+
+enum { CTL_OK = 0, CTL_FAILED = 1, CTL_USAGE = 2 };
+
+struct ctl {
+    const char *uri;            /* -c, as virsh takes it */
+    const char *disks_pool;
+    const char *base_pool;
+    bool json;                  /* machine-readable result on stdout */
+    bool progress;              /* a progress bar on stderr (a terminal) */
+};
+
+/* "poolfsctl: ..." on stderr: one line naming what failed and why. */
+void ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The last libvirt error's message. */
+const char *ctl_virt_message(void);
+/* Open a connection; reports why it could not. */
+virConnectPtr ctl_connect(const char *uri);
+/* Human-readable size into BUF ("1.5 GiB"). */
+const char *ctl_size(uint64_t bytes, char *buf, size_t len);
+/* A JSON string literal of S (escaped) to OUT. */
+void ctl_json_string(FILE *out, const char *s);
+
+/* Progress of long work, drawn on stderr when ctl->progress is set. */
+struct ctl_progress {
+    const struct ctl *ctl;
+    const char *label;
+    uint64_t total;
+    uint64_t base;              /* done by earlier pieces */
+    double start;
+    double last_draw;
+};
+void ctl_progress_start(struct ctl_progress *p, const struct ctl *ctl,
+                        const char *label, uint64_t total);
+void ctl_progress_update(struct ctl_progress *p, uint64_t done);
+void ctl_progress_end(struct ctl_progress *p);
+double ctl_now(void);
+
+int cold_main(struct ctl *ctl, int argc, char **argv);
+
+#endif /* POOLFS_CTL_H */

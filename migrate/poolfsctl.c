@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * poolfsctl: the admin command of poolfs.
+ *
+ *   poolfsctl [-c URI] [--disks-pool NAME] [--base-pool NAME] [--json]
+ *             COMMAND [ARGS]
+ */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <libvirt/virterror.h>
+
+#include "ctl.h"
+
+static void
+ctl_silent(void *opaque, virErrorPtr err)
+{
+    /* Reported once, by whoever knows the object. */
+}
+
+void
+ctl_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("poolfsctl: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+const char *
+ctl_virt_message(void)
+{
+    virErrorPtr e = virGetLastError();
+
+    return e && e->message ? e->message : "unknown libvirt error";
+}
+
+virConnectPtr
+ctl_connect(const char *uri)
+{
+    virConnectPtr c = virConnectOpen(uri);
+
+    if (!c)
+        ctl_error("cannot connect to libvirt at %s: %s", uri,
+                  ctl_virt_message());
+    return c;
+}
+
+const char *
+ctl_size(uint64_t bytes, char *buf, size_t len)
+{
+    const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+    double v = bytes;
+    int u = 0;
+
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+    return buf;
+}
+
+void
+ctl_json_string(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (; s && *s; s++) {
+        unsigned char c = *s;
+
+        if (c == '"' || c == '\\')
+            fprintf(out, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(out, "\\u%04x", c);
+        else
+            fputc(c, out);
+    }
+    fputc('"', out);
+}
+
+double
+ctl_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void
+ctl_progress_start(struct ctl_progress *p, const struct ctl *ctl,
+                   const char *label, uint64_t total)
+{
+    memset(p, 0, sizeof(*p));
+    p->ctl = ctl;
+    p->label = label;
+    p->total = total;
+    p->start = ctl_now();
+}
+
+void
+ctl_progress_update(struct ctl_progress *p, uint64_t done)
+{
+    double now = ctl_now();
+    double el = now - p->start;
+    double rate;
+    char d[32], t[32], r[32];
+    int width = 30, fill, i;
+    long eta;
+
+    done += p->base;
+    if (!p->ctl->progress || (now - p->last_draw < 0.2 && done < p->total))
+        return;
+    p->last_draw = now;
+    rate = el > 0 ? done / el : 0;
+    eta = rate > 0 && p->total > done ? (long)((p->total - done) / rate) : 0;
+    fill = p->total ? (int)((double)done / p->total * width) : width;
+    if (fill > width)
+        fill = width;
+    fprintf(stderr, "\r%-24.24s [", p->label);
+    for (i = 0; i < width; i++)
+        fputc(i < fill ? '=' : ' ', stderr);
+    fprintf(stderr, "] %s/%s %s/s ETA %ld:%02ld ",
+            ctl_size(done, d, sizeof(d)), ctl_size(p->total, t, sizeof(t)),
+            ctl_size((uint64_t)rate, r, sizeof(r)), eta / 60, eta % 60);
+    fflush(stderr);
+}
+
+void
+ctl_progress_end(struct ctl_progress *p)
+{
+    if (p->ctl->progress)
+        fputs("\r\033[K", stderr);
+}
+
+static void
+ctl_usage(FILE *out)
+{
+    fprintf(out,
+"usage: poolfsctl [-c URI] [--disks-pool NAME] [--base-pool NAME] [--json]\n"
+"                 COMMAND [ARGS]\n"
+"\n"
+"The admin command of poolfs.\n"
+"\n"
+"global options:\n"
+"  -c, --connect URI    libvirt URI, as virsh takes it (default qemu:///system)\n"
+"  --disks-pool NAME    pool of instance files (default nova-disks-pool)\n"
+"  --base-pool NAME     pool of base images (default nova-base-images-pool)\n"
+"  --json               print a machine-readable result on stdout\n"
+"  -h, --help           print this help; COMMAND --help for a command's\n"
+"  -V, --version        print the version\n"
+"\n"
+"commands:\n"
+"  migrate [--from URI] --to URI [--move] [--no-verify] [--no-base]\n"
+"          [--dry-run] UUID...\n"
+"      copy all volumes of the instances to another node's pools with\n"
+"      libvirt volume streams (cold migration without SSH)\n"
+"\n"
+"Exit status: 0 on full success, 1 when anything failed, 2 for a usage\n"
+"error.\n");
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "connect", required_argument, NULL, 'c' },
+        { "disks-pool", required_argument, NULL, 'D' },
+        { "base-pool", required_argument, NULL, 'B' },
+        { "json", no_argument, NULL, 'j' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct ctl ctl = {
+        .uri = "qemu:///system",
+        .disks_pool = "nova-disks-pool",
+        .base_pool = "nova-base-images-pool",
+    };
+    int c;
+
+    /* Global options stop at the command: its options are its own. */
+    while ((c = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': ctl.uri = optarg; break;
+        case 'D': ctl.disks_pool = optarg; break;
+        case 'B': ctl.base_pool = optarg; break;
+        case 'j': ctl.json = true; break;
+        case 'h': ctl_usage(stdout); return CTL_OK;
+        case 'V': printf("poolfsctl %s\n", POOLFS_VERSION); return CTL_OK;
+        default:
+            ctl_error("see poolfsctl --help");
+            return CTL_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        ctl_error("a command is required; see poolfsctl --help");
+        return CTL_USAGE;
+    }
+    ctl.progress = !ctl.json && isatty(STDERR_FILENO);
+    virSetErrorFunc(NULL, ctl_silent);
+    if (virInitialize() < 0) {
+        ctl_error("cannot initialise libvirt: %s", ctl_virt_message());
+        return CTL_FAILED;
+    }
+    if (strcmp(argv[optind], "migrate") == 0)
+        return cold_main(&ctl, argc - optind, argv + optind);
+    ctl_error("unknown command '%s'; see poolfsctl --help", argv[optind]);
+    return CTL_USAGE;
+}
