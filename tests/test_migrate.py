@@ -1,0 +1,290 @@
+"""`poolfsctl migrate`: cold migration between two nodes' pools with libvirt
+volume streams.  Node A is the session's private libvirtd; node B is a
+second private libvirtd in its own mount namespace (these tests talk to both
+over their unix sockets; tests/test_tls.py covers the TLS channel)."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid as uuidlib
+
+import pytest
+
+from conftest import PRIVATE_LIBVIRTD, REPO
+from helpers import BASE_POOL, DISKS_POOL, MiB, Virsh, have, run
+
+pytestmark = pytest.mark.skipif(not have("qemu-img"), reason="needs qemu-img")
+
+BASE = "6a3f0c9e1b2d4c8a9e7f5b3d1c0a9e8f7d6c5b4a"
+
+
+class Node:
+    def __init__(self, root):
+        self.root = root
+        self.lv = os.path.join(root, "libvirtd")
+        self.disks = os.path.join(root, "disks")
+        self.base = os.path.join(root, "base")
+        self.uri = None
+
+    def start(self):
+        os.makedirs(self.disks, exist_ok=True)
+        os.makedirs(self.base, exist_ok=True)
+        r = run([PRIVATE_LIBVIRTD, "start", self.lv], timeout=60)
+        self.uri = r.stdout.strip().splitlines()[-1]
+        self.virsh = Virsh(self.uri)
+        self.virsh("pool-create-as", DISKS_POOL, "dir", "--target", self.disks)
+        self.virsh("pool-create-as", BASE_POOL, "dir", "--target", self.base)
+
+    def stop(self):
+        subprocess.run([PRIVATE_LIBVIRTD, "stop", self.lv], capture_output=True,
+                       timeout=60)
+
+    @property
+    def pid(self):
+        with open(os.path.join(self.lv, "libvirtd.pid")) as f:
+            return int(f.read())
+
+    def clean(self):
+        for d in (self.disks, self.base):
+            for n in os.listdir(d):
+                os.unlink(os.path.join(d, n))
+        self.virsh.pool_refresh(DISKS_POOL)
+        self.virsh.pool_refresh(BASE_POOL)
+
+
+@pytest.fixture(scope="module")
+def node_b():
+    root = tempfile.mkdtemp(prefix="poolfs-nodeb-")
+    node = Node(root)
+    try:
+        node.start()
+        yield node
+    finally:
+        node.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def nodes(env, clean_pools, node_b):
+    """(node A, node B), both pools empty on both."""
+    a = Node(env.workdir)
+    a.disks, a.base, a.uri, a.virsh = env.disks_dir, env.base_dir, env.uri, env.virsh
+    a.lv = env.libvirtd_dir
+    node_b.clean()
+    yield a, node_b
+    node_b.clean()
+
+
+@pytest.fixture(scope="session")
+def poolfsctl():
+    path = os.environ.get("POOLFSCTL_BIN") or os.path.join(
+        REPO, "build", "migrate", "poolfsctl")
+    assert os.access(path, os.X_OK), f"poolfsctl not built at {path}"
+    return path
+
+
+def ctl(poolfsctl, *args, check=True, timeout=120):
+    return run([poolfsctl, *args], check=check, timeout=timeout)
+
+
+def allocated(path):
+    return os.stat(path).st_blocks * 512
+
+
+def make_instance(node, uuid, data_mib=8):
+    """A Nova-shaped instance on NODE: a qcow2 disk backed by _base/BASE
+    (with data of its own), a sparse raw disk.local holding data and a run
+    of allocated zeros, disk.info, and the directory marker."""
+    base = os.path.join(node.base, BASE)
+    with open(base, "wb") as f:
+        f.truncate(64 * MiB)
+        f.seek(MiB)
+        f.write(os.urandom(4 * MiB))
+    open(os.path.join(node.disks, f"{uuid}_"), "w").close()
+    disk = os.path.join(node.disks, f"{uuid}_disk")
+    run(["qemu-img", "create", "-f", "qcow2", "-u", "-F", "raw", "-b",
+         f"/var/lib/nova/instances/_base/{BASE}", disk, "1G"])
+    # Data of its own, written with the backing file reachable.
+    run(["qemu-io", "-c", "write -P 0xab 300M 2M",
+         "--image-opts",
+         f"driver=qcow2,file.filename={disk},backing.driver=raw,"
+         f"backing.file.filename={base}"])
+    local = os.path.join(node.disks, f"{uuid}_disk.local")
+    with open(local, "wb") as f:
+        f.truncate(512 * MiB)
+        f.seek(100 * MiB)
+        f.write(os.urandom(data_mib * MiB))
+        f.seek(200 * MiB)
+        f.write(bytes(4 * MiB))         # allocated, but zeros
+    with open(os.path.join(node.disks, f"{uuid}_disk.info"), "w") as f:
+        f.write(json.dumps({f"/var/lib/nova/instances/{uuid}/disk": "qcow2"}))
+    node.virsh.pool_refresh(DISKS_POOL)
+    node.virsh.pool_refresh(BASE_POOL)
+    return ["", "disk", "disk.local", "disk.info"]
+
+
+def same_file(a, b):
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            x, y = fa.read(MiB), fb.read(MiB)
+            if x != y:
+                return False
+            if not x:
+                return True
+
+
+def test_migrate_copies_instance_sparse_and_verified(nodes, poolfsctl):
+    a, b = nodes
+    uuid = str(uuidlib.uuid4())
+    files = make_instance(a, uuid)
+    r = ctl(poolfsctl, "-c", a.uri, "migrate", "--to", b.uri, uuid)
+    # Four of its own and the base image it needs.
+    assert r.stdout.startswith(f"migrated {uuid}: 5 volumes"), r.stdout
+    assert "verified" in r.stdout
+    for f in files:
+        src, dst = os.path.join(a.disks, f"{uuid}_{f}"), os.path.join(b.disks, f"{uuid}_{f}")
+        assert same_file(src, dst), f
+        # Holes stay holes; allocated zeros become holes.
+        assert allocated(dst) <= allocated(src), f
+    local = os.path.join(b.disks, f"{uuid}_disk.local")
+    assert allocated(local) < 10 * MiB, allocated(local)
+    # The base image the qcow2 disk needs was copied first, sparse too.
+    assert same_file(os.path.join(a.base, BASE), os.path.join(b.base, BASE))
+    assert allocated(os.path.join(b.base, BASE)) <= 5 * MiB
+    # libvirt on B sees a qcow2 with its backing store, not a converted copy.
+    xml = b.virsh.vol_xml(DISKS_POOL, f"{uuid}_disk")
+    assert "<format type='qcow2'/>" in xml and f"_base/{BASE}" in xml, xml
+    # No temporary volume is left behind.
+    assert not [n for n in os.listdir(b.disks) if n.startswith(".partial")]
+    # The source is untouched.
+    assert sorted(os.listdir(a.disks)) == sorted(f"{uuid}_{f}" for f in files)
+
+
+def test_migrate_again_completes_and_json(nodes, poolfsctl):
+    a, b = nodes
+    uuid = str(uuidlib.uuid4())
+    make_instance(a, uuid)
+    ctl(poolfsctl, "-c", a.uri, "migrate", "--to", b.uri, uuid)
+    r = ctl(poolfsctl, "-c", a.uri, "--json", "migrate", "--to", b.uri, uuid)
+    doc = json.loads(r.stdout)
+    assert doc["ok"] is True
+    inst = doc["instances"][0]
+    assert inst["uuid"] == uuid and inst["status"] == "migrated"
+    assert {v["state"] for v in inst["volumes"]} == {"present"}
+    assert all(len(v["digest"]) == 64 for v in inst["volumes"])
+
+
+def test_no_base_refuses_and_names_the_base(nodes, poolfsctl):
+    a, b = nodes
+    uuid = str(uuidlib.uuid4())
+    make_instance(a, uuid)
+    r = ctl(poolfsctl, "-c", a.uri, "migrate", "--no-base", "--to", b.uri, uuid,
+            check=False)
+    assert r.returncode == 1
+    assert BASE in r.stderr and "--no-base" in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("poolfsctl: ")
+    assert os.listdir(b.disks) == [] and os.listdir(b.base) == []
+
+
+def test_move_deletes_source_after_verification(nodes, poolfsctl):
+    a, b = nodes
+    uuid = str(uuidlib.uuid4())
+    files = make_instance(a, uuid)
+    r = ctl(poolfsctl, "-c", a.uri, "migrate", "--move", "--to", b.uri, uuid)
+    assert r.stdout.startswith(f"moved {uuid}"), r.stdout
+    assert os.listdir(a.disks) == []
+    assert sorted(os.listdir(b.disks)) == sorted(f"{uuid}_{f}" for f in files)
+    # Base images stay: other instances may use them.
+    assert os.listdir(a.base) == [BASE]
+
+
+def test_shared_pool_is_not_copied_onto_itself(nodes, poolfsctl):
+    a, _ = nodes
+    uuid = str(uuidlib.uuid4())
+    files = make_instance(a, uuid)
+    before = {f: os.stat(os.path.join(a.disks, f"{uuid}_{f}")).st_mtime_ns for f in files}
+    r = ctl(poolfsctl, "-c", a.uri, "migrate", "--to", a.uri, "--move", uuid)
+    assert r.stdout.startswith(f"shared {uuid}"), r.stdout
+    after = {f: os.stat(os.path.join(a.disks, f"{uuid}_{f}")).st_mtime_ns for f in files}
+    assert before == after
+
+
+def test_dry_run_changes_nothing(nodes, poolfsctl):
+    a, b = nodes
+    uuid = str(uuidlib.uuid4())
+    make_instance(a, uuid)
+    r = ctl(poolfsctl, "-c", a.uri, "migrate", "--dry-run", "--to", b.uri, uuid)
+    assert f"would copy base volume '{BASE}'" in r.stdout
+    assert f"would copy instance volume '{uuid}_disk'" in r.stdout
+    assert os.listdir(b.disks) == [] and os.listdir(b.base) == []
+
+
+def test_migrate_into_full_pool_fails_cleanly(nodes, poolfsctl, env):
+    a, b = nodes
+    uuid = str(uuidlib.uuid4())
+    make_instance(a, uuid, data_mib=48)
+    b.virsh("pool-destroy", DISKS_POOL)
+    run(["nsenter", "-t", str(b.pid), "-m", "mount", "-t", "tmpfs", "-o",
+         "size=24m", "tmpfs", b.disks])
+    try:
+        b.virsh("pool-create-as", DISKS_POOL, "dir", "--target", b.disks)
+        r = ctl(poolfsctl, "-c", a.uri, "migrate", "--to", b.uri, uuid,
+                check=False)
+        assert r.returncode == 1, r.stdout
+        assert r.stderr.startswith("poolfsctl: ") and "disk.local" in r.stderr, r.stderr
+        left = b.virsh.vol_list(DISKS_POOL)
+        assert f"{uuid}_disk.local" not in left, left
+        assert not [n for n in left if n.startswith(".partial")], left
+        # The source is untouched.
+        assert os.path.getsize(os.path.join(a.disks, f"{uuid}_disk.local")) == 512 * MiB
+    finally:
+        b.virsh("pool-destroy", DISKS_POOL, check=False)
+        run(["nsenter", "-t", str(b.pid), "-m", "umount", b.disks], check=False)
+        b.virsh("pool-create-as", DISKS_POOL, "dir", "--target", b.disks)
+
+
+def test_destination_daemon_killed_then_rerun_completes(nodes, poolfsctl):
+    a, b = nodes
+    uuid = str(uuidlib.uuid4())
+    make_instance(a, uuid, data_mib=400)
+    p = subprocess.Popen([poolfsctl, "-c", a.uri, "migrate", "--to", b.uri, uuid],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # Kill B once the big volume is on its way.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and p.poll() is None:
+            if [n for n in os.listdir(b.disks) if n.startswith(".partial")]:
+                break
+            time.sleep(0.01)
+        os.kill(b.pid, signal.SIGKILL)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 1, out
+    assert err.startswith("poolfsctl: "), err
+    # Nothing half-written under a final name on B's disk.
+    finals = [n for n in os.listdir(b.disks) if not n.startswith(".partial")]
+    for n in finals:
+        assert same_file(os.path.join(a.disks, n), os.path.join(b.disks, n)), n
+    # B comes back; running the command again finishes the job.
+    b.stop()
+    b.start()
+    r = ctl(poolfsctl, "-c", a.uri, "migrate", "--to", b.uri, uuid)
+    assert r.stdout.startswith(f"migrated {uuid}"), r.stdout
+    for f in ("disk", "disk.local", "disk.info"):
+        assert same_file(os.path.join(a.disks, f"{uuid}_{f}"),
+                         os.path.join(b.disks, f"{uuid}_{f}")), f
+
+
+def test_usage_errors(poolfsctl):
+    r = run([poolfsctl, "migrate", str(uuidlib.uuid4())], check=False)
+    assert r.returncode == 2 and "--to" in r.stderr
+    r = run([poolfsctl, "frobnicate"], check=False)
+    assert r.returncode == 2 and "unknown command" in r.stderr
+    r = run([poolfsctl, "--help"])
+    assert "migrate" in r.stdout
