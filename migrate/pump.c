@@ -7,11 +7,9 @@
 #include <libvirt/virterror.h>
 
 #include "pump.h"
+#include "sparse.h"
 
 #define PUMP_BUF (4 * 1024 * 1024)
-#define PUMP_ZERO_CHUNK (64 * 1024)
-
-static const char pump_zeros[PUMP_ZERO_CHUNK];
 
 static void
 pump_fail(char *err, size_t errlen, const char *fmt, ...)
@@ -34,64 +32,6 @@ pump_drop(virStreamPtr st)
         virStreamAbort(st);
         virStreamFree(st);
     }
-}
-
-static bool
-pump_is_zero(const char *p, size_t len)
-{
-    return len <= PUMP_ZERO_CHUNK && memcmp(p, pump_zeros, len) == 0;
-}
-
-static int
-pump_send_data(virStreamPtr up, const char *p, size_t len)
-{
-    while (len > 0) {
-        int w = virStreamSend(up, p, len);
-
-        if (w < 0)
-            return -1;
-        p += w;
-        len -= w;
-    }
-    return 0;
-}
-
-/* Send LEN bytes at P, runs of all-zero chunks as holes. */
-static int
-pump_send(virStreamPtr up, const char *p, size_t len, struct pump_result *res)
-{
-    size_t data = 0;    /* bytes of data pending before P + OFF */
-    size_t hole = 0;    /* bytes of zeros pending */
-    size_t off;
-
-    for (off = 0; off < len; ) {
-        size_t n = len - off > PUMP_ZERO_CHUNK ? PUMP_ZERO_CHUNK : len - off;
-        bool zero = pump_is_zero(p + off, n);
-
-        if (zero && data) {
-            if (pump_send_data(up, p + off - data, data) < 0)
-                return -1;
-            res->data += data;
-            data = 0;
-        } else if (!zero && hole) {
-            if (virStreamSendHole(up, hole, 0) < 0)
-                return -1;
-            res->zeros += hole;
-            hole = 0;
-        }
-        if (zero)
-            hole += n;
-        else
-            data += n;
-        off += n;
-    }
-    if (data && pump_send_data(up, p + off - data, data) < 0)
-        return -1;
-    if (hole && virStreamSendHole(up, hole, 0) < 0)
-        return -1;
-    res->data += data;
-    res->zeros += hole;
-    return 0;
 }
 
 /*
@@ -142,7 +82,8 @@ pump_loop(virStreamPtr down, virStreamPtr up, bool hold_head,
                     goto out;
                 }
             }
-            if (up && pump_send(up, buf + skip, n - skip, res) < 0) {
+            if (up && sparse_send(up, buf + skip, n - skip, &res->data,
+                                  &res->zeros) < 0) {
                 pump_fail(err, errlen, "writing the destination");
                 goto out;
             }
@@ -280,7 +221,7 @@ pump_put_head(virConnectPtr dconn, virStorageVolPtr dst,
 
     if (!up ||
         virStorageVolUpload(dst, up, 0, res->head_len, 0) < 0 ||
-        pump_send_data(up, res->head, res->head_len) < 0 ||
+        sparse_send_data(up, res->head, res->head_len) < 0 ||
         virStreamFinish(up) < 0) {
         pump_fail(err, errlen, "cannot write the head of '%s'",
                   virStorageVolGetName(dst));

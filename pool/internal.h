@@ -72,8 +72,9 @@ int volume_create(struct pool_ctx *ctx, int pool, const char *vol,
 int volume_delete(struct pool_ctx *ctx, int pool, const char *vol);
 int volume_rename(struct pool_ctx *ctx, int pool, const char *from,
                   const char *to);
-int volume_resize(struct pool_ctx *ctx, int pool, const char *vol,
-                  unsigned long long size);
+/* Set the byte length of a volume without a local path. */
+int volume_set_length(struct pool_ctx *ctx, int pool, const char *vol,
+                      unsigned long long size);
 int volume_info(struct pool_ctx *ctx, int pool, const char *vol,
                 struct cat_volinfo *info);
 char *volume_local_path(struct pool_ctx *ctx, int pool, const char *vol);

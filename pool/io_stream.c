@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "io.h"
+#include "sparse.h"
 
 #define IO_STREAM_WINDOW_MIN (128 * 1024)
 #define IO_STREAM_WINDOW_MAX (8 * 1024 * 1024)
@@ -35,8 +36,12 @@ struct io_stream {
     off_t rd_pos;
     off_t rd_end;
     size_t window;
+    long long hole;         /* bytes of a hole still to read as zeros */
     virStreamPtr wr;
     off_t wr_pos;
+    off_t wr_zero_from;     /* from here on the target reads as zeros */
+    uint64_t sent_data;     /* bytes sent as data, for the curious */
+    uint64_t sent_holes;
     off_t size;
     unsigned long long allocation;
     time_t mtime;       /* of our last change, or of the open */
@@ -127,7 +132,7 @@ io_stream_open(struct pool_file *f, int flags)
     if ((rc = io_stream_refresh_size(f)) < 0)
         goto error;
     if ((flags & O_TRUNC) && s->size > 0) {
-        if ((rc = volume_resize(f->ctx, f->pool, f->vol, 0)) < 0)
+        if ((rc = volume_set_length(f->ctx, f->pool, f->vol, 0)) < 0)
             goto error;
         s->size = 0;
     }
@@ -158,13 +163,15 @@ io_stream_start_download(struct pool_file *f, off_t off, size_t want)
         len = s->size - off;
     if (!(s->rd = virStreamNew(f->ctx->conn, 0)))
         goto error;
-    if (virStorageVolDownload(s->vol, s->rd, off, len, 0) < 0) {
+    if (virStorageVolDownload(s->vol, s->rd, off, len,
+                              VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM) < 0) {
         virStreamFree(s->rd);
         s->rd = NULL;
         goto error;
     }
     s->rd_pos = off;
     s->rd_end = off + len;
+    s->hole = 0;
     return 0;
 
  error:
@@ -178,6 +185,7 @@ io_stream_read(struct pool_file *f, void *buf, size_t size, off_t off)
 {
     struct io_stream *s = f->st;
     size_t got = 0;
+    size_t want;
     int rc;
 
     pthread_mutex_lock(&s->lock);
@@ -214,9 +222,23 @@ io_stream_read(struct pool_file *f, void *buf, size_t size, off_t off)
             if ((rc = io_stream_start_download(f, s->rd_pos, 0)) < 0)
                 goto error;
         }
-        n = virStreamRecv(s->rd, (char *)buf + got,
-                          size - got > (size_t)(s->rd_end - s->rd_pos) ?
-                          (size_t)(s->rd_end - s->rd_pos) : size - got);
+        want = size - got > (size_t)(s->rd_end - s->rd_pos) ?
+               (size_t)(s->rd_end - s->rd_pos) : size - got;
+        if (s->hole > 0) {
+            /* Inside a hole the server did not send: zeros. */
+            n = s->hole > (long long)want ? (int)want : (int)s->hole;
+            memset((char *)buf + got, 0, n);
+            s->hole -= n;
+        } else {
+            n = virStreamRecvFlags(s->rd, (char *)buf + got, want,
+                                   VIR_STREAM_RECV_STOP_AT_HOLE);
+            if (n == -3) {
+                if (virStreamRecvHole(s->rd, &s->hole, 0) < 0)
+                    n = -1;
+                else
+                    continue;
+            }
+        }
         if (n < 0) {
             rc = -pool_virt_errno();
             pool_log("download of volume '%s' failed: %s", f->vol,
@@ -248,12 +270,14 @@ io_stream_start_upload(struct pool_file *f, off_t off)
 
     if (!(s->wr = virStreamNew(f->ctx->conn, 0)))
         goto error;
-    if (virStorageVolUpload(s->vol, s->wr, off, 0, 0) < 0) {
+    if (virStorageVolUpload(s->vol, s->wr, off, 0,
+                            VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM) < 0) {
         virStreamFree(s->wr);
         s->wr = NULL;
         goto error;
     }
     s->wr_pos = off;
+    s->wr_zero_from = s->size;
     return 0;
 
  error:
@@ -273,32 +297,52 @@ io_stream_write(struct pool_file *f, const void *buf, size_t size, off_t off)
     if ((rc = io_stream_take_error(s)) < 0)
         goto error;
     io_stream_drop(&s->rd);
-    if (s->wr && s->wr_pos != off &&
+    /* Backwards means a new upload; forwards, a hole over the gap (it
+     * keeps what is there, and past the end it stays a hole). */
+    if (s->wr && s->wr_pos > off &&
         (rc = io_stream_finish_upload(f)) < 0) {
         io_stream_take_error(s);
         goto error;
     }
     if (!s->wr && (rc = io_stream_start_upload(f, off)) < 0)
         goto error;
-    while (sent < size) {
-        int n = virStreamSend(s->wr, (const char *)buf + sent, size - sent);
-
-        if (n < 0) {
-            rc = -pool_virt_errno();
-            pool_log("upload to volume '%s' failed: %s", f->vol,
-                     pool_virt_message());
-            io_stream_drop(&s->wr);
-            goto error;
-        }
-        sent += n;
-        s->wr_pos += n;
+    if (off > s->wr_pos) {
+        if (virStreamSendHole(s->wr, off - s->wr_pos, 0) < 0)
+            goto stream_error;
+        s->sent_holes += off - s->wr_pos;
+        s->wr_pos = off;
     }
+    while (sent < size) {
+        /* Zeros become holes only where the target reads as zeros. */
+        size_t plain = off + (off_t)sent < s->wr_zero_from ?
+                       (size_t)(s->wr_zero_from - off - sent) : 0;
+        const char *p = (const char *)buf + sent;
+        int err;
+
+        if (plain > size - sent)
+            plain = size - sent;
+        if (plain)
+            err = sparse_send_data(s->wr, p, plain);
+        else
+            err = sparse_send(s->wr, p, size - sent, &s->sent_data,
+                              &s->sent_holes);
+        if (err < 0)
+            goto stream_error;
+        if (plain)
+            s->sent_data += plain;
+        sent += plain ? plain : size - sent;
+    }
+    s->wr_pos += sent;
     if (s->wr_pos > s->size)
         s->size = s->wr_pos;
     s->mtime = time(NULL);
     pthread_mutex_unlock(&s->lock);
     return sent;
 
+ stream_error:
+    rc = -pool_virt_errno();
+    pool_log("upload to volume '%s' failed: %s", f->vol, pool_virt_message());
+    io_stream_drop(&s->wr);
  error:
     pthread_mutex_unlock(&s->lock);
     return rc;
@@ -350,7 +394,7 @@ io_stream_truncate(struct pool_file *f, off_t size)
     io_stream_drop(&s->rd);
     io_stream_finish_upload(f);
     if ((rc = io_stream_take_error(s)) == 0 &&
-        (rc = volume_resize(f->ctx, f->pool, f->vol, size)) == 0)
+        (rc = volume_set_length(f->ctx, f->pool, f->vol, size)) == 0)
         s->size = size;
     pthread_mutex_unlock(&s->lock);
     return rc;

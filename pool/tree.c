@@ -543,7 +543,7 @@ pool_truncate(struct pool_ctx *ctx, const char *path, off_t size)
         listing_request_refresh(ctx, pool);
         return 0;
     }
-    if ((rc = volume_resize(ctx, pool, vol, size)) < 0)
+    if ((rc = volume_set_length(ctx, pool, vol, size)) < 0)
         return rc;
     tree_update_size(ctx, path, vol, size);
     return 0;

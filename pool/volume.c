@@ -273,7 +273,8 @@ volume_copy_head(struct pool_ctx *ctx, virStorageVolPtr src,
 }
 
 /*
- * libvirt will not shrink a volume below its allocation, so a file cut
+ * libvirt has no byte-level shrink (virStorageVolResize refuses to go below
+ * the allocation, and would resize a qcow2's virtual disk), so a file cut
  * short (O_TRUNC, console.log rewritten) becomes a new volume holding the
  * head of the old one: copied aside first, so a failure loses nothing.
  */
@@ -325,39 +326,64 @@ volume_shrink(struct pool_ctx *ctx, int pool, virStorageVolPtr v,
     return rc;
 }
 
+/* Extend VOL from CUR to SIZE bytes with a hole: a sparse upload of
+ * nothing but a hole, which libvirt ends with ftruncate().  Byte-level,
+ * whatever the volume's format (virStorageVolResize would resize a qcow2
+ * image's virtual disk instead). */
+static int
+volume_extend(struct pool_ctx *ctx, virStorageVolPtr v,
+              unsigned long long cur, unsigned long long size)
+{
+    virStreamPtr st = virStreamNew(ctx->conn, 0);
+    int rc = -1;
+
+    if (st &&
+        virStorageVolUpload(v, st, cur, 0,
+                            VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM) == 0) {
+        if (virStreamSendHole(st, size - cur, 0) == 0 &&
+            virStreamFinish(st) == 0)
+            rc = 0;
+        else
+            virStreamAbort(st);
+    }
+    if (st)
+        virStreamFree(st);
+    return rc;
+}
+
 int
-volume_resize(struct pool_ctx *ctx, int pool, const char *vol,
-              unsigned long long size)
+volume_set_length(struct pool_ctx *ctx, int pool, const char *vol,
+                  unsigned long long size)
 {
     virStorageVolPtr v = volume_lookup(ctx, pool, vol);
     virStorageVolInfo info;
-    unsigned int flags = 0;
     int rc = 0;
 
-    if (!v) {
+    if (!v || virStorageVolGetInfoFlags(v, &info,
+                                        VIR_STORAGE_VOL_GET_PHYSICAL) < 0) {
         rc = -pool_virt_errno();
         pool_log("cannot find volume '%s' in pool '%s': %s", vol,
                  ctx->pools[pool].name, pool_virt_message());
-        return rc;
+        goto out;
     }
-    if (virStorageVolGetInfo(v, &info) == 0 && size < info.capacity) {
-        flags |= VIR_STORAGE_VOL_RESIZE_SHRINK;
-        if (size < info.allocation) {
-            /* The volume is briefly gone: no listing taken meanwhile
-             * may be believed. */
-            pool_change_begin(ctx);
-            rc = volume_shrink(ctx, pool, v, vol, size);
-            pool_change_end(ctx);
-            virStorageVolFree(v);
-            return rc;
+    /* GET_PHYSICAL puts the byte length in the allocation field. */
+    if (size > info.allocation) {
+        if (volume_extend(ctx, v, info.allocation, size) < 0) {
+            rc = -pool_virt_errno();
+            pool_log("cannot extend volume '%s' of pool '%s' to %llu "
+                     "bytes: %s", vol, ctx->pools[pool].name, size,
+                     pool_virt_message());
         }
+    } else if (size < info.allocation) {
+        /* The volume is briefly gone: no listing taken meanwhile may be
+         * believed. */
+        pool_change_begin(ctx);
+        rc = volume_shrink(ctx, pool, v, vol, size);
+        pool_change_end(ctx);
     }
-    if (virStorageVolResize(v, size, flags) < 0) {
-        rc = -pool_virt_errno();
-        pool_log("cannot resize volume '%s' in pool '%s' to %llu bytes: %s",
-                 vol, ctx->pools[pool].name, size, pool_virt_message());
-    }
-    virStorageVolFree(v);
+ out:
+    if (v)
+        virStorageVolFree(v);
     return rc;
 }
 
