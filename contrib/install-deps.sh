@@ -8,7 +8,7 @@ pkgs=(
     gcc meson ninja-build pkg-config
     libvirt-dev libfuse3-dev libxml2-dev
     libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
-    fuse3 qemu-utils qemu-system-x86 util-linux iproute2
+    fuse3 qemu-utils qemu-system-x86 util-linux iproute2 rsync
     libgnutls28-dev python3-pytest python3-libvirt
 )
 

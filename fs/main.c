@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stddef.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -259,6 +260,8 @@ main(int argc, char **argv)
     char *end;
 
     fuse_set_log_func(poolfs_fuse_log);
+    /* A libvirtd that goes away must be an error, not death by SIGPIPE. */
+    signal(SIGPIPE, SIG_IGN);
     if (fuse_opt_parse(&args, &a, poolfs_opt_spec, poolfs_opt_proc) < 0) {
         fprintf(stderr, "poolfs: cannot parse the options; see poolfs --help\n");
         return EXIT_USAGE;

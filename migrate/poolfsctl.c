@@ -6,6 +6,7 @@
  *             COMMAND [ARGS]
  */
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,6 +206,9 @@ main(int argc, char **argv)
         return CTL_USAGE;
     }
     ctl.progress = !ctl.json && isatty(STDERR_FILENO);
+    /* A peer that goes away must be an error from libvirt, not death by
+     * SIGPIPE. */
+    signal(SIGPIPE, SIG_IGN);
     virSetErrorFunc(NULL, ctl_silent);
     if (virInitialize() < 0) {
         ctl_error("cannot initialise libvirt: %s", ctl_virt_message());

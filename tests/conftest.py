@@ -178,10 +178,11 @@ def poolfs_factory(poolfs_bin, env, clean_pools, mountpoint_factory, request):
     """
     started = []
 
-    def start(options=(), mountpoint=None):
+    def start(options=(), mountpoint=None, uri=None):
         mnt = mountpoint or mountpoint_factory()
         name = f"{os.path.basename(mnt)}"
-        p = Poolfs(poolfs_bin, env.uri, mnt, options, logdir=env.logs, name=name)
+        p = Poolfs(poolfs_bin, uri or env.uri, mnt, options, logdir=env.logs,
+                   name=name)
         started.append(p)
         p.start()
         return p
@@ -219,3 +220,73 @@ def random_64m(env):
         for _ in range(64):
             f.write(os.urandom(helpers.MiB))
     return path
+
+
+# ------------------------------------------- a second node (migration)
+
+
+class Node:
+    def __init__(self, root):
+        self.root = root
+        self.lv = os.path.join(root, "libvirtd")
+        self.disks = os.path.join(root, "disks")
+        self.base = os.path.join(root, "base")
+        self.uri = None
+
+    def start(self):
+        os.makedirs(self.disks, exist_ok=True)
+        os.makedirs(self.base, exist_ok=True)
+        r = helpers.run([PRIVATE_LIBVIRTD, "start", self.lv], timeout=60)
+        self.uri = r.stdout.strip().splitlines()[-1]
+        self.virsh = Virsh(self.uri)
+        self.virsh("pool-create-as", DISKS_POOL, "dir", "--target", self.disks)
+        self.virsh("pool-create-as", BASE_POOL, "dir", "--target", self.base)
+
+    def stop(self):
+        subprocess.run([PRIVATE_LIBVIRTD, "stop", self.lv], capture_output=True,
+                       timeout=60)
+
+    @property
+    def pid(self):
+        with open(os.path.join(self.lv, "libvirtd.pid")) as f:
+            return int(f.read())
+
+    def clean(self):
+        for d in (self.disks, self.base):
+            for n in os.listdir(d):
+                os.unlink(os.path.join(d, n))
+        self.virsh.pool_refresh(DISKS_POOL)
+        self.virsh.pool_refresh(BASE_POOL)
+
+
+@pytest.fixture(scope="module")
+def node_b():
+    root = tempfile.mkdtemp(prefix="poolfs-nodeb-")
+    node = Node(root)
+    try:
+        node.start()
+        yield node
+    finally:
+        node.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def nodes(env, clean_pools, node_b):
+    """(node A, node B), both pools empty on both."""
+    a = Node(env.workdir)
+    a.disks, a.base, a.uri, a.virsh = env.disks_dir, env.base_dir, env.uri, env.virsh
+    a.lv = env.libvirtd_dir
+    node_b.clean()
+    yield a, node_b
+    node_b.clean()
+
+
+@pytest.fixture(scope="session")
+def poolfsctl():
+    path = os.environ.get("POOLFSCTL_BIN") or os.path.join(
+        REPO, "build", "migrate", "poolfsctl")
+    assert os.access(path, os.X_OK), f"poolfsctl not built at {path}"
+    return path
+
+
