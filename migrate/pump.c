@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -9,7 +10,6 @@
 #include "pump.h"
 #include "sparse.h"
 
-#define PUMP_BUF (4 * 1024 * 1024)
 
 static void
 pump_fail(char *err, size_t errlen, const char *fmt, ...)
@@ -35,6 +35,107 @@ pump_drop(virStreamPtr st)
 }
 
 /*
+ * The download is read on a thread of its own and handed over through a
+ * small queue, so that receiving from the source overlaps with sending to
+ * the destination (with both on one thread, each waits for the other).
+ */
+#define PUMP_SLOTS 16
+#define PUMP_SLOT_SIZE (256 * 1024)     /* a libvirt stream packet at most */
+
+enum pump_kind { PUMP_DATA, PUMP_HOLE, PUMP_EOF, PUMP_ERROR };
+
+struct pump_item {
+    enum pump_kind kind;
+    long long len;
+    char *buf;
+};
+
+struct pump_queue {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct pump_item items[PUMP_SLOTS];
+    char *bufs;
+    int head;
+    int count;
+    bool stop;
+    virStreamPtr down;
+    char err[512];
+};
+
+static void *
+pump_reader(void *arg)
+{
+    struct pump_queue *q = arg;
+    int slot = 0;
+
+    for (;;) {
+        struct pump_item it = { .buf = q->bufs + slot * PUMP_SLOT_SIZE };
+        int n;
+
+        /* Wait for room: the consumer is done with this slot's buffer
+         * once fewer than PUMP_SLOTS - 1 items are queued. */
+        pthread_mutex_lock(&q->lock);
+        while (q->count >= PUMP_SLOTS - 1 && !q->stop)
+            pthread_cond_wait(&q->cond, &q->lock);
+        if (q->stop) {
+            pthread_mutex_unlock(&q->lock);
+            return NULL;
+        }
+        pthread_mutex_unlock(&q->lock);
+
+        n = virStreamRecvFlags(q->down, it.buf, PUMP_SLOT_SIZE,
+                               VIR_STREAM_RECV_STOP_AT_HOLE);
+        if (n == -3) {
+            it.kind = PUMP_HOLE;
+            if (virStreamRecvHole(q->down, &it.len, 0) < 0) {
+                it.kind = PUMP_ERROR;
+                pump_fail(q->err, sizeof(q->err), "reading the source");
+            }
+        } else if (n > 0) {
+            it.kind = PUMP_DATA;
+            it.len = n;
+            slot = (slot + 1) % PUMP_SLOTS;
+        } else if (n == 0) {
+            it.kind = PUMP_EOF;
+        } else {
+            it.kind = PUMP_ERROR;
+            pump_fail(q->err, sizeof(q->err), "reading the source");
+        }
+        pthread_mutex_lock(&q->lock);
+        q->items[(q->head + q->count) % PUMP_SLOTS] = it;
+        q->count++;
+        pthread_cond_broadcast(&q->cond);
+        pthread_mutex_unlock(&q->lock);
+        if (it.kind == PUMP_EOF || it.kind == PUMP_ERROR)
+            return NULL;
+    }
+}
+
+static struct pump_item
+pump_next(struct pump_queue *q)
+{
+    struct pump_item it;
+
+    pthread_mutex_lock(&q->lock);
+    while (q->count == 0)
+        pthread_cond_wait(&q->cond, &q->lock);
+    it = q->items[q->head];
+    pthread_mutex_unlock(&q->lock);
+    return it;
+}
+
+/* The item pump_next() returned is done with: its buffer may be reused. */
+static void
+pump_done(struct pump_queue *q)
+{
+    pthread_mutex_lock(&q->lock);
+    q->head = (q->head + 1) % PUMP_SLOTS;
+    q->count--;
+    pthread_cond_broadcast(&q->cond);
+    pthread_mutex_unlock(&q->lock);
+}
+
+/*
  * Read the sparse download DOWN to its end; hand every piece to UP (if
  * any) and to the digest.
  */
@@ -43,66 +144,75 @@ pump_loop(virStreamPtr down, virStreamPtr up, bool hold_head,
           struct digest *dg, pump_progress_fn progress, void *opaque,
           struct pump_result *res, char *err, size_t errlen)
 {
-    char *buf = malloc(PUMP_BUF);
+    struct pump_queue q = { .down = down };
+    pthread_t reader;
     int rc = -1;
 
-    if (!buf) {
-        snprintf(err, errlen, "out of memory");
+    pthread_mutex_init(&q.lock, NULL);
+    pthread_cond_init(&q.cond, NULL);
+    if (!(q.bufs = malloc((size_t)PUMP_SLOTS * PUMP_SLOT_SIZE)) ||
+        pthread_create(&reader, NULL, pump_reader, &q) != 0) {
+        snprintf(err, errlen, "cannot start the stream reader");
+        free(q.bufs);
         return -1;
     }
     for (;;) {
-        int n = virStreamRecvFlags(down, buf, PUMP_BUF,
-                                   VIR_STREAM_RECV_STOP_AT_HOLE);
+        struct pump_item it = pump_next(&q);
 
-        if (n == -3) {
-            long long hole;
-
-            if (virStreamRecvHole(down, &hole, 0) < 0) {
-                pump_fail(err, errlen, "reading the source");
-                goto out;
-            }
-            if (up && virStreamSendHole(up, hole, 0) < 0) {
+        if (it.kind == PUMP_EOF) {
+            rc = 0;
+            break;
+        }
+        if (it.kind == PUMP_ERROR) {
+            snprintf(err, errlen, "%s", q.err);
+            break;
+        }
+        if (it.kind == PUMP_HOLE) {
+            if (up && virStreamSendHole(up, it.len, 0) < 0) {
                 pump_fail(err, errlen, "writing the destination");
-                goto out;
+                break;
             }
-            digest_feed(dg, NULL, hole);
-            res->length += hole;
-        } else if (n > 0) {
+            digest_feed(dg, NULL, it.len);
+        } else {
             size_t skip = 0;
 
             /* The head goes aside, and as a hole for now. */
-            if (hold_head && res->length < PUMP_HEAD) {
+            if (up && hold_head && res->length < PUMP_HEAD) {
                 skip = PUMP_HEAD - res->length;
-                if (skip > (size_t)n)
-                    skip = n;
-                memcpy(res->head + res->length, buf, skip);
+                if (skip > (size_t)it.len)
+                    skip = it.len;
+                memcpy(res->head + res->length, it.buf, skip);
                 res->head_len = res->length + skip;
                 if (virStreamSendHole(up, skip, 0) < 0) {
                     pump_fail(err, errlen, "writing the destination");
-                    goto out;
+                    break;
                 }
             }
-            if (up && sparse_send(up, buf + skip, n - skip, &res->data,
-                                  &res->zeros) < 0) {
+            if (up && sparse_send(up, it.buf + skip, it.len - skip,
+                                  &res->data, &res->zeros) < 0) {
                 pump_fail(err, errlen, "writing the destination");
-                goto out;
+                break;
             }
             if (!up)
-                res->data += n;
-            digest_feed(dg, buf, n);
-            res->length += n;
-        } else if (n == 0) {
-            break;
-        } else {
-            pump_fail(err, errlen, "reading the source");
-            goto out;
+                res->data += it.len;
+            digest_feed(dg, it.buf, it.len);
         }
+        res->length += it.len;
+        pump_done(&q);
         if (progress)
             progress(opaque, res->length);
     }
-    rc = 0;
- out:
-    free(buf);
+    /* Stop the reader: it may be waiting for room, or for the source. */
+    pthread_mutex_lock(&q.lock);
+    q.stop = true;
+    pthread_cond_broadcast(&q.cond);
+    pthread_mutex_unlock(&q.lock);
+    if (rc < 0)
+        virStreamAbort(down);
+    pthread_join(reader, NULL);
+    free(q.bufs);
+    pthread_mutex_destroy(&q.lock);
+    pthread_cond_destroy(&q.cond);
     return rc;
 }
 
