@@ -16,6 +16,7 @@
 #include <libvirt/virterror.h>
 
 #include "ctl.h"
+#include "virterr.h"
 
 static void
 ctl_silent(void *opaque, virErrorPtr err)
@@ -47,10 +48,14 @@ virConnectPtr
 ctl_connect(const char *uri)
 {
     virConnectPtr c = virConnectOpen(uri);
+    const char *hint;
 
-    if (!c)
-        ctl_error("cannot connect to libvirt at %s: %s", uri,
-                  ctl_virt_message());
+    if (!c) {
+        hint = virterr_hint();
+        ctl_error("cannot connect to libvirt at %s: %s%s%s%s", uri,
+                  ctl_virt_message(), hint ? " (" : "", hint ? hint : "",
+                  hint ? ")" : "");
+    }
     return c;
 }
 
@@ -210,6 +215,7 @@ main(int argc, char **argv)
      * SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
     virSetErrorFunc(NULL, ctl_silent);
+    virterr_quiet_log();
     if (virInitialize() < 0) {
         ctl_error("cannot initialise libvirt: %s", ctl_virt_message());
         return CTL_FAILED;

@@ -17,6 +17,7 @@
 #include <libxml/xpath.h>
 
 #include "internal.h"
+#include "virterr.h"
 
 static void
 conn_silent_error(void *opaque, virErrorPtr err)
@@ -215,13 +216,17 @@ pool_open(const struct pool_opts *opts, struct pool_ctx **ctxp)
     pthread_cond_init(&ctx->bg_cond, NULL);
 
     virSetErrorFunc(NULL, conn_silent_error);
+    virterr_quiet_log();
     if (virInitialize() < 0 || virEventRegisterDefaultImpl() < 0) {
         pool_log("cannot initialise libvirt: %s", pool_virt_message());
         goto error;
     }
     if (!(ctx->conn = virConnectOpen(opts->uri))) {
-        pool_log("cannot connect to libvirt at %s: %s", opts->uri,
-                 pool_virt_message());
+        const char *hint = virterr_hint();
+
+        pool_log("cannot connect to libvirt at %s: %s%s%s%s", opts->uri,
+                 pool_virt_message(), hint ? " (" : "", hint ? hint : "",
+                 hint ? ")" : "");
         goto error;
     }
     for (i = 0; i < POOL_NPOOLS; i++)

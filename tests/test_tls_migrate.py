@@ -1,0 +1,133 @@
+"""Cold migration and remote mounts over libvirt's TLS between two test
+hosts (network namespaces, one TLS libvirtd each; see tlshosts.py).  No SSH
+anywhere: the data goes through libvirt volume streams."""
+
+import json
+import os
+import uuid as uuidlib
+
+import pytest
+
+from conftest import REPO
+from helpers import DISKS_POOL, MiB, wait_for
+from tlshosts import TwoHosts, Unavailable
+
+POOLFSCTL = os.path.join(REPO, "build", "migrate", "poolfsctl")
+POOLFS = os.path.join(REPO, "build", "fs", "poolfs")
+
+
+@pytest.fixture(scope="module")
+def hosts():
+    try:
+        h = TwoHosts().start()
+    except Unavailable as e:
+        pytest.skip(f"cannot make the two TLS test hosts here: {e}")
+    try:
+        yield h
+    finally:
+        problems = h.close()
+    assert not problems, "TwoHosts teardown: " + "; ".join(problems)
+
+
+def make_instance(hosts, node, uuid):
+    d = hosts.disks_dir(node)
+    open(os.path.join(d, f"{uuid}_"), "w").close()
+    with open(os.path.join(d, f"{uuid}_disk"), "wb") as f:
+        f.truncate(256 * MiB)
+        f.seek(64 * MiB)
+        f.write(os.urandom(3 * MiB))
+    with open(os.path.join(d, f"{uuid}_disk.info"), "w") as f:
+        f.write("{}")
+    hosts.run_on(node, ["virsh", "-q", "-c", hosts.local_uri(node),
+                        "pool-refresh", DISKS_POOL], check=True)
+
+
+def one_line(stderr):
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+def test_migrate_over_tls(hosts):
+    uuid = str(uuidlib.uuid4())
+    make_instance(hosts, "nodea", uuid)
+    p = hosts.run_on("nodea", [POOLFSCTL, "-c", hosts.local_uri("nodea"),
+                               "--json", "migrate", "--to", hosts.uri("nodeb"),
+                               uuid], timeout=120)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["ok"] and doc["instances"][0]["status"] == "migrated"
+    for name in ("", "disk", "disk.info"):
+        a = os.path.join(hosts.disks_dir("nodea"), f"{uuid}_{name}")
+        b = os.path.join(hosts.disks_dir("nodeb"), f"{uuid}_{name}")
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            assert fa.read() == fb.read(), name
+        assert os.stat(b).st_blocks <= os.stat(a).st_blocks
+    # Sent: the data, not the 256 MiB of virtual size.
+    disk = [v for v in doc["instances"][0]["volumes"] if v["name"].endswith("_disk")][0]
+    assert disk["data_sent"] <= 3 * MiB + 64 * 1024, disk
+
+
+def test_wrong_client_ca_is_reported_as_such(hosts):
+    other = hosts.make_ca("rogue-ctl")
+    pki = hosts.make_client("nodea.poolfs.test", ca_dir=other,
+                            trust_also=[os.path.join(hosts.ca_dir, "cacert.pem")])
+    p = hosts.run_on("nodea", [POOLFSCTL, "-c", hosts.local_uri("nodea"),
+                               "migrate", "--to", hosts.uri("nodeb", pki=pki),
+                               str(uuidlib.uuid4())])
+    assert p.returncode == 1
+    line = one_line(p.stderr)
+    assert line.startswith("poolfsctl: cannot connect") and \
+        "server refused our client certificate" in line, line
+
+
+def test_server_name_mismatch_is_reported_as_such(hosts):
+    hosts.add_alias("nodeb-other.poolfs.test", "nodeb")
+    p = hosts.run_on("nodea", [POOLFSCTL, "-c", hosts.local_uri("nodea"),
+                               "migrate", "--to",
+                               hosts.uri("nodeb", host="nodeb-other.poolfs.test"),
+                               str(uuidlib.uuid4())])
+    assert p.returncode == 1
+    line = one_line(p.stderr)
+    assert "server's certificate was refused" in line, line
+    # poolfs says the same, in one line, and mounts nothing.
+    mnt = os.path.join(hosts.workdir, "mnt-mismatch")
+    os.makedirs(mnt, exist_ok=True)
+    p = hosts.run_on("nodea", [POOLFS, "-f", hosts.uri("nodeb", host="nodeb-other.poolfs.test"),
+                               mnt])
+    assert p.returncode == 1
+    line = one_line(p.stderr)
+    assert line.startswith("poolfs: cannot connect") and \
+        "server's certificate was refused" in line, line
+
+
+def test_remote_mount_over_tls(hosts):
+    """poolfs on node A mounts node B's pools over TLS; a file written there
+    is a volume on B, holes kept."""
+    uuid = str(uuidlib.uuid4())
+    mnt = os.path.join(hosts.workdir, "mnt-b")
+    os.makedirs(mnt, exist_ok=True)
+    p = hosts.popen_on("nodea", [POOLFS, "-f", hosts.uri("nodeb"), mnt])
+    script = f"""
+set -e
+for i in $(seq 100); do grep -q " {mnt} " /proc/self/mountinfo && break; sleep 0.1; done
+mkdir {mnt}/{uuid}
+truncate -s 64M {hosts.workdir}/src.img
+dd if=/dev/urandom of={hosts.workdir}/src.img bs=1M count=2 seek=10 conv=notrunc status=none
+cp --sparse=always {hosts.workdir}/src.img {mnt}/{uuid}/disk
+cmp {hosts.workdir}/src.img {mnt}/{uuid}/disk
+fusermount3 -u {mnt}
+"""
+    try:
+        r = hosts.run_on("nodea", ["bash", "-c", script], timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        p.wait(timeout=20)
+        assert p.returncode == 0
+    finally:
+        if p.poll() is None:
+            hosts.run_on("nodea", ["fusermount3", "-u", "-z", mnt])
+            p.kill()
+            p.wait(timeout=10)
+    b = os.path.join(hosts.disks_dir("nodeb"), f"{uuid}_disk")
+    assert os.path.getsize(b) == 64 * MiB
+    assert os.stat(b).st_blocks * 512 <= 3 * MiB
