@@ -210,7 +210,7 @@ main(int argc, char **argv)
         ctl_error("a command is required; see poolfsctl --help");
         return CTL_USAGE;
     }
-    ctl.progress = !ctl.json && isatty(STDERR_FILENO);
+    ctl.progress = !ctl.json && isatty(STDOUT_FILENO) && isatty(STDERR_FILENO);
     /* A peer that goes away must be an error from libvirt, not death by
      * SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);

@@ -89,7 +89,7 @@ usage() {
     echo "  --poolfs PATH   poolfs binary (default build/fs/poolfs, or \$POOLFS)" >&2
     echo "  --poolfs-opts O extra -o options for poolfs, e.g. io=stream" >&2
     echo "  --keep          leave the work dir (not the mounts or daemons) behind" >&2
-    exit 2
+    exit "${1:-2}"
 }
 
 while [ $# -gt 0 ]; do
@@ -104,7 +104,7 @@ while [ $# -gt 0 ]; do
         --poolfs) [ $# -ge 2 ] || usage; poolfs_bin=$2; shift 2 ;;
         --poolfs-opts) [ $# -ge 2 ] || usage; poolfs_opts=$2; shift 2 ;;
         --keep) keep=1; shift ;;
-        -h|--help) usage ;;
+        -h|--help) usage 0 ;;
         *) echo "bench_io: unknown argument: $1" >&2; usage ;;
     esac
 done
@@ -550,8 +550,8 @@ ratio() {
 }
 
 mem_line() {   # name -> "max VmRSS X MiB, VmHWM Y MiB"
-    awk -F'\t' -v n="$1" '$1 == n { if ($2 > r) r = $2; if ($3 > h) h = $3; c++ }
-        END { if (c) printf "max VmRSS %.1f MiB, VmHWM %.1f MiB (%d samples)", r / 1024, h / 1024, c; else print "not sampled" }' \
+    awk -F'\t' -v n="$1" '$1 == n { if ($2 > r) r = $2; if ($3 > h) h = $3; last = $2; c++ }
+        END { if (c) printf "max VmRSS %.1f MiB, VmHWM %.1f MiB, VmRSS at the end %.1f MiB (%d samples, every 0.5 s)", r / 1024, h / 1024, last / 1024, c; else print "not sampled" }' \
         "$work/rss.tsv"
 }
 
