@@ -118,7 +118,7 @@ ctl_progress_update(struct ctl_progress *p, uint64_t done)
     double el = now - p->start;
     double rate;
     char d[32], t[32], r[32];
-    int width = 30, fill, i;
+    int width = 24, fill, i;
     long eta;
 
     done += p->base;
@@ -130,7 +130,7 @@ ctl_progress_update(struct ctl_progress *p, uint64_t done)
     fill = p->total ? (int)((double)done / p->total * width) : width;
     if (fill > width)
         fill = width;
-    fprintf(stderr, "\r%-24.24s [", p->label);
+    fprintf(stderr, "\r%-36.36s [", p->label);
     for (i = 0; i < width; i++)
         fputc(i < fill ? '=' : ' ', stderr);
     fprintf(stderr, "] %s/%s %s/s ETA %ld:%02ld ",
