@@ -35,6 +35,14 @@ CONF
     cat > "$dir/ns-init.sh" <<'INIT'
 set -e
 dir=$1
+# A new mount namespace starts with a copy of every mount, and a copy of a
+# FUSE mount keeps its connection alive after the host unmounts it (where
+# mounts are private, as on this machine's root): its daemon would never
+# see the unmount and never exit.  So drop the copies of poolfs mounts that
+# exist now; mounts made later under a shared mount still propagate in.
+findmnt -rn -t fuse.poolfs -o TARGET | sort -r | while read -r m; do
+    umount -l "$(printf '%b' "$m")" 2>/dev/null || true
+done
 for d in /run/libvirt /etc/libvirt /var/lib/libvirt /var/cache/libvirt; do
     mkdir -p "$d"
     mount -t tmpfs -o mode=0755 tmpfs "$d"

@@ -28,6 +28,7 @@ struct poolfs_args {
     char *base_pool;
     char *refresh;
     char *io;
+    unsigned max_threads;
     int foreground;
     int debug;
     int help;
@@ -44,6 +45,7 @@ static const struct fuse_opt poolfs_opt_spec[] = {
     { "base_pool=%s", offsetof(struct poolfs_args, base_pool), 0 },
     { "refresh=%s", offsetof(struct poolfs_args, refresh), 0 },
     { "io=%s", offsetof(struct poolfs_args, io), 0 },
+    { "max_threads=%u", offsetof(struct poolfs_args, max_threads), 0 },
     FUSE_OPT_KEY("-h", KEY_HELP),
     FUSE_OPT_KEY("--help", KEY_HELP),
     FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -78,6 +80,7 @@ poolfs_usage(FILE *out)
 "    -o refresh=SECONDS     re-list the pools this often to see volumes\n"
 "                           others made or removed (default 2; pool refresh\n"
 "                           events are seen at once)\n"
+"    -o max_threads=N       FUSE worker threads at most (default 16)\n"
 "    -o io=auto|local|stream\n"
 "                           data path: local reads and writes the volume's\n"
 "                           file or device directly, stream goes through\n"
@@ -85,7 +88,7 @@ poolfs_usage(FILE *out)
 "                           uses local where the volume has a path here\n"
 "\n"
 "FUSE options (also with -o): allow_other, default_permissions, ro,\n"
-"max_threads=N, attr_timeout=S, entry_timeout=S, and the rest of fuse(8);\n"
+"attr_timeout=S, entry_timeout=S, and the rest of fuse(8);\n"
 "the kernel's writeback cache and splice are on by default and can be\n"
 "turned off with -o no_writeback_cache, no_splice_read, no_splice_write.\n"
 "\n"
@@ -235,13 +238,20 @@ poolfs_detach(int readyfd)
 static void
 poolfs_fuse_log(enum fuse_log_level level, const char *fmt, va_list ap)
 {
+    static bool line_start = true;  /* libfuse writes lines in pieces */
     char msg[1024];
     const char *p = msg;
+    size_t n;
 
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    if (strncmp(p, "fuse: ", 6) == 0)
-        p += 6;
-    fprintf(stderr, "poolfs: %s", p);
+    if (line_start) {
+        if (strncmp(p, "fuse: ", 6) == 0)
+            p += 6;
+        fputs("poolfs: ", stderr);
+    }
+    fputs(p, stderr);
+    n = strlen(p);
+    line_start = n > 0 && p[n - 1] == '\n';
 }
 
 int
@@ -298,6 +308,14 @@ main(int argc, char **argv)
             return EXIT_USAGE;
         }
     }
+    if (a.max_threads == 0)
+        a.max_threads = 16;
+    if (a.max_threads < 2 || a.max_threads > 256) {
+        fprintf(stderr, "poolfs: bad option max_threads=%u: want 2 to 256 "
+                "(libvirtd reads through the mount while requests wait on "
+                "it, so one thread is never enough)\n", a.max_threads);
+        return EXIT_USAGE;
+    }
     if (poolfs_parse_io(a.io, &opts.io) < 0) {
         fprintf(stderr, "poolfs: bad option io=%s: want auto, local or "
                 "stream\n", a.io);
@@ -346,8 +364,8 @@ main(int argc, char **argv)
 
     loop = fuse_loop_cfg_create();
     fuse_loop_cfg_set_clone_fd(loop, 1);
-    fuse_loop_cfg_set_max_threads(loop, 64);
-    fuse_loop_cfg_set_idle_threads(loop, 8);
+    fuse_loop_cfg_set_max_threads(loop, a.max_threads);
+    fuse_loop_cfg_set_idle_threads(loop, a.max_threads < 4 ? a.max_threads : 4);
     ret = fuse_loop_mt(fuse, loop) == 0 ? 0 : EXIT_RUNTIME;
     fuse_loop_cfg_destroy(loop);
     fuse_remove_signal_handlers(fuse_get_session(fuse));

@@ -561,6 +561,11 @@ class TwoHosts:
         init = r"""
 set -e
 hosts=$1; fqdn=$2
+# Drop copies of poolfs mounts made before this namespace: a copy keeps a
+# FUSE connection alive after the host unmounts it (see private-libvirtd.sh).
+findmnt -rn -t fuse.poolfs -o TARGET | sort -r | while read -r m; do
+    umount -l "$(printf '%b' "$m")" 2>/dev/null || true
+done
 for d in """ + " ".join(LIBVIRT_DIRS) + r"""; do
     mkdir -p "$d"
     mount -t tmpfs -o mode=0755 tmpfs "$d"
