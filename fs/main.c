@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stddef.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -269,6 +270,12 @@ main(int argc, char **argv)
     int ret = EXIT_RUNTIME;
     char *end;
 
+    /* Replies of up to 1 MiB are malloc'ed and freed per request by
+     * libfuse when it cannot splice; with glibc's sliding mmap threshold
+     * they would settle in per-thread arenas and stay resident.  A fixed
+     * threshold gives them back at once. */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    mallopt(M_ARENA_MAX, 4);
     fuse_set_log_func(poolfs_fuse_log);
     /* A libvirtd that goes away must be an error, not death by SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);

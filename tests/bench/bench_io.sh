@@ -573,8 +573,12 @@ report="$work/report.md"
         esac
     done
     echo "- targets: $(IFS=';'; echo "${desc[*]}" | sed 's/;/; /g')"
+    if has_target poolfs; then
+        echo "- poolfs binary: $poolfs_bin, built $(date -u -r "$poolfs_bin" '+%Y-%m-%d %H:%M UTC'); source tree: $(git -C "$repo" log -1 --format='%h %s' 2>/dev/null | cut -c1-80 || echo unknown)$(git -C "$repo" diff --quiet HEAD -- fs pool meson.build 2>/dev/null || echo ' (+ uncommitted changes in fs/, pool/)')"
+    fi
+    echo "- versions: $(fio --version), $(bindfs --version 2>/dev/null | head -n 1), $(qemu-storage-daemon --version 2>/dev/null | head -n 1 | sed 's/ (.*//'), $(fusermount3 -V 2>/dev/null)"
     for t in poolfs bindfs qsd; do
-        [ -n "${pid_of[$t]:-}" ] && echo "- $t daemon memory: $(mem_line "$t")"
+        if [ -n "${pid_of[$t]:-}" ]; then echo "- $t daemon memory: $(mem_line "$t")"; fi
     done
     while IFS= read -r n; do echo "- NOTE: $n"; done <"$work/notes"
     echo
