@@ -26,6 +26,7 @@
 #include "ctl.h"
 #include "names.h"
 #include "pump.h"
+#include "volxml.h"
 
 struct cold_opts {
     const char *from;
@@ -140,18 +141,6 @@ cold_pool(virConnectPtr conn, const char *name, const char *uri)
     return p;
 }
 
-/* The base image a backing path names: MOUNT/_base/NAME, or a path in the
- * base pool's directory. */
-static char *
-cold_base_name(const char *backing)
-{
-    const char *p = strstr(backing, "/" NAMES_BASE_DIR "/");
-
-    if (p && !strchr(p + strlen(NAMES_BASE_DIR) + 2, '/'))
-        return strdup(p + strlen(NAMES_BASE_DIR) + 2);
-    return NULL;
-}
-
 static int
 cold_describe(struct cold_run *r, int pool, const char *name,
               struct cold_vol *v)
@@ -176,7 +165,7 @@ cold_describe(struct cold_run *r, int pool, const char *name,
     v->length = info.allocation;    /* GET_PHYSICAL puts it there */
     v->format = cold_xpath(doc, "string(/volume/target/format/@type)");
     backing = cold_xpath(doc, "string(/volume/backingStore/path)");
-    if (backing && !(v->backing = cold_base_name(backing))) {
+    if (backing && !(v->backing = volxml_base_name(backing))) {
         ctl_error("volume '%s' is backed by %s, which is not a base image "
                   "of pool '%s' (MOUNT/_base/NAME): cannot migrate it", name,
                   backing, r->pool_name[1]);
@@ -654,7 +643,7 @@ cold_main(struct ctl *ctl, int argc, char **argv)
     struct cold_run r = { .ctl = ctl, .o = &o };
     int c, i, failed = 0, p;
 
-    optind = 1;
+    optind = 0;     /* glibc: start over (the global parse used "+") */
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         switch (c) {
         case 'f': o.from = optarg; break;

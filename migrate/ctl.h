@@ -45,5 +45,7 @@ void ctl_progress_end(struct ctl_progress *p);
 double ctl_now(void);
 
 int cold_main(struct ctl *ctl, int argc, char **argv);
+int cache_main(struct ctl *ctl, int argc, char **argv);
+int cow_main(struct ctl *ctl, int argc, char **argv);
 
 #endif /* POOLFS_CTL_H */

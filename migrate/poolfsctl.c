@@ -168,6 +168,10 @@ ctl_usage(FILE *out)
 "          [--dry-run] UUID...\n"
 "      copy all volumes of the instances to another node's pools with\n"
 "      libvirt volume streams (cold migration without SSH)\n"
+"  cache [--unused] [--remove-unused --min-age SECONDS]\n"
+"      base images and the volumes backed by each (from libvirt's XML)\n"
+"  create-cow [--mount DIR] UUID/NAME --backing _base/IMAGE [--size SIZE]\n"
+"      a qcow2 overlay volume on a base image (virStorageVolCreateXML)\n"
 "\n"
 "Exit status: 0 on full success, 1 when anything failed, 2 for a usage\n"
 "error.\n");
@@ -222,6 +226,10 @@ main(int argc, char **argv)
     }
     if (strcmp(argv[optind], "migrate") == 0)
         return cold_main(&ctl, argc - optind, argv + optind);
+    if (strcmp(argv[optind], "cache") == 0)
+        return cache_main(&ctl, argc - optind, argv + optind);
+    if (strcmp(argv[optind], "create-cow") == 0)
+        return cow_main(&ctl, argc - optind, argv + optind);
     ctl_error("unknown command '%s'; see poolfsctl --help", argv[optind]);
     return CTL_USAGE;
 }

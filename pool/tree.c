@@ -582,7 +582,10 @@ pool_chmod(struct pool_ctx *ctx, const char *path, mode_t mode)
 
     if ((rc = tree_local_target(ctx, path, &local)) < 0)
         return rc;
-    return chmod(local, mode & 07777) < 0 ? -errno : 0;
+    if (chmod(local, mode & 07777) < 0)
+        return -errno;
+    listing_request_refresh(ctx, POOL_DISKS);  /* libvirt shows modes */
+    return 0;
 }
 
 int
@@ -593,7 +596,10 @@ pool_chown(struct pool_ctx *ctx, const char *path, uid_t uid, gid_t gid)
 
     if ((rc = tree_local_target(ctx, path, &local)) < 0)
         return rc;
-    return lchown(local, uid, gid) < 0 ? -errno : 0;
+    if (lchown(local, uid, gid) < 0)
+        return -errno;
+    listing_request_refresh(ctx, POOL_DISKS);
+    return 0;
 }
 
 int
@@ -605,7 +611,12 @@ pool_utimens(struct pool_ctx *ctx, const char *path,
 
     if ((rc = tree_local_target(ctx, path, &local)) < 0)
         return rc;
-    return utimensat(AT_FDCWD, local, tv, 0) < 0 ? -errno : 0;
+    if (utimensat(AT_FDCWD, local, tv, 0) < 0)
+        return -errno;
+    /* libvirt shows the times (the image cache ages base images by them). */
+    listing_request_refresh(ctx, POOL_DISKS);
+    listing_request_refresh(ctx, POOL_BASE);
+    return 0;
 }
 
 int

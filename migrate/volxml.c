@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <stdlib.h>
+#include <string.h>
+#include <libxml/parser.h>
+#include <libxml/xpath.h>
+
+#include "names.h"
+#include "volxml.h"
+
+static char *
+volxml_string(xmlXPathContextPtr x, const char *expr)
+{
+    xmlXPathObjectPtr o = xmlXPathEvalExpression(BAD_CAST expr, x);
+    char *ret = NULL;
+
+    if (o && o->type == XPATH_STRING && o->stringval && *o->stringval)
+        ret = strdup((const char *)o->stringval);
+    xmlXPathFreeObject(o);
+    return ret;
+}
+
+static uint64_t
+volxml_number(xmlXPathContextPtr x, const char *expr)
+{
+    char *s = volxml_string(x, expr);
+    uint64_t n = s ? strtoull(s, NULL, 10) : 0;
+
+    free(s);
+    return n;
+}
+
+int
+volxml_parse(const char *xml, struct volxml *v)
+{
+    xmlDocPtr doc = xmlReadMemory(xml, strlen(xml), "vol.xml", NULL,
+                                  XML_PARSE_NONET | XML_PARSE_NOERROR |
+                                  XML_PARSE_NOWARNING);
+    xmlXPathContextPtr x;
+
+    memset(v, 0, sizeof(*v));
+    if (!doc)
+        return -1;
+    if (!(x = xmlXPathNewContext(doc))) {
+        xmlFreeDoc(doc);
+        return -1;
+    }
+    v->format = volxml_string(x, "string(/volume/target/format/@type)");
+    v->backing = volxml_string(x, "string(/volume/backingStore/path)");
+    v->backing_format =
+        volxml_string(x, "string(/volume/backingStore/format/@type)");
+    v->capacity = volxml_number(x, "string(/volume/capacity)");
+    /* Timestamps are "seconds.nanoseconds". */
+    v->atime = volxml_number(x, "substring-before(concat(/volume/target/timestamps/atime,'.'),'.')");
+    v->mtime = volxml_number(x, "substring-before(concat(/volume/target/timestamps/mtime,'.'),'.')");
+    xmlXPathFreeContext(x);
+    xmlFreeDoc(doc);
+    return 0;
+}
+
+void
+volxml_clear(struct volxml *v)
+{
+    free(v->format);
+    free(v->backing);
+    free(v->backing_format);
+    memset(v, 0, sizeof(*v));
+}
+
+char *
+volxml_base_name(const char *backing)
+{
+    const char *p = strstr(backing, "/" NAMES_BASE_DIR "/");
+
+    if (p && !strchr(p + strlen(NAMES_BASE_DIR) + 2, '/') &&
+        p[strlen(NAMES_BASE_DIR) + 2])
+        return strdup(p + strlen(NAMES_BASE_DIR) + 2);
+    return NULL;
+}

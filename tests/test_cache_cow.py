@@ -1,0 +1,80 @@
+"""`poolfsctl create-cow` and `poolfsctl cache`: qcow2 overlays made with a
+backingStore element, and the image cache read from libvirt's volume XML."""
+
+import json
+import os
+import time
+
+import pytest
+
+from helpers import BASE_POOL, DISKS_POOL, SEEN_WITHIN, have, run, wait_for
+
+pytestmark = pytest.mark.skipif(not (have("qemu-img") and have("qemu-io")),
+                                reason="needs qemu-utils")
+
+
+def ctl(poolfsctl, env, *args, check=True):
+    return run([poolfsctl, "-c", env.uri, *args], check=check)
+
+
+def make_base(mnt, name, pattern):
+    path = os.path.join(mnt, "_base", name)
+    run(["qemu-img", "create", "-f", "raw", path, "32M"])
+    run(["qemu-io", "-f", "raw", "-c", f"write -P {pattern} 0 1M", path])
+    return path
+
+
+def test_create_cow_and_cache_report(poolfs, env, virsh, poolfsctl):
+    mnt = poolfs.mnt
+    make_base(mnt, "used", "0x11")
+    make_base(mnt, "old", "0x22")
+    make_base(mnt, "fresh", "0x33")
+    uuids = ["6c0b6f5e-0000-4000-8000-000000000001",
+             "6c0b6f5e-0000-4000-8000-000000000002"]
+    for u in uuids:
+        os.mkdir(os.path.join(mnt, u))
+        r = ctl(poolfsctl, env, "create-cow", "--mount", mnt, f"{u}/disk",
+                "--backing", "_base/used", "--size", "1G")
+        assert r.stdout.startswith(f"created {u}_disk"), r.stdout
+    disk = os.path.join(mnt, uuids[0], "disk")
+    # The mount learns of it from the pool refresh event create-cow sends.
+    wait_for(lambda: os.path.exists(disk), SEEN_WITHIN, "the overlay in the mount")
+    info = json.loads(run(["qemu-img", "info", "--output=json", disk]).stdout)
+    assert info["format"] == "qcow2" and info["virtual-size"] == 1 << 30
+    assert info["backing-filename"] == os.path.join(mnt, "_base", "used")
+    r = run(["qemu-io", "-f", "qcow2", "-c", "read -P 0x11 0 1M", disk])
+    assert "Pattern verification failed" not in r.stdout
+    assert "<format type='qcow2'/>" in virsh.vol_xml(DISKS_POOL, f"{uuids[0]}_disk")
+
+    # An old one: not touched for two hours.
+    past = time.time() - 7200
+    os.utime(os.path.join(mnt, "_base", "old"), (past, past))
+    virsh.pool_refresh(BASE_POOL)
+
+    doc = json.loads(ctl(poolfsctl, env, "--json", "cache").stdout)
+    users = {i["name"]: sorted(i["users"]) for i in doc["images"]}
+    assert users == {"used": sorted(f"{u}_disk" for u in uuids),
+                     "old": [], "fresh": []}, users
+    text = ctl(poolfsctl, env, "cache", "--unused").stdout
+    assert sorted(line.split("\t")[0] for line in text.splitlines()) == ["fresh", "old"]
+
+    # Removal needs an age, takes only the unused ones older than it.
+    r = ctl(poolfsctl, env, "cache", "--remove-unused", check=False)
+    assert r.returncode == 2 and "--min-age" in r.stderr
+    r = ctl(poolfsctl, env, "--json", "cache", "--remove-unused",
+            "--min-age", "3600")
+    doc = json.loads(r.stdout)
+    assert [(i["name"], i["action"]) for i in doc["images"]] == [("old", "removed")]
+    assert virsh.vol_list(BASE_POOL) == {"used", "fresh"}
+    # In use is never removed, whatever the age.
+    ctl(poolfsctl, env, "cache", "--remove-unused", "--min-age", "0")
+    assert virsh.vol_list(BASE_POOL) == {"used"}
+
+
+def test_create_cow_errors(poolfs, env, poolfsctl):
+    r = ctl(poolfsctl, env, "create-cow", "--mount", poolfs.mnt,
+            "abc/disk", "--backing", "_base/nope", check=False)
+    assert r.returncode == 1 and "base image 'nope'" in r.stderr, r.stderr
+    r = ctl(poolfsctl, env, "create-cow", "--mount", poolfs.mnt,
+            "abc/disk", "--backing", "/etc/passwd", check=False)
+    assert r.returncode == 2 and "_base/IMAGE" in r.stderr
