@@ -47,12 +47,14 @@ for d in /run/libvirt /etc/libvirt /var/lib/libvirt /var/cache/libvirt; do
     mkdir -p "$d"
     mount -t tmpfs -o mode=0755 tmpfs "$d"
 done
+mkdir -p /var/log/libvirt/qemu
 cat > /etc/libvirt/qemu.conf <<QCONF
 user = "root"
 group = "root"
 dynamic_ownership = 0
 remember_owner = 0
 security_driver = "none"
+stdio_handler = "file"
 QCONF
 if [ -f "$dir/qemu.conf.extra" ]; then cat "$dir/qemu.conf.extra" >> /etc/libvirt/qemu.conf; fi
 exec libvirtd --listen -f "$dir/libvirtd.conf" -p "$dir/libvirtd.pid" 2>>"$dir/libvirtd.stderr"

@@ -47,5 +47,6 @@ double ctl_now(void);
 int cold_main(struct ctl *ctl, int argc, char **argv);
 int cache_main(struct ctl *ctl, int argc, char **argv);
 int cow_main(struct ctl *ctl, int argc, char **argv);
+int transition_main(struct ctl *ctl, int argc, char **argv);
 
 #endif /* POOLFS_CTL_H */

@@ -172,6 +172,8 @@ ctl_usage(FILE *out)
 "      base images and the volumes backed by each (from libvirt's XML)\n"
 "  create-cow [--mount DIR] UUID/NAME --backing _base/IMAGE [--size SIZE]\n"
 "      a qcow2 overlay volume on a base image (virStorageVolCreateXML)\n"
+"  transition [--mount DIR] [--dry-run] DOMAIN\n"
+"      point a domain's disks under the mount at the pool volumes\n"
 "\n"
 "Exit status: 0 on full success, 1 when anything failed, 2 for a usage\n"
 "error.\n");
@@ -230,6 +232,8 @@ main(int argc, char **argv)
         return cache_main(&ctl, argc - optind, argv + optind);
     if (strcmp(argv[optind], "create-cow") == 0)
         return cow_main(&ctl, argc - optind, argv + optind);
+    if (strcmp(argv[optind], "transition") == 0)
+        return transition_main(&ctl, argc - optind, argv + optind);
     ctl_error("unknown command '%s'; see poolfsctl --help", argv[optind]);
     return CTL_USAGE;
 }

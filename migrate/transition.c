@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * transition: `poolfsctl transition`, a domain's persistent definition
+ * moved from files under the instances mount to libvirt volumes, so that
+ * QEMU opens the pool volumes directly instead of through FUSE.  It takes
+ * effect at the domain's next boot or migration, as the nova-spec plans.
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "domxml.h"
+#include "names.h"
+
+static int
+transition_write(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    if (!f)
+        return -1;
+    fputs(text, f);
+    return fclose(f);
+}
+
+/* A unified diff of the two definitions on stdout (diff(1)). */
+static void
+transition_diff(const char *name, const char *old, const char *new)
+{
+    char a[] = "/tmp/poolfsctl-old-XXXXXX", b[] = "/tmp/poolfsctl-new-XXXXXX";
+    int fa = mkstemp(a), fb = mkstemp(b);
+    char *cmd = NULL;
+
+    if (fa >= 0 && fb >= 0 && transition_write(a, old) == 0 &&
+        transition_write(b, new) == 0 &&
+        asprintf(&cmd, "diff -u --label '%s (defined)' --label '%s "
+                 "(transitioned)' %s %s", name, name, a, b) >= 0) {
+        fflush(stdout);
+        if (system(cmd) < 0)
+            ctl_error("cannot run diff");
+    }
+    free(cmd);
+    if (fa >= 0) {
+        close(fa);
+        unlink(a);
+    }
+    if (fb >= 0) {
+        close(fb);
+        unlink(b);
+    }
+}
+
+/* Every volume the new definition names must exist. */
+static int
+transition_check_volumes(virConnectPtr conn, const char *xml)
+{
+    const char *p = xml;
+    int missing = 0;
+
+    while ((p = strstr(p, "<source pool=\""))) {
+        char pool[256], vol[NAMES_VOL_MAX + 1];
+        virStoragePoolPtr sp;
+        virStorageVolPtr v = NULL;
+
+        if (sscanf(p, "<source pool=\"%255[^\"]\" volume=\"%255[^\"]\"",
+                   pool, vol) != 2) {
+            p++;
+            continue;
+        }
+        if (!(sp = virStoragePoolLookupByName(conn, pool)) ||
+            !(v = virStorageVolLookupByName(sp, vol))) {
+            ctl_error("volume '%s' is not in pool '%s': adopt the instance "
+                      "first (poolfsctl adopt), then transition it", vol, pool);
+            missing++;
+        }
+        if (v)
+            virStorageVolFree(v);
+        if (sp)
+            virStoragePoolFree(sp);
+        p++;
+    }
+    return missing ? -1 : 0;
+}
+
+static void
+transition_usage(void)
+{
+    printf("usage: poolfsctl [-c URI] transition [--mount DIR] [--dry-run] "
+           "DOMAIN\n"
+           "\n"
+           "Rewrite the persistent definition of DOMAIN (name or UUID):\n"
+           "every <disk type='file'> whose source lies under the mount\n"
+           "(default /var/lib/nova/instances) becomes <disk type='volume'>\n"
+           "with <source pool=... volume='{uuid}_{name}'/>.  It takes\n"
+           "effect at the domain's next boot or migration.  --dry-run prints\n"
+           "the change as a diff and changes nothing.\n");
+}
+
+int
+transition_main(struct ctl *ctl, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "mount", required_argument, NULL, 'M' },
+        { "dry-run", no_argument, NULL, 'n' },
+        { "connect", required_argument, NULL, 'c' },
+        { "disks-pool", required_argument, NULL, 'D' },
+        { "base-pool", required_argument, NULL, 'B' },
+        { "json", no_argument, NULL, 'j' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *mount = "/var/lib/nova/instances";
+    bool dry_run = false;
+    virConnectPtr conn = NULL;
+    virDomainPtr dom = NULL, def = NULL;
+    char *xml = NULL, *out = NULL;
+    char err[1024];
+    int c, n, rc = CTL_FAILED;
+
+    optind = 0;     /* glibc: start over (the global parse used "+") */
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'M': mount = optarg; break;
+        case 'n': dry_run = true; break;
+        case 'c': ctl->uri = optarg; break;
+        case 'D': ctl->disks_pool = optarg; break;
+        case 'B': ctl->base_pool = optarg; break;
+        case 'j': ctl->json = true; break;
+        case 'h': transition_usage(); return CTL_OK;
+        default: return CTL_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
+        ctl_error("transition: one DOMAIN is required; see poolfsctl "
+                  "transition --help");
+        return CTL_USAGE;
+    }
+    if (!(conn = ctl_connect(ctl->uri)))
+        goto out;
+    if (!(dom = virDomainLookupByName(conn, argv[optind])) &&
+        !(dom = virDomainLookupByUUIDString(conn, argv[optind]))) {
+        ctl_error("domain '%s' not found on %s", argv[optind], ctl->uri);
+        goto out;
+    }
+    if (!virDomainIsPersistent(dom)) {
+        ctl_error("domain '%s' is transient: there is no definition to "
+                  "transition", argv[optind]);
+        goto out;
+    }
+    if (!(xml = virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE |
+                                    VIR_DOMAIN_XML_SECURE))) {
+        ctl_error("cannot read the definition of '%s': %s", argv[optind],
+                  ctl_virt_message());
+        goto out;
+    }
+    if ((n = domxml_transition(xml, mount, ctl->disks_pool, ctl->base_pool,
+                               &out, err, sizeof(err))) < 0) {
+        ctl_error("domain '%s': %s", argv[optind], err);
+        goto out;
+    }
+    if (n > 0 && transition_check_volumes(conn, out) < 0)
+        goto out;
+    if (ctl->json) {
+        printf("{\"domain\": ");
+        ctl_json_string(stdout, virDomainGetName(dom));
+        printf(", \"disks\": %d, \"dry_run\": %s, \"xml\": ", n,
+               dry_run ? "true" : "false");
+        ctl_json_string(stdout, out);
+        printf("}\n");
+    } else if (dry_run) {
+        char *before = domxml_normalize(xml);
+
+        if (n > 0)
+            transition_diff(virDomainGetName(dom), before ? before : xml,
+                            out);
+        else
+            printf("domain %s: no disk under %s\n", virDomainGetName(dom),
+                   mount);
+        free(before);
+    }
+    if (!dry_run && n > 0) {
+        if (!(def = virDomainDefineXML(conn, out))) {
+            ctl_error("cannot redefine domain '%s': %s", argv[optind],
+                      ctl_virt_message());
+            goto out;
+        }
+        if (!ctl->json)
+            printf("transitioned %s: %d disk%s now libvirt volumes, from "
+                   "its next boot or migration\n", virDomainGetName(dom), n,
+                   n == 1 ? "" : "s");
+    } else if (!dry_run && !ctl->json) {
+        printf("domain %s: no disk under %s\n", virDomainGetName(dom), mount);
+    }
+    rc = CTL_OK;
+ out:
+    free(xml);
+    free(out);
+    if (def)
+        virDomainFree(def);
+    if (dom)
+        virDomainFree(dom);
+    if (conn)
+        virConnectClose(conn);
+    return rc;
+}
