@@ -302,7 +302,11 @@ cold_move_volume(struct cold_run *r, struct cold_vol *v)
                   "would convert it", v->name, fmt ? fmt : "unknown");
         goto drop_partial;
     }
-    if (!(fin = virStorageVolCreateXMLFrom(dp, xml, part, 0))) {
+    /* A reflink where the destination's filesystem can (instant), else
+     * a copy there. */
+    if (!(fin = virStorageVolCreateXMLFrom(dp, xml, part,
+                                           VIR_STORAGE_VOL_CREATE_REFLINK)) &&
+        !(fin = virStorageVolCreateXMLFrom(dp, xml, part, 0))) {
         ctl_error("cannot make volume '%s' in pool '%s' on %s from the "
                   "copy: %s", v->name, r->pool_name[pool], r->o->to,
                   ctl_virt_message());
