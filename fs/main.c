@@ -139,7 +139,7 @@ poolfs_opt_proc(void *data, const char *arg, int key,
 
 /*
  * The kernel asks FUSE filesystems for 128 KiB of read-ahead at most; a
- * sequential reader of a disk image wants more.  The mount's backing
+ * sequential reader of a disk image wants a request's worth.  The mount's backing
  * device is found in /proc/self/mountinfo (a stat of the mountpoint would
  * ask this very process, which is not serving yet).
  */
@@ -365,7 +365,7 @@ main(int argc, char **argv)
         fuse_unmount(fuse);
         goto out;
     }
-    poolfs_set_readahead(mount_real, 1024);
+    poolfs_set_readahead(mount_real, POOLFS_MAX_IO / 1024);
     if (readyfd >= 0)
         poolfs_detach(readyfd);
 

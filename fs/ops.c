@@ -35,8 +35,11 @@ poolfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     /* Keep the page cache across opens unless the file changed. */
     cfg->auto_cache = 1;
 
-    conn->max_write = 1024 * 1024;
-    conn->max_readahead = 1024 * 1024;
+    /* Requests of 1008 KiB, not 1 MiB: libfuse splices only through pipes
+     * that hold a whole request plus headers, and without CAP_SYS_RESOURCE
+     * a pipe cannot grow past pipe-max-size (1 MiB). */
+    conn->max_write = POOLFS_MAX_IO;
+    conn->max_readahead = POOLFS_MAX_IO;
     conn->want |= conn->capable & (FUSE_CAP_SPLICE_WRITE |
                                    FUSE_CAP_SPLICE_MOVE |
                                    FUSE_CAP_SPLICE_READ |

@@ -7,6 +7,9 @@
 
 #include "pool.h"
 
+/* The largest read or write request, in bytes (see poolfs_init). */
+#define POOLFS_MAX_IO (1008 * 1024)
+
 /* The mounted filesystem: what every FUSE operation reaches. */
 struct poolfs {
     struct pool_ctx *ctx;
