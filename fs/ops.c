@@ -299,6 +299,19 @@ poolfs_lseek(const char *path, off_t off, int whence,
     return pool_file_lseek(poolfs_file(fi), off, whence);
 }
 
+/* A whole-file copy within the mount: a volume clone in the pool. */
+static ssize_t
+poolfs_copy_file_range(const char *path_in, struct fuse_file_info *fi_in,
+                       off_t off_in, const char *path_out,
+                       struct fuse_file_info *fi_out, off_t off_out,
+                       size_t len, int flags)
+{
+    if (flags)
+        return -EINVAL;
+    return pool_file_copy(poolfs_file(fi_in), off_in, poolfs_file(fi_out),
+                          off_out, len);
+}
+
 const struct fuse_operations poolfs_ops = {
     .init = poolfs_init,
     .getattr = poolfs_getattr,
@@ -323,4 +336,5 @@ const struct fuse_operations poolfs_ops = {
     .fsync = poolfs_fsync,
     .fallocate = poolfs_fallocate,
     .lseek = poolfs_lseek,
+    .copy_file_range = poolfs_copy_file_range,
 };

@@ -72,6 +72,8 @@ int volume_create(struct pool_ctx *ctx, int pool, const char *vol,
 int volume_delete(struct pool_ctx *ctx, int pool, const char *vol);
 int volume_rename(struct pool_ctx *ctx, int pool, const char *from,
                   const char *to);
+int volume_clone(struct pool_ctx *ctx, int pool, const char *src,
+                 const char *dst);
 /* Set the byte length of a volume without a local path. */
 int volume_set_length(struct pool_ctx *ctx, int pool, const char *vol,
                       unsigned long long size);

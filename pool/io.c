@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "io.h"
 
@@ -169,4 +171,36 @@ pool_file_close(struct pool_file *f)
     f->ops->close(f);
     io_free(f);
     return rc;
+}
+
+ssize_t
+pool_file_copy(struct pool_file *in, off_t off_in, struct pool_file *out,
+               off_t off_out, size_t len)
+{
+    struct stat si, so;
+    int rc;
+
+    if (in->pool != out->pool || off_in != 0 || off_out != 0 ||
+        in->ops->getattr(in, &si) < 0 || out->ops->getattr(out, &so) < 0 ||
+        so.st_size != 0 || (off_t)len < si.st_size || si.st_size == 0)
+        return -EOPNOTSUPP;
+    if ((rc = volume_clone(in->ctx, in->pool, in->vol, out->vol)) < 0)
+        return rc;
+    /* OUT's handle still holds the empty file the clone replaced. */
+    if (out->ops == &io_local_ops) {
+        AUTOFREE char *local = volume_local_path(out->ctx, out->pool,
+                                                 out->vol);
+        int fd = local ? open(local, O_RDWR | O_CLOEXEC) : -1;
+
+        if (fd < 0)
+            return -EIO;
+        close(out->fd);
+        out->fd = fd;
+    } else {
+        out->ops->close(out);
+        if ((rc = io_stream_open(out, O_RDWR)) < 0)
+            return rc;
+    }
+    listing_request_refresh(out->ctx, out->pool);
+    return si.st_size;
 }

@@ -84,6 +84,13 @@ int pool_file_fsync(struct pool_file *file, bool datasync);
 int pool_file_fallocate(struct pool_file *file, int mode, off_t off,
                         off_t len);
 off_t pool_file_lseek(struct pool_file *file, off_t off, int whence);
+/*
+ * copy_file_range(2) of a whole file into an empty one in the same pool,
+ * as virStorageVolCreateXMLFrom; -EOPNOTSUPP for anything else (the kernel
+ * then copies the bytes).  Returns the bytes copied.
+ */
+ssize_t pool_file_copy(struct pool_file *in, off_t off_in,
+                       struct pool_file *out, off_t off_out, size_t len);
 /* Flushes, closes and frees FILE; returns the first deferred error. */
 int pool_file_close(struct pool_file *file);
 
