@@ -340,6 +340,8 @@ main(int argc, char **argv)
         return EXIT_RUNTIME;
     }
     opts.mountpoint = mount_real;
+    /* What the mount will cover stays reachable: legacy instances. */
+    opts.underlay_fd = open(mount_real, O_PATH | O_DIRECTORY | O_CLOEXEC);
 
     if (!(fs.conn_opts = fuse_parse_conn_info_opts(&args)))
         return EXIT_USAGE;

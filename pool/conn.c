@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <libvirt/virterror.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
@@ -18,6 +20,7 @@
 
 #include "internal.h"
 #include "virterr.h"
+#include "names.h"
 
 static void
 conn_silent_error(void *opaque, virErrorPtr err)
@@ -141,6 +144,87 @@ conn_open_pool(struct pool_ctx *ctx, struct pool_ref *ref)
     return rc;
 }
 
+/* Nothing underneath: no legacy instance can ever appear (the mount covers
+ * the directory), so spare every lookup the check. */
+static void
+conn_check_underlay(struct pool_ctx *ctx)
+{
+    DIR *dir;
+    struct dirent *de;
+    int fd, n = 0;
+
+    if (ctx->under < 0)
+        return;
+    if ((fd = openat(ctx->under, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0 &&
+        (dir = fdopendir(fd))) {
+        while ((de = readdir(dir)))
+            if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+                n++;
+        closedir(dir);
+    } else if (fd >= 0) {
+        close(fd);
+    }
+    if (n == 0) {
+        close(ctx->under);
+        ctx->under = -1;
+    }
+}
+
+/*
+ * One line, at start, naming the instances still on legacy storage (the
+ * nova-spec asks for it on compute node start), and one naming any
+ * directory that is both underneath and in the pool.
+ */
+static void
+conn_report_legacy(struct pool_ctx *ctx)
+{
+    char legacy[2048] = "", conflict[2048] = "";
+    int nlegacy = 0, nconflict = 0;
+    struct dirent *de;
+    DIR *dir;
+    int fd;
+
+    if (ctx->under < 0 ||
+        (fd = openat(ctx->under, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return;
+    if (!(dir = fdopendir(fd))) {
+        close(fd);
+        return;
+    }
+    while ((de = readdir(dir))) {
+        char path[NAME_MAX + 2];
+        struct stat st;
+
+        if (de->d_name[0] == '.' || strcmp(de->d_name, NAMES_BASE_DIR) == 0 ||
+            strcmp(de->d_name, "locks") == 0 ||
+            strcmp(de->d_name, "snapshots") == 0 ||
+            fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+            !S_ISDIR(st.st_mode))
+            continue;
+        snprintf(path, sizeof(path), "/%s", de->d_name);
+        if (listing_has_pool_dir(ctx, path)) {
+            nconflict++;
+            snprintf(conflict + strlen(conflict),
+                     sizeof(conflict) - strlen(conflict), "%s%s",
+                     nconflict > 1 ? ", " : "", de->d_name);
+        }
+        nlegacy++;
+        snprintf(legacy + strlen(legacy), sizeof(legacy) - strlen(legacy),
+                 "%s%s", nlegacy > 1 ? ", " : "", de->d_name);
+    }
+    closedir(dir);
+    if (nlegacy)
+        pool_log("warning: %d instance%s still on legacy storage under %s: "
+                 "%s (poolfsctl adopt moves them into pool '%s')", nlegacy,
+                 nlegacy == 1 ? "" : "s", ctx->opts.mountpoint, legacy,
+                 ctx->pools[POOL_DISKS].name);
+    if (nconflict)
+        pool_log("warning: conflict: %s both under %s and in pool '%s': the "
+                 "legacy files are shown, the pool's volumes under %s/",
+                 conflict, ctx->opts.mountpoint, ctx->pools[POOL_DISKS].name,
+                 NAMES_UNMAPPED_DIR);
+}
+
 static char *
 conn_strdup(const char *s)
 {
@@ -211,6 +295,7 @@ pool_open(const struct pool_opts *opts, struct pool_ctx **ctxp)
     ctx->pools[POOL_DISKS].name = conn_strdup(opts->disks_pool);
     ctx->pools[POOL_BASE].name = conn_strdup(opts->base_pool);
     ctx->wake_timer = -1;
+    ctx->under = opts->underlay_fd;
     pthread_rwlock_init(&ctx->lock, NULL);
     pthread_mutex_init(&ctx->bg_lock, NULL);
     pthread_cond_init(&ctx->bg_cond, NULL);
@@ -237,8 +322,10 @@ pool_open(const struct pool_opts *opts, struct pool_ctx **ctxp)
                  "be two pools", ctx->pools[POOL_DISKS].name);
         goto error;
     }
+    conn_check_underlay(ctx);
     if (listing_load(ctx, NULL, &ctx->cat) < 0)
         goto error;
+    conn_report_legacy(ctx);
     *ctxp = ctx;
     return 0;
 
@@ -271,6 +358,8 @@ pool_close(struct pool_ctx *ctx)
     if (ctx->conn)
         virConnectClose(ctx->conn);
     catalog_free(ctx->cat);
+    if (ctx->under >= 0)
+        close(ctx->under);
     free((char *)ctx->opts.uri);
     free((char *)ctx->opts.mountpoint);
     free((char *)ctx->opts.disks_pool);

@@ -26,6 +26,7 @@ struct pool_ref {
 
 struct pool_ctx {
     struct pool_opts opts;
+    int under;          /* the directory under the mount, or -1 */
     virConnectPtr conn;
     struct pool_ref pools[POOL_NPOOLS];
 
@@ -93,6 +94,7 @@ unsigned long listing_request_refresh(struct pool_ctx *ctx, int pool);
 void listing_wait_refresh(struct pool_ctx *ctx, int pool,
                           unsigned long ticket, int timeout_ms);
 void listing_request_relist(struct pool_ctx *ctx);
+bool listing_has_pool_dir(struct pool_ctx *ctx, const char *path);
 int listing_start(struct pool_ctx *ctx);
 void listing_stop(struct pool_ctx *ctx);
 
@@ -100,6 +102,10 @@ void listing_stop(struct pool_ctx *ctx);
 int io_open(struct pool_ctx *ctx, const char *path, int pool,
             const char *vol, const char *local, int flags,
             struct pool_file **filep);
+
+/* io.c: a handle on a legacy file's open fd. */
+int io_open_fd(struct pool_ctx *ctx, const char *path, int fd,
+               struct pool_file **filep);
 
 /* tree.c */
 void tree_update_size(struct pool_ctx *ctx, const char *path,

@@ -70,6 +70,26 @@ io_open(struct pool_ctx *ctx, const char *path, int pool, const char *vol,
 }
 
 int
+io_open_fd(struct pool_ctx *ctx, const char *path, int fd,
+           struct pool_file **filep)
+{
+    struct pool_file *f = calloc(1, sizeof(*f));
+
+    if (!f || !(f->vol = strdup("")) || !(f->path = strdup(path))) {
+        if (f)
+            io_free(f);
+        close(fd);
+        return -ENOMEM;
+    }
+    f->ctx = ctx;
+    f->pool = -1;       /* legacy: a plain file underneath the mount */
+    f->fd = fd;
+    f->ops = &io_local_ops;
+    *filep = f;
+    return 0;
+}
+
+int
 pool_file_fd(struct pool_file *f)
 {
     return f->ops == &io_local_ops ? f->fd : -1;
@@ -160,7 +180,9 @@ pool_file_close(struct pool_file *f)
     struct stat st;
 
     if (f->written) {
-        if (f->ops == &io_local_ops) {
+        if (f->pool < 0) {
+            /* legacy: libvirt does not know the file */
+        } else if (f->ops == &io_local_ops) {
             /* libvirt's idea of the volume (allocation, format, backing
              * store) is stale after writes behind its back. */
             listing_request_refresh(f->ctx, f->pool);
@@ -180,7 +202,7 @@ pool_file_copy(struct pool_file *in, off_t off_in, struct pool_file *out,
     struct stat si, so;
     int rc;
 
-    if (in->pool != out->pool || off_in != 0 || off_out != 0 ||
+    if (in->pool != out->pool || in->pool < 0 || off_in != 0 || off_out != 0 ||
         in->ops->getattr(in, &si) < 0 || out->ops->getattr(out, &so) < 0 ||
         so.st_size != 0 || (off_t)len < si.st_size || si.st_size == 0)
         return -EOPNOTSUPP;

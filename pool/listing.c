@@ -24,6 +24,8 @@
 
 #include "internal.h"
 #include "names.h"
+#include "legacy.h"
+#include <limits.h>
 
 /* Where an undecodable or conflicting disks-pool volume is shown. */
 static struct cat_node *
@@ -64,6 +66,21 @@ listing_add_volume(struct pool_ctx *ctx, struct catalog *cat, int pool,
         (*dir == '\0' && (strcmp(file, NAMES_BASE_DIR) == 0 ||
                           strcmp(file, NAMES_UNMAPPED_DIR) == 0)))
         goto unmapped;
+
+    /* A directory that is legacy underneath the mount is shown from there;
+     * the pool's volumes of the same name must not vanish behind it. */
+    if (ctx->under >= 0) {
+        char top[NAME_MAX + 1];
+        const char *t = *dir ? dir : file;
+        size_t n = strcspn(t, "/");
+
+        if (n < sizeof(top)) {
+            memcpy(top, t, n);
+            top[n] = '\0';
+            if (legacy_exists(ctx->under, top))
+                goto unmapped;
+        }
+    }
 
     if (*file == '\0') {
         if (asprintf(&path, "/%s", dir) < 0)
@@ -403,4 +420,22 @@ listing_stop(struct pool_ctx *ctx)
     pthread_join(ctx->refresh_thread, NULL);
     pthread_join(ctx->event_thread, NULL);
     ctx->started = false;
+}
+
+/* Did the pool (not the underlay) put a directory at PATH?  For the
+ * conflict report: the listing sent such volumes to _unmapped. */
+bool
+listing_has_pool_dir(struct pool_ctx *ctx, const char *path)
+{
+    struct cat_node *u = catalog_lookup(ctx->cat, "/" NAMES_UNMAPPED_DIR);
+    char prefix[NAMES_VOL_MAX + 2];
+    size_t i, n;
+
+    if (!u)
+        return false;
+    n = snprintf(prefix, sizeof(prefix), "%s_", path + 1);
+    for (i = 0; i < u->nkids; i++)
+        if (strncmp(u->kids[i]->name, prefix, n) == 0)
+            return true;
+    return false;
 }

@@ -31,6 +31,9 @@ struct pool_opts {
     double refresh;           /* seconds between re-listings of the pools */
     enum pool_io io;
     bool read_only;
+    /* The directory under the mountpoint, opened before mounting (O_PATH),
+     * for legacy instances; -1 for none.  pool_close() closes it. */
+    int underlay_fd;
 };
 
 /* The libvirt library version, as "9.0.0", written into BUF. */

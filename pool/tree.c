@@ -14,6 +14,10 @@
 
 #include "io.h"
 #include "names.h"
+#include "legacy.h"
+
+static bool tree_legacy(struct pool_ctx *ctx, const char *path,
+                        const char **rel);
 
 /* Where a path lives: which pool and which volume name. */
 struct tree_loc {
@@ -127,7 +131,11 @@ int
 pool_getattr(struct pool_ctx *ctx, const char *path, struct stat *st)
 {
     struct cat_node *node;
+    const char *rel;
     int rc = -ENOENT;
+
+    if (tree_legacy(ctx, path, &rel))
+        return legacy_getattr(ctx->under, rel, st);
 
     pthread_rwlock_rdlock(&ctx->lock);
     if ((node = catalog_lookup(ctx->cat, path)))
@@ -136,15 +144,40 @@ pool_getattr(struct pool_ctx *ctx, const char *path, struct stat *st)
     return rc;
 }
 
+/* In a merged directory, what the catalog lists wins over the underlay. */
+struct tree_merge {
+    struct pool_ctx *ctx;
+    struct cat_node *dir;
+};
+
+static bool
+tree_merge_skip(void *arg, const char *name)
+{
+    struct tree_merge *m = arg;
+    size_t i;
+
+    if (m->dir == catalog_root(m->ctx->cat) &&
+        (strcmp(name, NAMES_BASE_DIR) == 0 ||
+         strcmp(name, NAMES_UNMAPPED_DIR) == 0))
+        return true;
+    for (i = 0; i < m->dir->nkids; i++)
+        if (strcmp(m->dir->kids[i]->name, name) == 0)
+            return m->dir != catalog_root(m->ctx->cat);
+    return false;
+}
+
 int
 pool_readdir(struct pool_ctx *ctx, const char *path, pool_fill_fn fill,
              void *arg)
 {
     struct cat_node *node;
     struct stat st;
+    const char *rel;
     size_t i;
     int rc = 0;
 
+    if (tree_legacy(ctx, path, &rel))
+        return legacy_readdir(ctx->under, rel, fill, arg, NULL, NULL);
     pthread_rwlock_rdlock(&ctx->lock);
     if (!(node = catalog_lookup(ctx->cat, path))) {
         rc = -ENOENT;
@@ -158,11 +191,24 @@ pool_readdir(struct pool_ctx *ctx, const char *path, pool_fill_fn fill,
     fill(arg, ".", NULL);
     fill(arg, "..", NULL);
     for (i = 0; i < node->nkids; i++) {
+        /* At the top, a legacy name hides the pool's (see listing.c). */
+        if (node == catalog_root(ctx->cat) && ctx->under >= 0 &&
+            !tree_is_reserved_top(node->kids[i]->path) &&
+            legacy_exists(ctx->under, node->kids[i]->name))
+            continue;
         /* A volume deleted under us still lists; its stat says ENOENT. */
         if (tree_node_stat(ctx, node->kids[i], &st) < 0)
             continue;
         if (fill(arg, node->kids[i]->name, &st))
-            break;
+            goto out;
+    }
+    /* The top and _base show what is underneath the mount too. */
+    if (ctx->under >= 0 && (node == catalog_root(ctx->cat) ||
+                            strcmp(path, "/" NAMES_BASE_DIR) == 0)) {
+        struct tree_merge m = { ctx, node };
+
+        legacy_readdir(ctx->under, node == catalog_root(ctx->cat) ? "" :
+                       NAMES_BASE_DIR, fill, arg, tree_merge_skip, &m);
     }
  out:
     pthread_rwlock_unlock(&ctx->lock);
@@ -207,14 +253,49 @@ tree_exists(struct pool_ctx *ctx, const char *path)
     return found;
 }
 
+/*
+ * Is PATH legacy, a file or directory underneath the mount?  Its top-level
+ * name exists there (legacy instances, locks, Nova's own files), or it is
+ * _base/X with X only underneath (the pool's X wins).  Sets *REL to PATH
+ * relative to the underlying directory.
+ */
+static bool
+tree_legacy(struct pool_ctx *ctx, const char *path, const char **rel)
+{
+    const char *p = path + 1;
+    char top[NAME_MAX + 1];
+    size_t n;
+
+    if (ctx->under < 0 || *path != '/' || !*p)
+        return false;
+    n = strcspn(p, "/");
+    if (n >= sizeof(top))
+        return false;
+    memcpy(top, p, n);
+    top[n] = '\0';
+    if (strcmp(top, NAMES_UNMAPPED_DIR) == 0)
+        return false;
+    if (strcmp(top, NAMES_BASE_DIR) == 0 &&
+        (!p[n] || tree_exists(ctx, path)))
+        return false;
+    if (!legacy_exists(ctx->under, strcmp(top, NAMES_BASE_DIR) ? top : p))
+        return false;
+    *rel = p;
+    return true;
+}
+
 int
 pool_mkdir(struct pool_ctx *ctx, const char *path, mode_t mode, uid_t uid,
            gid_t gid)
 {
     struct tree_loc loc;
     struct cat_node *node;
+    const char *rel;
     int rc;
 
+    if (tree_legacy(ctx, path, &rel))
+        return legacy_exists(ctx->under, rel) ? -EEXIST :
+               legacy_mkdir(ctx->under, rel, mode, uid, gid);
     if ((rc = tree_locate(path, true, &loc)) < 0)
         return rc;
     if (tree_exists(ctx, path))
@@ -236,8 +317,12 @@ pool_rmdir(struct pool_ctx *ctx, const char *path)
 {
     struct tree_loc loc;
     struct cat_node *node;
+    const char *rel;
     bool marker;
     int rc = 0;
+
+    if (tree_legacy(ctx, path, &rel))
+        return legacy_rmdir(ctx->under, rel);
 
     pthread_rwlock_rdlock(&ctx->lock);
     node = catalog_lookup(ctx->cat, path);
@@ -308,9 +393,12 @@ pool_unlink(struct pool_ctx *ctx, const char *path)
 {
     AUTOFREE char *vol = NULL;
     struct cat_node *node;
+    const char *rel;
     int pool;
     int rc;
 
+    if (tree_legacy(ctx, path, &rel))
+        return legacy_unlink(ctx->under, rel);
     if ((rc = tree_find_file(ctx, path, &pool, &vol, NULL)) < 0)
         return rc;
     tree_keep_parent(ctx, path);
@@ -448,10 +536,31 @@ pool_rename(struct pool_ctx *ctx, const char *from, const char *to,
     size_t i;
     int rc = 0;
 
+    const char *rel_from, *rel_to;
+    bool legacy_from, legacy_to;
+
     if (flags & ~RENAME_NOREPLACE)
         return -EINVAL;     /* RENAME_EXCHANGE, RENAME_WHITEOUT */
     if (tree_is_reserved_top(from) || tree_is_reserved_top(to))
         return -EPERM;
+    legacy_from = tree_legacy(ctx, from, &rel_from);
+    legacy_to = tree_legacy(ctx, to, &rel_to);
+    if (legacy_from) {
+        /* Within the legacy tree, or a new top-level name there (Nova
+         * renames {uuid} to {uuid}_resize). */
+        char tmp[PATH_MAX];
+
+        if (!legacy_to && strchr(to + 1, '/') == NULL && !tree_exists(ctx, to)) {
+            rel_to = to + 1;
+            legacy_to = true;
+        }
+        if (!legacy_to)
+            return -EXDEV;   /* mv copies it into the pool instead */
+        snprintf(tmp, sizeof(tmp), "%s", rel_to);
+        return legacy_rename(ctx->under, rel_from, tmp, flags);
+    }
+    if (legacy_to)
+        return -EXDEV;
 
     pthread_rwlock_rdlock(&ctx->lock);
     src = catalog_lookup(ctx->cat, from);
@@ -532,9 +641,12 @@ pool_truncate(struct pool_ctx *ctx, const char *path, off_t size)
 {
     AUTOFREE char *vol = NULL;
     AUTOFREE char *local = NULL;
+    const char *rel;
     int pool;
     int rc;
 
+    if (tree_legacy(ctx, path, &rel))
+        return legacy_truncate(ctx->under, rel, size);
     if ((rc = tree_find_file(ctx, path, &pool, &vol, &local)) < 0)
         return rc;
     if (local && ctx->opts.io != POOL_IO_STREAM) {
@@ -578,8 +690,11 @@ int
 pool_chmod(struct pool_ctx *ctx, const char *path, mode_t mode)
 {
     AUTOFREE char *local = NULL;
+    const char *rel;
     int rc;
 
+    if (tree_legacy(ctx, path, &rel))
+        return legacy_chmod(ctx->under, rel, mode);
     if ((rc = tree_local_target(ctx, path, &local)) < 0)
         return rc;
     if (chmod(local, mode & 07777) < 0)
@@ -592,8 +707,11 @@ int
 pool_chown(struct pool_ctx *ctx, const char *path, uid_t uid, gid_t gid)
 {
     AUTOFREE char *local = NULL;
+    const char *rel;
     int rc;
 
+    if (tree_legacy(ctx, path, &rel))
+        return legacy_chown(ctx->under, rel, uid, gid);
     if ((rc = tree_local_target(ctx, path, &local)) < 0)
         return rc;
     if (lchown(local, uid, gid) < 0)
@@ -607,8 +725,11 @@ pool_utimens(struct pool_ctx *ctx, const char *path,
              const struct timespec tv[2])
 {
     AUTOFREE char *local = NULL;
+    const char *rel;
     int rc;
 
+    if (tree_legacy(ctx, path, &rel))
+        return legacy_utimens(ctx->under, rel, tv);
     if ((rc = tree_local_target(ctx, path, &local)) < 0)
         return rc;
     if (utimensat(AT_FDCWD, local, tv, 0) < 0)
@@ -648,8 +769,15 @@ pool_create(struct pool_ctx *ctx, const char *path, mode_t mode, uid_t uid,
     AUTOFREE char *local = NULL;
     struct tree_loc loc;
     struct cat_node *node;
+    const char *rel;
     int rc;
 
+    /* Under a legacy directory (or over a legacy file): underneath. */
+    if (tree_legacy(ctx, path, &rel)) {
+        int fd = legacy_open(ctx->under, rel, flags | O_CREAT, mode, uid, gid);
+
+        return fd < 0 ? fd : io_open_fd(ctx, path, fd, filep);
+    }
     if ((rc = tree_locate(path, false, &loc)) < 0)
         return rc;
     if (tree_exists(ctx, path)) {
@@ -677,9 +805,15 @@ pool_open_file(struct pool_ctx *ctx, const char *path, int flags,
 {
     AUTOFREE char *vol = NULL;
     AUTOFREE char *local = NULL;
+    const char *rel;
     int pool;
     int rc;
 
+    if (tree_legacy(ctx, path, &rel)) {
+        int fd = legacy_open(ctx->under, rel, flags & ~O_CREAT, 0, 0, 0);
+
+        return fd < 0 ? fd : io_open_fd(ctx, path, fd, filep);
+    }
     if ((rc = tree_find_file(ctx, path, &pool, &vol, &local)) < 0)
         return rc;
     return io_open(ctx, path, pool, vol, local, flags, filep);

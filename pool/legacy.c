@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "legacy.h"
+
+/* "" is the directory itself. */
+static const char *
+legacy_rel(const char *rel)
+{
+    return *rel ? rel : ".";
+}
+
+bool
+legacy_exists(int under, const char *rel)
+{
+    struct stat st;
+
+    return under >= 0 &&
+           fstatat(under, legacy_rel(rel), &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+int
+legacy_getattr(int under, const char *rel, struct stat *st)
+{
+    return fstatat(under, legacy_rel(rel), st, AT_SYMLINK_NOFOLLOW) < 0 ?
+           -errno : 0;
+}
+
+int
+legacy_readdir(int under, const char *rel, pool_fill_fn fill, void *arg,
+               bool (*skip)(void *sarg, const char *name), void *sarg)
+{
+    int fd = openat(under, legacy_rel(rel), O_RDONLY | O_DIRECTORY |
+                    O_CLOEXEC);
+    struct dirent *de;
+    DIR *dir;
+
+    if (fd < 0)
+        return -errno;
+    if (!(dir = fdopendir(fd))) {
+        close(fd);
+        return -errno;
+    }
+    while ((de = readdir(dir))) {
+        struct stat st;
+
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+            (skip && skip(sarg, de->d_name)))
+            continue;
+        if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        if (fill(arg, de->d_name, &st))
+            break;
+    }
+    closedir(dir);
+    return 0;
+}
+
+int
+legacy_mkdir(int under, const char *rel, mode_t mode, uid_t uid, gid_t gid)
+{
+    if (mkdirat(under, rel, mode) < 0)
+        return -errno;
+    if (fchownat(under, rel, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+        return -errno;
+    return 0;
+}
+
+int
+legacy_rmdir(int under, const char *rel)
+{
+    return unlinkat(under, rel, AT_REMOVEDIR) < 0 ? -errno : 0;
+}
+
+int
+legacy_unlink(int under, const char *rel)
+{
+    return unlinkat(under, rel, 0) < 0 ? -errno : 0;
+}
+
+int
+legacy_rename(int under, const char *from, const char *to, unsigned int flags)
+{
+    return renameat2(under, from, under, to, flags) < 0 ? -errno : 0;
+}
+
+int
+legacy_truncate(int under, const char *rel, off_t size)
+{
+    int fd = openat(under, rel, O_WRONLY | O_CLOEXEC);
+    int rc = 0;
+
+    if (fd < 0)
+        return -errno;
+    if (ftruncate(fd, size) < 0)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
+int
+legacy_chmod(int under, const char *rel, mode_t mode)
+{
+    return fchmodat(under, legacy_rel(rel), mode & 07777, 0) < 0 ? -errno : 0;
+}
+
+int
+legacy_chown(int under, const char *rel, uid_t uid, gid_t gid)
+{
+    return fchownat(under, legacy_rel(rel), uid, gid, AT_SYMLINK_NOFOLLOW) < 0 ?
+           -errno : 0;
+}
+
+int
+legacy_utimens(int under, const char *rel, const struct timespec tv[2])
+{
+    return utimensat(under, legacy_rel(rel), tv, AT_SYMLINK_NOFOLLOW) < 0 ?
+           -errno : 0;
+}
+
+int
+legacy_open(int under, const char *rel, int flags, mode_t mode, uid_t uid,
+            gid_t gid)
+{
+    /* As io_local: no O_DIRECT, and write-only opened read-write for the
+     * kernel's writeback cache. */
+    int oflags = flags & (O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_SYNC |
+                          O_DSYNC | O_NOATIME);
+    int fd;
+
+    if ((oflags & O_ACCMODE) == O_WRONLY)
+        oflags = (oflags & ~O_ACCMODE) | O_RDWR;
+    if ((fd = openat(under, rel, oflags | O_CLOEXEC, mode)) < 0)
+        return -errno;
+    if ((flags & O_CREAT) && fchown(fd, uid, gid) < 0) {
+        int err = -errno;
+
+        close(fd);
+        return err;
+    }
+    return fd;
+}
