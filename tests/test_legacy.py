@@ -1,0 +1,87 @@
+"""poolfs mounted over a directory that already holds legacy instances:
+they stay where they are and keep working through the mount, new
+instances go to the pool, and nothing is silently shadowed."""
+
+import os
+import shutil
+
+import pytest
+
+from helpers import DISKS_POOL, MiB, have, read_file, run, write_file
+
+pytestmark = pytest.mark.skipif(not (have("qemu-img") and have("qemu-io")),
+                                reason="needs qemu-utils")
+
+LEGACY = "1e6a2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+CONFLICT = "2f7b3c4d-5e6f-4071-9b8c-0d1e2f3a4b5c"
+
+
+def populate(under):
+    os.makedirs(os.path.join(under, "_base"))
+    base = os.path.join(under, "_base", "cafe0123")
+    run(["qemu-img", "create", "-f", "raw", base, "32M"])
+    run(["qemu-io", "-f", "raw", "-c", "write -P 0x61 0 1M", base])
+    for uuid in (LEGACY, CONFLICT):
+        d = os.path.join(under, uuid)
+        os.makedirs(d)
+        run(["qemu-img", "create", "-f", "qcow2", "-b", base, "-F", "raw",
+             os.path.join(d, "disk"), "1G"])
+        write_file(os.path.join(d, "disk.info"), b'{"disk": "qcow2"}')
+        write_file(os.path.join(d, "console.log"), b"boot\n")
+    os.makedirs(os.path.join(under, "locks"))
+    write_file(os.path.join(under, "compute_nodes"), b'{"node": 1}')
+
+
+def test_legacy_instances_keep_working(poolfs_factory, mountpoint_factory,
+                                       virsh, uuid):
+    under = mountpoint_factory()
+    populate(under)
+    # A volume in the pool with the name of a legacy instance: a conflict.
+    virsh.vol_create_as(DISKS_POOL, f"{CONFLICT}_disk", 1 * MiB)
+    p = poolfs_factory(mountpoint=under)
+    p.expect_stderr(r"still on legacy storage|conflict")
+    err = p.stderr()
+    assert f"2 instances still on legacy storage under {under}" in err, err
+    assert LEGACY in err and CONFLICT in err
+    assert f"conflict: {CONFLICT} both under" in err, err
+    mnt = p.mnt
+
+    top = set(os.listdir(mnt))
+    assert {LEGACY, CONFLICT, "_base", "locks", "compute_nodes"} <= top, top
+    assert "cafe0123" in os.listdir(os.path.join(mnt, "_base"))
+    # The conflicting volume is not hidden: it is under _unmapped.
+    assert os.listdir(os.path.join(mnt, "_unmapped")) == [f"{CONFLICT}_disk"]
+
+    # QEMU's view of a legacy disk: its backing file through the mount.
+    disk = os.path.join(mnt, LEGACY, "disk")
+    run(["qemu-img", "rebase", "-u", "-F", "raw", "-b",
+         os.path.join(mnt, "_base", "cafe0123"), disk])
+    run(["qemu-io", "-f", "qcow2", "-c", "read -P 0x61 0 1M",
+         "-c", "write -P 0x62 600M 1M", disk])
+    run(["qemu-img", "check", disk])
+    with open(os.path.join(mnt, LEGACY, "console.log"), "ab") as f:
+        f.write(b"login:\n")
+    assert read_file(os.path.join(mnt, LEGACY, "console.log")) == b"boot\nlogin:\n"
+
+    # Resize renames the instance directory and back, on legacy storage.
+    os.rename(os.path.join(mnt, LEGACY), os.path.join(mnt, f"{LEGACY}_resize"))
+    assert sorted(os.listdir(os.path.join(mnt, f"{LEGACY}_resize"))) == \
+        ["console.log", "disk", "disk.info"]
+    os.rename(os.path.join(mnt, f"{LEGACY}_resize"), os.path.join(mnt, LEGACY))
+    # Legacy data is not copied into the pool...
+    assert not [v for v in virsh.vol_list(DISKS_POOL) if v.startswith(LEGACY)]
+    # ...and new instances go to the pool.
+    os.mkdir(os.path.join(mnt, uuid))
+    write_file(os.path.join(mnt, uuid, "disk.info"), b"{}")
+    assert f"{uuid}_disk.info" in virsh.vol_list(DISKS_POOL)
+    # Deleting a legacy instance deletes it underneath.
+    shutil.rmtree(os.path.join(mnt, CONFLICT))
+    assert CONFLICT not in os.listdir(mnt) or \
+        os.listdir(os.path.join(mnt, CONFLICT)) == []
+    p.stop()
+    # Underneath, the legacy tree has what was done through the mount.
+    r = run(["qemu-io", "-f", "qcow2", "-c", "read -P 0x62 600M 1M",
+             os.path.join(under, LEGACY, "disk")])
+    assert "Pattern verification failed" not in r.stdout
+    assert read_file(os.path.join(under, LEGACY, "console.log")) == b"boot\nlogin:\n"
+    assert not os.path.exists(os.path.join(under, CONFLICT))
