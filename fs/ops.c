@@ -299,6 +299,42 @@ poolfs_lseek(const char *path, off_t off, int whence,
     return pool_file_lseek(poolfs_file(fi), off, whence);
 }
 
+/*
+ * The control channel of poolfsctl: "user.poolfs.backend" says where a
+ * path lives; setting "user.poolfs.adopt" on a legacy instance directory
+ * (root only) adopts it into the pool.
+ */
+static int
+poolfs_getxattr(const char *path, const char *name, char *value, size_t size)
+{
+    const char *what;
+    size_t len;
+    int rc;
+
+    if (strcmp(name, "user.poolfs.backend") != 0)
+        return -ENODATA;
+    if ((rc = pool_backend(poolfs_ctx(), path, &what)) < 0)
+        return rc;
+    len = strlen(what);
+    if (size == 0)
+        return len;
+    if (size < len)
+        return -ERANGE;
+    memcpy(value, what, len);
+    return len;
+}
+
+static int
+poolfs_setxattr(const char *path, const char *name, const char *value,
+                size_t size, int flags)
+{
+    if (strcmp(name, "user.poolfs.adopt") != 0)
+        return -ENOTSUP;
+    if (fuse_get_context()->uid != 0)
+        return -EPERM;
+    return pool_adopt(poolfs_ctx(), path);
+}
+
 /* A whole-file copy within the mount: a volume clone in the pool. */
 static ssize_t
 poolfs_copy_file_range(const char *path_in, struct fuse_file_info *fi_in,
@@ -337,4 +373,6 @@ const struct fuse_operations poolfs_ops = {
     .fallocate = poolfs_fallocate,
     .lseek = poolfs_lseek,
     .copy_file_range = poolfs_copy_file_range,
+    .getxattr = poolfs_getxattr,
+    .setxattr = poolfs_setxattr,
 };

@@ -48,5 +48,6 @@ int cold_main(struct ctl *ctl, int argc, char **argv);
 int cache_main(struct ctl *ctl, int argc, char **argv);
 int cow_main(struct ctl *ctl, int argc, char **argv);
 int transition_main(struct ctl *ctl, int argc, char **argv);
+int adopt_main(struct ctl *ctl, int argc, char **argv);
 
 #endif /* POOLFS_CTL_H */

@@ -172,6 +172,8 @@ ctl_usage(FILE *out)
 "      base images and the volumes backed by each (from libvirt's XML)\n"
 "  create-cow [--mount DIR] UUID/NAME --backing _base/IMAGE [--size SIZE]\n"
 "      a qcow2 overlay volume on a base image (virStorageVolCreateXML)\n"
+"  adopt [--mount DIR] [--dry-run] (--all | UUID...)\n"
+"      move legacy instances under the mount into the disks pool\n"
 "  transition [--mount DIR] [--dry-run] DOMAIN\n"
 "      point a domain's disks under the mount at the pool volumes\n"
 "\n"
@@ -234,6 +236,8 @@ main(int argc, char **argv)
         return cow_main(&ctl, argc - optind, argv + optind);
     if (strcmp(argv[optind], "transition") == 0)
         return transition_main(&ctl, argc - optind, argv + optind);
+    if (strcmp(argv[optind], "adopt") == 0)
+        return adopt_main(&ctl, argc - optind, argv + optind);
     ctl_error("unknown command '%s'; see poolfsctl --help", argv[optind]);
     return CTL_USAGE;
 }

@@ -64,6 +64,17 @@ int pool_utimens(struct pool_ctx *ctx, const char *path,
                  const struct timespec tv[2]);
 int pool_statfs(struct pool_ctx *ctx, const char *path, struct statvfs *sv);
 
+/* "legacy" (underneath the mount) or "pool" for PATH, -ENOENT. */
+int pool_backend(struct pool_ctx *ctx, const char *path, const char **what);
+/*
+ * Adopt legacy instance directory PATH ("/uuid") into the disks pool: its
+ * files become volumes {uuid}_{name} by rename(2) into the pool's
+ * directory (instant; open files stay open).  -EXDEV when the two are on
+ * different filesystems, -ENOTDIR/-EINVAL for what is not a legacy
+ * instance directory.  Interrupted, running it again finishes.
+ */
+int pool_adopt(struct pool_ctx *ctx, const char *path);
+
 /* Files.  FLAGS are open(2) flags. */
 int pool_create(struct pool_ctx *ctx, const char *path, mode_t mode,
                 uid_t uid, gid_t gid, int flags, struct pool_file **filep);

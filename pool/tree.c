@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <dirent.h>
 
 #include "io.h"
 #include "names.h"
@@ -835,4 +836,104 @@ tree_update_size(struct pool_ctx *ctx, const char *path, const char *vol,
         node->mtime = time(NULL);
     }
     pthread_rwlock_unlock(&ctx->lock);
+}
+
+int
+pool_backend(struct pool_ctx *ctx, const char *path, const char **what)
+{
+    const char *rel;
+
+    if (tree_legacy(ctx, path, &rel)) {
+        if (!legacy_exists(ctx->under, rel))
+            return -ENOENT;
+        *what = "legacy";
+        return 0;
+    }
+    if (!tree_exists(ctx, path))
+        return -ENOENT;
+    *what = "pool";
+    return 0;
+}
+
+int
+pool_adopt(struct pool_ctx *ctx, const char *path)
+{
+    struct pool_ref *ref = &ctx->pools[POOL_DISKS];
+    const char *rel;
+    struct stat ust, pst;
+    struct dirent *de;
+    DIR *dir = NULL;
+    int dfd = -1, tfd = -1, rc = 0;
+    char marker[NAMES_VOL_MAX + 1];
+    unsigned long ticket;
+
+    if (!tree_legacy(ctx, path, &rel) || strchr(rel, '/') ||
+        strcmp(rel, NAMES_BASE_DIR) == 0)
+        return -EINVAL;
+    if (!ref->local)
+        return -EXDEV;
+    if (fstatat(ctx->under, rel, &ust, 0) < 0)
+        return -errno;
+    if (!S_ISDIR(ust.st_mode))
+        return -ENOTDIR;
+    if ((tfd = open(ref->target, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+        fstat(tfd, &pst) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    if (pst.st_dev != ust.st_dev) {
+        rc = -EXDEV;        /* a copy, which poolfsctl does */
+        goto out;
+    }
+    if ((dfd = openat(ctx->under, rel, O_RDONLY | O_DIRECTORY |
+                      O_CLOEXEC)) < 0 || !(dir = fdopendir(dfd))) {
+        rc = -errno;
+        goto out;
+    }
+    dfd = -1;
+    pool_change_begin(ctx);
+    while ((de = readdir(dir))) {
+        char vol[NAMES_VOL_MAX + 1];
+        struct stat st;
+
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+            !S_ISREG(st.st_mode)) {
+            pool_log("adopt %s: %s is not a regular file: left where it is",
+                     rel, de->d_name);
+            rc = -ENOTSUP;
+            break;
+        }
+        if ((rc = names_encode(rel, de->d_name, vol, sizeof(vol))) < 0)
+            break;
+        /* RENAME_NOREPLACE: a volume of that name is never overwritten. */
+        if (renameat2(dirfd(dir), de->d_name, tfd, vol, RENAME_NOREPLACE) < 0) {
+            rc = -errno;
+            pool_log("adopt %s/%s into %s/%s: %s", rel, de->d_name,
+                     ref->target, vol, strerror(errno));
+            break;
+        }
+    }
+    if (rc == 0 && names_encode(rel, "", marker, sizeof(marker)) == 0) {
+        int m = openat(tfd, marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0755);
+
+        if (m >= 0)
+            close(m);
+        if (unlinkat(ctx->under, rel, AT_REMOVEDIR) < 0)
+            rc = -errno;
+    }
+    /* libvirt learns of the volumes by a refresh; then the listing. */
+    ticket = listing_request_refresh(ctx, POOL_DISKS);
+    pool_change_end(ctx);
+    listing_wait_refresh(ctx, POOL_DISKS, ticket, 5000);
+    listing_request_relist(ctx);
+ out:
+    if (dir)
+        closedir(dir);
+    if (dfd >= 0)
+        close(dfd);
+    if (tfd >= 0)
+        close(tfd);
+    return rc;
 }

@@ -85,3 +85,66 @@ def test_legacy_instances_keep_working(poolfs_factory, mountpoint_factory,
     assert "Pattern verification failed" not in r.stdout
     assert read_file(os.path.join(under, LEGACY, "console.log")) == b"boot\nlogin:\n"
     assert not os.path.exists(os.path.join(under, CONFLICT))
+
+
+@pytest.fixture
+def adopt_pool(env, virsh):
+    """A disks pool on the same mount as the instances directory (rename(2)
+    does not cross mount points, and the tests' mountpoints live in a bind
+    mount of their own)."""
+    target = os.path.join(env.mnt_root, "adopt-disks")
+    os.makedirs(target)
+    virsh("pool-create-as", "adopt-disks", "dir", "--target", target)
+    yield "adopt-disks", target
+    virsh("pool-destroy", "adopt-disks", check=False)
+    shutil.rmtree(target, ignore_errors=True)
+
+
+def test_adopt_by_rename_keeps_paths_and_open_files(poolfs_factory,
+                                                    mountpoint_factory,
+                                                    virsh, poolfsctl, env,
+                                                    adopt_pool):
+    pool, target = adopt_pool
+    under = mountpoint_factory()
+    populate(under)
+    p = poolfs_factory([f"disks_pool={pool}"], mountpoint=under)
+    p.expect_stderr(r"still on legacy storage")
+    mnt = p.mnt
+    disk = os.path.join(mnt, LEGACY, "disk")
+    before = read_file(disk)
+    assert os.getxattr(os.path.join(mnt, LEGACY), "user.poolfs.backend") == b"legacy"
+    held = os.open(disk, os.O_RDWR)     # as QEMU holds it
+    try:
+        r = run([poolfsctl, "-c", env.uri, "--disks-pool", pool, "adopt",
+                 "--mount", mnt, "--dry-run", LEGACY])
+        assert r.stdout.startswith(f"would adopt {LEGACY}: 3 files"), r.stdout
+        assert not [v for v in virsh.vol_list(pool) if v.startswith(LEGACY)]
+
+        r = run([poolfsctl, "-c", env.uri, "--disks-pool", pool, "adopt",
+                 "--mount", mnt, LEGACY])
+        assert r.stdout.startswith(f"adopted {LEGACY}: 3 files"), r.stdout
+        vols = virsh.vol_list(pool)
+        assert {f"{LEGACY}_disk", f"{LEGACY}_disk.info",
+                f"{LEGACY}_console.log"} <= vols, vols
+        # Same paths, same bytes, now pool volumes.
+        assert os.getxattr(os.path.join(mnt, LEGACY), "user.poolfs.backend") == b"pool"
+        assert read_file(disk) == before
+        assert sorted(os.listdir(os.path.join(mnt, LEGACY))) == \
+            ["console.log", "disk", "disk.info"]
+        # The open file followed the rename.
+        os.pwrite(held, b"still-open", 1 << 20)
+        os.fsync(held)
+    finally:
+        os.close(held)
+    with open(os.path.join(target, f"{LEGACY}_disk"), "rb") as f:
+        f.seek(1 << 20)
+        assert f.read(10) == b"still-open"
+    # Again: nothing to do.  --all takes the other legacy instance.
+    r = run([poolfsctl, "-c", env.uri, "--disks-pool", pool, "adopt",
+             "--mount", mnt, LEGACY])
+    assert "already in pool" in r.stdout
+    r = run([poolfsctl, "-c", env.uri, "--disks-pool", pool, "--json", "adopt",
+             "--mount", mnt, "--all"])
+    assert '"status": "adopted"' in r.stdout and CONFLICT in r.stdout, r.stdout
+    p.stop()
+    assert sorted(os.listdir(under)) == ["_base", "compute_nodes", "locks"]
