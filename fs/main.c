@@ -29,6 +29,7 @@ struct poolfs_args {
     char *base_pool;
     char *refresh;
     char *io;
+    char *pool_map;
     unsigned max_threads;
     int foreground;
     int debug;
@@ -46,6 +47,7 @@ static const struct fuse_opt poolfs_opt_spec[] = {
     { "base_pool=%s", offsetof(struct poolfs_args, base_pool), 0 },
     { "refresh=%s", offsetof(struct poolfs_args, refresh), 0 },
     { "io=%s", offsetof(struct poolfs_args, io), 0 },
+    { "pool_map=%s", offsetof(struct poolfs_args, pool_map), 0 },
     { "max_threads=%u", offsetof(struct poolfs_args, max_threads), 0 },
     FUSE_OPT_KEY("-h", KEY_HELP),
     FUSE_OPT_KEY("--help", KEY_HELP),
@@ -81,6 +83,9 @@ poolfs_usage(FILE *out)
 "    -o refresh=SECONDS     re-list the pools this often to see volumes\n"
 "                           others made or removed (default 2; pool refresh\n"
 "                           events are seen at once)\n"
+"    -o pool_map=FILE:POOL[,FILE:POOL...]\n"
+"                           files of that name in a pool of their own, e.g.\n"
+"                           disk.swap:nova-swap-pool,disk.local:nova-eph-pool\n"
 "    -o max_threads=N       FUSE worker threads at most (default 16)\n"
 "    -o io=auto|local|stream\n"
 "                           data path: local reads and writes the volume's\n"
@@ -123,6 +128,19 @@ poolfs_opt_proc(void *data, const char *arg, int key,
         return 1;           /* fuse_new() turns on its request log */
     case KEY_RO:
         a->ro = 1;
+        return 1;
+    case FUSE_OPT_KEY_OPT:
+        /* -o pool_map=a:p1,b:p2: the option parser split the list at
+         * its commas; the FILE:POOL pieces after the first belong to it. */
+        if (a->pool_map && strchr(arg, ':') && !strchr(arg, '=')) {
+            char *joined;
+
+            if (asprintf(&joined, "%s,%s", a->pool_map, arg) < 0)
+                return -1;
+            free(a->pool_map);
+            a->pool_map = joined;
+            return 0;
+        }
         return 1;
     case FUSE_OPT_KEY_NONOPT:
         if (!a->uri)
@@ -306,6 +324,7 @@ main(int argc, char **argv)
     opts.base_pool = a.base_pool ? a.base_pool : "nova-base-images-pool";
     opts.refresh = 2.0;
     opts.read_only = a.ro;
+    opts.pool_map = a.pool_map;
     if (a.refresh) {
         opts.refresh = strtod(a.refresh, &end);
         if (*end || end == a.refresh || !(opts.refresh >= 0.1) ||
@@ -391,5 +410,6 @@ main(int argc, char **argv)
     free(a.base_pool);
     free(a.refresh);
     free(a.io);
+    free(a.pool_map);
     return ret;
 }

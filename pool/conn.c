@@ -225,6 +225,68 @@ conn_report_legacy(struct pool_ctx *ctx)
                  NAMES_UNMAPPED_DIR);
 }
 
+int
+pool_for_file(struct pool_ctx *ctx, const char *file)
+{
+    int i;
+
+    for (i = 0; i < ctx->nmap; i++)
+        if (strcmp(ctx->map[i].file, file) == 0)
+            return ctx->map[i].pool;
+    return POOL_DISKS;
+}
+
+/* -o pool_map=FILE:POOL,...: every FILE of an instance in POOL. */
+static int
+conn_parse_map(struct pool_ctx *ctx, const char *spec)
+{
+    char *copy, *item, *save = NULL;
+    int rc = 0;
+
+    if (!spec || !*spec)
+        return 0;
+    if (!(copy = strdup(spec)))
+        return -1;
+    for (item = strtok_r(copy, ",", &save); item;
+         item = strtok_r(NULL, ",", &save)) {
+        char *colon = strchr(item, ':');
+        int i;
+
+        if (!colon || colon == item || !colon[1] || strchr(item, '/') ||
+            names_check_component((*colon = '\0', item)) < 0) {
+            pool_log("bad option pool_map: '%s' is not FILE:POOL", item);
+            rc = -1;
+            break;
+        }
+        if (ctx->nmap == POOL_MAX) {
+            pool_log("bad option pool_map: at most %d mappings", POOL_MAX);
+            rc = -1;
+            break;
+        }
+        for (i = 0; i < ctx->npools; i++)
+            if (strcmp(ctx->pools[i].name, colon + 1) == 0)
+                break;
+        if (i == POOL_BASE) {
+            pool_log("bad option pool_map: %s cannot go to the base pool",
+                     item);
+            rc = -1;
+            break;
+        }
+        if (i == ctx->npools) {
+            if (ctx->npools == POOL_MAX) {
+                pool_log("bad option pool_map: at most %d pools", POOL_MAX);
+                rc = -1;
+                break;
+            }
+            ctx->pools[ctx->npools++].name = strdup(colon + 1);
+        }
+        ctx->map[ctx->nmap].file = strdup(item);
+        ctx->map[ctx->nmap++].pool = i;
+    }
+    free(copy);
+    return rc;
+}
+
 static char *
 conn_strdup(const char *s)
 {
@@ -294,6 +356,7 @@ pool_open(const struct pool_opts *opts, struct pool_ctx **ctxp)
     ctx->opts.base_pool = conn_strdup(opts->base_pool);
     ctx->pools[POOL_DISKS].name = conn_strdup(opts->disks_pool);
     ctx->pools[POOL_BASE].name = conn_strdup(opts->base_pool);
+    ctx->npools = 2;
     ctx->wake_timer = -1;
     ctx->under = opts->underlay_fd;
     pthread_rwlock_init(&ctx->lock, NULL);
@@ -314,7 +377,9 @@ pool_open(const struct pool_opts *opts, struct pool_ctx **ctxp)
                  hint ? ")" : "");
         goto error;
     }
-    for (i = 0; i < POOL_NPOOLS; i++)
+    if (conn_parse_map(ctx, opts->pool_map) < 0)
+        goto error;
+    for (i = 0; i < ctx->npools; i++)
         if (conn_open_pool(ctx, &ctx->pools[i]) < 0)
             goto error;
     if (strcmp(ctx->pools[POOL_DISKS].name, ctx->pools[POOL_BASE].name) == 0) {
@@ -348,7 +413,9 @@ pool_close(struct pool_ctx *ctx)
     if (!ctx)
         return;
     listing_stop(ctx);
-    for (i = 0; i < POOL_NPOOLS; i++) {
+    for (i = 0; i < ctx->nmap; i++)
+        free(ctx->map[i].file);
+    for (i = 0; i < ctx->npools; i++) {
         if (ctx->pools[i].pool)
             virStoragePoolFree(ctx->pools[i].pool);
         free(ctx->pools[i].name);

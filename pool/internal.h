@@ -10,7 +10,15 @@
 #include "catalog.h"
 #include "pool.h"
 
-enum { POOL_DISKS = 0, POOL_BASE = 1, POOL_NPOOLS = 2 };
+/* The disks pool, the base pool, then the pools of -o pool_map. */
+enum { POOL_DISKS = 0, POOL_BASE = 1, POOL_MAX = 8 };
+
+/* A file name that lives in a pool of its own (the nova-spec's per-type
+ * pools: disk.swap in a swap pool, ...). */
+struct pool_mapping {
+    char *file;
+    int pool;
+};
 
 struct pool_ref {
     char *name;
@@ -28,7 +36,10 @@ struct pool_ctx {
     struct pool_opts opts;
     int under;          /* the directory under the mount, or -1 */
     virConnectPtr conn;
-    struct pool_ref pools[POOL_NPOOLS];
+    struct pool_ref pools[POOL_MAX];
+    int npools;
+    struct pool_mapping map[POOL_MAX];
+    int nmap;
 
     /* The catalog and the generation of changes poolfs made to it. */
     pthread_rwlock_t lock;
@@ -46,6 +57,9 @@ struct pool_ctx {
     pthread_t event_thread;
     int wake_timer;
 };
+
+/* The pool a file named FILE in an instance directory belongs in. */
+int pool_for_file(struct pool_ctx *ctx, const char *file);
 
 /* log.c: one idiom for reporting errors. */
 void pool_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -29,14 +29,18 @@
 
 /* Where an undecodable or conflicting disks-pool volume is shown. */
 static struct cat_node *
-listing_add_unmapped(struct catalog *cat, const char *vol, const char *local,
-                     const struct cat_volinfo *info)
+listing_add_unmapped(struct catalog *cat, int pool, const char *vol,
+                     const char *local, const struct cat_volinfo *info)
 {
     AUTOFREE char *path = NULL;
 
-    if (asprintf(&path, "/" NAMES_UNMAPPED_DIR "/%s", vol) < 0)
+    /* A mapped pool's odd volume: named after its pool so as not to
+     * collide with the disks pool's. */
+    if (pool == POOL_DISKS ? asprintf(&path, "/" NAMES_UNMAPPED_DIR "/%s",
+                                      vol) < 0 :
+        asprintf(&path, "/" NAMES_UNMAPPED_DIR "/%d:%s", pool, vol) < 0)
         return NULL;
-    return catalog_add_file(cat, path, POOL_DISKS, vol, local, info);
+    return catalog_add_file(cat, path, pool, vol, local, info);
 }
 
 static int
@@ -99,7 +103,7 @@ listing_add_volume(struct pool_ctx *ctx, struct catalog *cat, int pool,
 
  unmapped:
     /* Never let a volume vanish: show it under its raw name. */
-    return listing_add_unmapped(cat, vol, local, info) ? 0 : -ENOMEM;
+    return listing_add_unmapped(cat, pool, vol, local, info) ? 0 : -ENOMEM;
 }
 
 /* Info for a volume without a local path: reuse what OLD knew. */
@@ -145,7 +149,7 @@ listing_load(struct pool_ctx *ctx, struct catalog *old, struct catalog **catp)
     if (!cat || !catalog_add_dir(cat, "/" NAMES_BASE_DIR, true))
         goto error;
 
-    for (pool = 0; pool < POOL_NPOOLS; pool++) {
+    for (pool = 0; pool < ctx->npools; pool++) {
         struct pool_ref *ref = &ctx->pools[pool];
         virStorageVolPtr *vols = NULL;
         int n, i;
@@ -180,6 +184,18 @@ listing_load(struct pool_ctx *ctx, struct catalog *old, struct catalog **catp)
     return rc;
 }
 
+/* Is a refresh of any pool pending?  The caller holds bg_lock. */
+static bool
+listing_any_dirty(struct pool_ctx *ctx)
+{
+    int i;
+
+    for (i = 0; i < ctx->npools; i++)
+        if (ctx->pools[i].dirty)
+            return true;
+    return false;
+}
+
 /* Does libvirt's view lag behind a rename poolfs made in a pool's
  * directory?  Then a listing would bring back the old names. */
 static bool
@@ -188,7 +204,7 @@ listing_libvirt_stale(struct pool_ctx *ctx)
     bool stale;
 
     pthread_mutex_lock(&ctx->bg_lock);
-    stale = ctx->pools[POOL_DISKS].dirty || ctx->pools[POOL_BASE].dirty;
+    stale = listing_any_dirty(ctx);
     pthread_mutex_unlock(&ctx->bg_lock);
     return stale;
 }
@@ -243,8 +259,8 @@ listing_thread(void *arg)
 
     pthread_mutex_lock(&ctx->bg_lock);
     while (!ctx->bg_quit) {
-        bool dirty[POOL_NPOOLS];
-        unsigned long serving[POOL_NPOOLS];
+        bool dirty[POOL_MAX];
+        unsigned long serving[POOL_MAX];
         int i;
 
         clock_gettime(CLOCK_REALTIME, &deadline);
@@ -255,15 +271,14 @@ listing_thread(void *arg)
             deadline.tv_sec++;
             deadline.tv_nsec -= 1000000000L;
         }
-        while (!ctx->bg_quit && !ctx->bg_relist &&
-               !ctx->pools[0].dirty && !ctx->pools[1].dirty) {
+        while (!ctx->bg_quit && !ctx->bg_relist && !listing_any_dirty(ctx)) {
             if (pthread_cond_timedwait(&ctx->bg_cond, &ctx->bg_lock,
                                        &deadline) == ETIMEDOUT)
                 break;
         }
         if (ctx->bg_quit)
             break;
-        for (i = 0; i < POOL_NPOOLS; i++) {
+        for (i = 0; i < ctx->npools; i++) {
             dirty[i] = ctx->pools[i].dirty;
             ctx->pools[i].dirty = false;
             serving[i] = ctx->pools[i].refresh_asked;
@@ -271,12 +286,12 @@ listing_thread(void *arg)
         ctx->bg_relist = false;
         pthread_mutex_unlock(&ctx->bg_lock);
 
-        for (i = 0; i < POOL_NPOOLS; i++)
+        for (i = 0; i < ctx->npools; i++)
             if (dirty[i] && pool_refresh_retry(ctx, i, 100) < 0)
                 pool_log("cannot refresh storage pool '%s': %s",
                          ctx->pools[i].name, pool_virt_message());
         pthread_mutex_lock(&ctx->bg_lock);
-        for (i = 0; i < POOL_NPOOLS; i++)
+        for (i = 0; i < ctx->npools; i++)
             if (dirty[i] && ctx->pools[i].refresh_done < serving[i])
                 ctx->pools[i].refresh_done = serving[i];
         pthread_cond_broadcast(&ctx->bg_cond);
@@ -385,7 +400,7 @@ listing_start(struct pool_ctx *ctx)
 {
     int i;
 
-    for (i = 0; i < POOL_NPOOLS; i++) {
+    for (i = 0; i < ctx->npools; i++) {
         struct pool_ref *ref = &ctx->pools[i];
 
         ref->event_id = virConnectStoragePoolEventRegisterAny(

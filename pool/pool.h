@@ -31,6 +31,8 @@ struct pool_opts {
     double refresh;           /* seconds between re-listings of the pools */
     enum pool_io io;
     bool read_only;
+    /* "disk.swap:nova-swap-pool,disk.local:nova-ephemeral-pool", or NULL */
+    const char *pool_map;
     /* The directory under the mountpoint, opened before mounting (O_PATH),
      * for legacy instances; -1 for none.  pool_close() closes it. */
     int underlay_fd;

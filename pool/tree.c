@@ -39,7 +39,8 @@ tree_is_reserved_top(const char *path)
  * cannot be a volume.
  */
 static int
-tree_locate(const char *path, bool directory, struct tree_loc *loc)
+tree_locate(struct pool_ctx *ctx, const char *path, bool directory,
+            struct tree_loc *loc)
 {
     char dir[PATH_MAX];
     char base[NAME_MAX + 1];
@@ -63,7 +64,7 @@ tree_locate(const char *path, bool directory, struct tree_loc *loc)
         return -EPERM;
     if (tree_is_reserved_top(path))
         return -EEXIST;
-    loc->pool = POOL_DISKS;
+    loc->pool = directory ? POOL_DISKS : pool_for_file(ctx, base);
     if (directory) {
         /* The marker of directory PATH: its whole path, empty file part. */
         char full[PATH_MAX + NAME_MAX + 2];
@@ -95,7 +96,7 @@ tree_dir_stat(struct pool_ctx *ctx, struct cat_node *node, struct stat *st)
         struct tree_loc loc;
         struct stat ms;
 
-        if (tree_locate(node->path, true, &loc) == 0 &&
+        if (tree_locate(ctx, node->path, true, &loc) == 0 &&
             (marker = volume_local_path(ctx, POOL_DISKS, loc.vol)) &&
             stat(marker, &ms) == 0) {
             st->st_mode = S_IFDIR | (ms.st_mode & 07777);
@@ -297,7 +298,7 @@ pool_mkdir(struct pool_ctx *ctx, const char *path, mode_t mode, uid_t uid,
     if (tree_legacy(ctx, path, &rel))
         return legacy_exists(ctx->under, rel) ? -EEXIST :
                legacy_mkdir(ctx->under, rel, mode, uid, gid);
-    if ((rc = tree_locate(path, true, &loc)) < 0)
+    if ((rc = tree_locate(ctx, path, true, &loc)) < 0)
         return rc;
     if (tree_exists(ctx, path))
         return -EEXIST;
@@ -341,7 +342,7 @@ pool_rmdir(struct pool_ctx *ctx, const char *path)
         return rc;
 
     if (marker) {
-        if ((rc = tree_locate(path, true, &loc)) < 0)
+        if ((rc = tree_locate(ctx, path, true, &loc)) < 0)
             return rc;
         if ((rc = volume_delete(ctx, loc.pool, loc.vol)) < 0 && rc != -ENOENT)
             return rc;
@@ -379,7 +380,7 @@ tree_keep_parent(struct pool_ctx *ctx, const char *path)
     needed = node && node->kind == CAT_DIR && !node->marker && !node->fixed &&
              node->nkids == 1;
     pthread_rwlock_unlock(&ctx->lock);
-    if (!needed || tree_locate(parent, true, &loc) < 0 ||
+    if (!needed || tree_locate(ctx, parent, true, &loc) < 0 ||
         volume_create(ctx, loc.pool, loc.vol, 0755, getuid(), getgid()) < 0)
         return;
     pthread_rwlock_wrlock(&ctx->lock);
@@ -422,6 +423,7 @@ struct tree_move {
 };
 
 struct tree_plan {
+    struct pool_ctx *ctx;
     struct tree_move *moves;
     size_t n, alloc;
     const char *oldroot;
@@ -439,7 +441,7 @@ tree_plan_add(struct tree_plan *plan, int pool, const char *from,
 
     if (plan->err)
         return;
-    if ((rc = tree_locate(newpath, directory, &loc)) < 0) {
+    if ((rc = tree_locate(plan->ctx, newpath, directory, &loc)) < 0) {
         plan->err = rc;
         return;
     }
@@ -486,7 +488,7 @@ tree_plan_node(struct tree_plan *plan, struct pool_ctx *ctx,
     if (node->marker) {
         struct tree_loc loc;
 
-        if (tree_locate(node->path, true, &loc) == 0)
+        if (tree_locate(ctx, node->path, true, &loc) == 0)
             tree_plan_add(plan, POOL_DISKS, loc.vol, newpath, true);
     }
     for (i = 0; i < node->nkids; i++)
@@ -517,7 +519,7 @@ tree_relabel(struct pool_ctx *ctx, struct cat_node *node)
             tree_relabel(ctx, node->kids[i]);
         return;
     }
-    if (tree_locate(node->path, false, &loc) < 0)
+    if (tree_locate(ctx, node->path, false, &loc) < 0)
         return;
     free(node->vol);
     node->vol = strdup(loc.vol);
@@ -529,11 +531,12 @@ int
 pool_rename(struct pool_ctx *ctx, const char *from, const char *to,
             unsigned int flags)
 {
-    struct tree_plan plan = { .oldroot = from, .newroot = to };
+    struct tree_plan plan = { .ctx = ctx, .oldroot = from, .newroot = to };
     struct cat_node *src, *dst;
     bool dst_marker = false;
-    unsigned long ticket = 0;
-    bool local;
+    unsigned long ticket[POOL_MAX] = { 0 };
+    bool touched[POOL_MAX] = { false };
+    int p;
     size_t i;
     int rc = 0;
 
@@ -590,11 +593,14 @@ pool_rename(struct pool_ctx *ctx, const char *from, const char *to,
     if (dst_marker) {
         struct tree_loc loc;
 
-        if ((rc = tree_locate(to, true, &loc)) < 0 ||
+        if ((rc = tree_locate(ctx, to, true, &loc)) < 0 ||
             (rc = volume_delete(ctx, loc.pool, loc.vol)) < 0)
             goto cleanup;
     }
-    local = plan.n > 0 && ctx->pools[plan.moves[0].pool].local;
+    /* The pools with files whose volumes move: libvirt learns of renames
+     * there by a refresh. */
+    for (i = 0; i < plan.n; i++)
+        touched[plan.moves[i].pool] = ctx->pools[plan.moves[i].pool].local;
     pool_change_begin(ctx);
     for (i = 0; i < plan.n; i++) {
         if ((rc = volume_rename(ctx, plan.moves[i].pool, plan.moves[i].from,
@@ -603,16 +609,18 @@ pool_rename(struct pool_ctx *ctx, const char *from, const char *to,
             while (i-- > 0)
                 volume_rename(ctx, plan.moves[i].pool, plan.moves[i].to,
                               plan.moves[i].from);
-            if (local)
-                listing_request_refresh(ctx, plan.moves[0].pool);
+            for (p = 0; p < ctx->npools; p++)
+                if (touched[p])
+                    listing_request_refresh(ctx, p);
             pool_change_end(ctx);
             goto cleanup;
         }
     }
     /* Renamed in the pool's directory: libvirt learns it by a refresh,
      * asked for before the change ends so no listing meanwhile counts. */
-    if (local)
-        ticket = listing_request_refresh(ctx, plan.moves[0].pool);
+    for (p = 0; p < ctx->npools; p++)
+        if (touched[p])
+            ticket[p] = listing_request_refresh(ctx, p);
 
     pthread_rwlock_wrlock(&ctx->lock);
     ctx->gen++;
@@ -629,8 +637,9 @@ pool_rename(struct pool_ctx *ctx, const char *from, const char *to,
 
     /* Wait for it (bounded), so that libvirt's users see the new names
      * when rename(2) returns. */
-    if (local)
-        listing_wait_refresh(ctx, plan.moves[0].pool, ticket, 2000);
+    for (p = 0; p < ctx->npools; p++)
+        if (touched[p])
+            listing_wait_refresh(ctx, p, ticket[p], 2000);
 
  cleanup:
     tree_plan_free(&plan);
@@ -678,7 +687,7 @@ tree_local_target(struct pool_ctx *ctx, const char *path, char **local)
     else if (node->kind == CAT_FILE)
         rc = node->local ? ((*local = strdup(node->local)) ? 0 : -ENOMEM)
                          : -EOPNOTSUPP;
-    else if (node->marker && tree_locate(path, true, &loc) == 0)
+    else if (node->marker && tree_locate(ctx, path, true, &loc) == 0)
         rc = (*local = volume_local_path(ctx, POOL_DISKS, loc.vol)) ?
              0 : -EOPNOTSUPP;
     else
@@ -779,7 +788,7 @@ pool_create(struct pool_ctx *ctx, const char *path, mode_t mode, uid_t uid,
 
         return fd < 0 ? fd : io_open_fd(ctx, path, fd, filep);
     }
-    if ((rc = tree_locate(path, false, &loc)) < 0)
+    if ((rc = tree_locate(ctx, path, false, &loc)) < 0)
         return rc;
     if (tree_exists(ctx, path)) {
         if (flags & O_EXCL)

@@ -1,0 +1,63 @@
+"""Per-type pools (-o pool_map): files of some names live in pools of their
+own, and the tree looks the same."""
+
+import os
+import shutil
+
+import pytest
+
+from helpers import DISKS_POOL, read_file, write_file
+
+SWAP, EPH = "nova-swap-pool", "nova-ephemeral-pool"
+
+
+@pytest.fixture
+def extra_pools(env, virsh):
+    dirs = {}
+    for name in (SWAP, EPH):
+        d = os.path.join(env.pools_dir, name)
+        os.makedirs(d, exist_ok=True)
+        virsh("pool-create-as", name, "dir", "--target", d)
+        dirs[name] = d
+    yield dirs
+    for name, d in dirs.items():
+        virsh("pool-destroy", name, check=False)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_pool_map_puts_files_in_their_pools(poolfs_factory, virsh, uuid,
+                                            extra_pools):
+    p = poolfs_factory([f"pool_map=disk.swap:{SWAP},disk.local:{EPH}"])
+    mnt = p.mnt
+    d = os.path.join(mnt, uuid)
+    os.mkdir(d)
+    data = {n: os.urandom(4096) for n in ("disk", "disk.swap", "disk.local")}
+    for n, b in data.items():
+        write_file(os.path.join(d, n), b)
+
+    assert sorted(os.listdir(d)) == sorted(data)
+    assert f"{uuid}_disk" in virsh.vol_list(DISKS_POOL)
+    assert virsh.vol_list(SWAP) == {f"{uuid}_disk.swap"}
+    assert virsh.vol_list(EPH) == {f"{uuid}_disk.local"}
+
+    # Resize renames the directory: each volume moves within its pool.
+    os.rename(d, d + "_resize")
+    for n, b in data.items():
+        assert read_file(os.path.join(d + "_resize", n)) == b, n
+    assert virsh.vol_list(SWAP) == {f"{uuid}%5Fresize_disk.swap"}
+    assert virsh.vol_list(EPH) == {f"{uuid}%5Fresize_disk.local"}
+
+    shutil.rmtree(d + "_resize")
+    assert virsh.vol_list(SWAP) == set() and virsh.vol_list(EPH) == set()
+    assert not [v for v in virsh.vol_list(DISKS_POOL) if v.startswith(uuid)]
+
+
+def test_pool_map_refuses_nonsense(poolfs_bin, env, mountpoint_factory):
+    from helpers import run
+    mnt = mountpoint_factory()
+    r = run([poolfs_bin, "-f", "-o", "pool_map=disk.swap", env.uri, mnt],
+            check=False)
+    assert r.returncode != 0 and "pool_map" in r.stderr, r.stderr
+    r = run([poolfs_bin, "-f", "-o", "pool_map=disk.swap:no-such-pool", env.uri,
+             mnt], check=False)
+    assert r.returncode == 1 and "no-such-pool" in r.stderr, r.stderr
