@@ -248,7 +248,7 @@ cleanup() {
     fi
     if [ $keep -eq 1 ]; then
         log "work dir kept: $work"
-    elif findmnt -rn -o TARGET | grep -q "^$work"; then
+    elif findmnt -rn -o TARGET | grep -qF "$work/"; then
         log "warning: something is still mounted under $work; not removing it"
     else
         if [ $created_work -eq 2 ]; then rm -rf "$work"
@@ -257,6 +257,9 @@ cleanup() {
     fi
     exit $rc
 }
+# One benchmark at a time on this machine (bench_migrate.sh takes it too).
+exec 9>/tmp/poolfs-bench.lock
+flock 9
 trap cleanup EXIT
 for n in "${notes[@]}"; do printf '%s\n' "$n" >>"$work/notes"; done
 touch "$work/notes"
