@@ -6,6 +6,8 @@
  * the extended attribute user.poolfs.adopt on the instance directory.
  */
 #include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -16,6 +18,7 @@
 
 #include "ctl.h"
 #include "names.h"
+#include "pump.h"
 
 /* "legacy", "pool", or NULL (not a poolfs mount, or no such path). */
 static const char *
@@ -37,6 +40,211 @@ adopt_skip_top(const char *name)
            strcmp(name, "locks") == 0 || strcmp(name, "snapshots") == 0;
 }
 
+/* Is a running domain using the instance's files? */
+static int
+adopt_check_idle(virConnectPtr conn, const char *dirpath, const char *uuid)
+{
+    virDomainPtr *doms = NULL;
+    int n = virConnectListAllDomains(conn, &doms,
+                                     VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+    int i, busy = 0;
+
+    for (i = 0; i < n; i++) {
+        char *xml = virDomainGetXMLDesc(doms[i], 0);
+
+        if (!busy && xml && strstr(xml, dirpath)) {
+            ctl_error("adopt %s: running domain '%s' uses its files; adopting "
+                      "by copy needs it shut down (by rename it would not)",
+                      uuid, virDomainGetName(doms[i]));
+            busy = 1;
+        }
+        free(xml);
+        virDomainFree(doms[i]);
+    }
+    free(doms);
+    return busy ? -1 : 0;
+}
+
+/* One file into volume VOL: .partial-VOL, then VOL, verified. */
+static int
+adopt_copy_file(virConnectPtr conn, virStoragePoolPtr pool, int fd,
+                const char *vol, const char *uuid, const char *name)
+{
+    virStorageVolPtr part = NULL, fin = NULL;
+    struct pump_result mine, theirs;
+    char *pname = NULL, *pxml = NULL, *xml = NULL, *desc = NULL;
+    char err[1024];
+    int rc = -1;
+
+    if ((fin = virStorageVolLookupByName(pool, vol))) {
+        /* There already: an interrupted run, or a real conflict. */
+        if (pump_digest_fd(fd, &mine, err, sizeof(err)) < 0 ||
+            pump_digest(conn, fin, NULL, NULL, &theirs, err, sizeof(err)) < 0) {
+            ctl_error("adopt %s/%s: %s", uuid, name, err);
+            goto out;
+        }
+        if (strcmp(mine.hex, theirs.hex) != 0) {
+            ctl_error("adopt %s/%s: volume '%s' exists with other content: "
+                      "not overwriting it", uuid, name, vol);
+            goto out;
+        }
+        rc = 0;
+        goto out;
+    }
+    if (asprintf(&pname, ".partial-%s", vol) < 0 ||
+        asprintf(&pxml, "<volume><name>%s</name><capacity unit='bytes'>0"
+                 "</capacity><allocation unit='bytes'>0</allocation><target>"
+                 "<format type='raw'/></target></volume>", pname) < 0 ||
+        asprintf(&xml, "<volume><name>%s</name><capacity unit='bytes'>0"
+                 "</capacity><allocation unit='bytes'>0</allocation><target>"
+                 "<format type='raw'/></target></volume>", vol) < 0) {
+        ctl_error("out of memory");
+        goto out;
+    }
+    if ((part = virStorageVolLookupByName(pool, pname))) {
+        virStorageVolDelete(part, 0);       /* left by an interrupted run */
+        virStorageVolFree(part);
+    }
+    if (!(part = virStorageVolCreateXML(pool, pxml, 0))) {
+        ctl_error("adopt %s/%s: cannot create volume '%s': %s", uuid, name,
+                  pname, ctl_virt_message());
+        goto out;
+    }
+    /* Every file's head is held back: libvirt must take the copy for raw
+     * (see cold.c). */
+    if (pump_upload_fd(fd, conn, part, true, NULL, NULL, &mine, err,
+                       sizeof(err)) < 0 ||
+        !(desc = virStorageVolGetXMLDesc(part, 0)) ||
+        !strstr(desc, "<format type='raw'/>")) {
+        ctl_error("adopt %s/%s: %s", uuid, name,
+                  desc ? err : "the copy was probed as a format libvirt "
+                  "would convert");
+        goto drop;
+    }
+    if (!(fin = virStorageVolCreateXMLFrom(pool, xml, part,
+                                           VIR_STORAGE_VOL_CREATE_REFLINK)) &&
+        !(fin = virStorageVolCreateXMLFrom(pool, xml, part, 0))) {
+        ctl_error("adopt %s/%s: cannot make volume '%s': %s", uuid, name,
+                  vol, ctl_virt_message());
+        goto drop;
+    }
+    if ((mine.head_len && pump_put_head(conn, fin, &mine, err,
+                                        sizeof(err)) < 0) ||
+        pump_digest(conn, fin, NULL, NULL, &theirs, err, sizeof(err)) < 0 ||
+        strcmp(mine.hex, theirs.hex) != 0) {
+        ctl_error("adopt %s/%s: volume '%s' failed verification: removed; "
+                  "the legacy file is untouched", uuid, name, vol);
+        virStorageVolDelete(fin, 0);
+        goto drop;
+    }
+    rc = 0;
+ drop:
+    virStorageVolDelete(part, 0);
+ out:
+    free(desc);
+    free(pname);
+    free(pxml);
+    free(xml);
+    if (part)
+        virStorageVolFree(part);
+    if (fin)
+        virStorageVolFree(fin);
+    return rc;
+}
+
+/*
+ * Adoption across filesystems: each file streamed into a volume and
+ * verified; only when all are, the legacy files go.
+ */
+static int
+adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
+{
+    char dirpath[PATH_MAX], path[PATH_MAX + NAME_MAX + 1];
+    char vol[NAMES_VOL_MAX + 1];
+    virConnectPtr conn = NULL;
+    virStoragePoolPtr pool = NULL;
+    struct dirent *de;
+    DIR *dir = NULL;
+    int rc = -1, fd;
+
+    snprintf(dirpath, sizeof(dirpath), "%s/%s/", mount, uuid);
+    if (!(conn = ctl_connect(ctl->uri)))
+        return -1;
+    if (!(pool = virStoragePoolLookupByName(conn, ctl->disks_pool))) {
+        ctl_error("storage pool '%s' not found on %s: %s", ctl->disks_pool,
+                  ctl->uri, ctl_virt_message());
+        goto out;
+    }
+    if (adopt_check_idle(conn, dirpath, uuid) < 0)
+        goto out;
+    if (!(dir = opendir(dirpath))) {
+        ctl_error("adopt %s: %s: %s", uuid, dirpath, strerror(errno));
+        goto out;
+    }
+    *files = 0;
+    while ((de = readdir(dir))) {
+        struct stat st;
+
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof(path), "%s%s", dirpath, de->d_name);
+        if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) ||
+            names_encode(uuid, de->d_name, vol, sizeof(vol)) < 0) {
+            ctl_error("adopt %s: %s is not a regular file a volume can hold",
+                      uuid, de->d_name);
+            goto out;
+        }
+        if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+            ctl_error("adopt %s: %s: %s", uuid, path, strerror(errno));
+            goto out;
+        }
+        rc = adopt_copy_file(conn, pool, fd, vol, uuid, de->d_name);
+        close(fd);
+        if (rc < 0)
+            goto out;
+        rc = -1;
+        (*files)++;
+    }
+    /* All verified: the instance directory marker, then the legacy files
+     * go, and a pool refresh tells poolfs mounts (an event). */
+    if (names_encode(uuid, "", vol, sizeof(vol)) == 0) {
+        char *mxml = NULL;
+        virStorageVolPtr m = virStorageVolLookupByName(pool, vol);
+
+        if (!m && asprintf(&mxml, "<volume><name>%s</name><capacity "
+                           "unit='bytes'>0</capacity><target><format "
+                           "type='raw'/></target></volume>", vol) >= 0)
+            m = virStorageVolCreateXML(pool, mxml, 0);
+        free(mxml);
+        if (m)
+            virStorageVolFree(m);
+    }
+    rewinddir(dir);
+    while ((de = readdir(dir))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof(path), "%s%s", dirpath, de->d_name);
+        if (unlink(path) < 0) {
+            ctl_error("adopt %s: copied and verified, but %s stays: %s",
+                      uuid, path, strerror(errno));
+            goto out;
+        }
+    }
+    if (rmdir(dirpath) < 0 && errno != ENOENT) {
+        ctl_error("adopt %s: %s stays: %s", uuid, dirpath, strerror(errno));
+        goto out;
+    }
+    virStoragePoolRefresh(pool, 0);
+    rc = 0;
+ out:
+    if (dir)
+        closedir(dir);
+    if (pool)
+        virStoragePoolFree(pool);
+    virConnectClose(conn);
+    return rc;
+}
+
 static int
 adopt_one(struct ctl *ctl, const char *mount, const char *uuid, bool dry_run,
           bool first)
@@ -47,6 +255,7 @@ adopt_one(struct ctl *ctl, const char *mount, const char *uuid, bool dry_run,
     DIR *dir;
     int files = 0;
     const char *status;
+    const char *how = "rename";
 
     snprintf(path, sizeof(path), "%s/%s", mount, uuid);
     if (!(backend = adopt_backend(path, kind, sizeof(kind)))) {
@@ -66,29 +275,32 @@ adopt_one(struct ctl *ctl, const char *mount, const char *uuid, bool dry_run,
     } else if (dry_run) {
         status = "planned";
     } else if (setxattr(path, "user.poolfs.adopt", "", 0, 0) < 0) {
-        if (errno == EXDEV)
-            ctl_error("adopt %s: the instance directory and pool '%s' are on "
-                      "different filesystems; adopting by copy is not "
-                      "available yet: give the pool a directory on the same "
-                      "filesystem", uuid, ctl->disks_pool);
-        else
+        if (errno != EXDEV) {
             ctl_error("adopt %s: %s (see poolfs's log)", uuid,
                       strerror(errno));
-        return -1;
+            return -1;
+        }
+        /* Another filesystem: a verified copy instead. */
+        if (adopt_copy(ctl, mount, uuid, &files) < 0)
+            return -1;
+        how = "verified copy";
+        status = "adopted";
     } else {
         status = "adopted";
     }
     if (ctl->json) {
         printf("%s{\"uuid\": ", first ? "" : ", ");
         ctl_json_string(stdout, uuid);
-        printf(", \"status\": \"%s\", \"files\": %d}", status, files);
+        printf(", \"status\": \"%s\", \"files\": %d, \"how\": \"%s\"}",
+               status, files, dry_run ? "planned" : how);
     } else if (strcmp(status, "pooled") == 0) {
         printf("%s: already in pool '%s'\n", uuid, ctl->disks_pool);
     } else {
-        printf("%s %s: %d file%s %s volumes %s_* of pool '%s' (by "
-               "rename)\n", dry_run ? "would adopt" : "adopted", uuid, files,
+        printf("%s %s: %d file%s %s volumes %s_* of pool '%s' (by %s)\n",
+               dry_run ? "would adopt" : "adopted", uuid, files,
                files == 1 ? "" : "s", dry_run ? "become" : "are now", uuid,
-               ctl->disks_pool);
+               ctl->disks_pool, dry_run ? "rename, or a verified copy "
+               "across filesystems" : how);
     }
     return 0;
 }

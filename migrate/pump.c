@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <unistd.h>
 #include <libvirt/virterror.h>
 
 #include "pump.h"
@@ -340,4 +342,145 @@ pump_put_head(virConnectPtr dconn, virStorageVolPtr dst,
     }
     virStreamFree(up);
     return 0;
+}
+
+int
+pump_upload_fd(int fd, virConnectPtr dconn, virStorageVolPtr dst,
+               bool hold_head, pump_progress_fn progress, void *opaque,
+               struct pump_result *res, char *err, size_t errlen)
+{
+    virStreamPtr up = virStreamNew(dconn, 0);
+    struct digest *dg = digest_new();
+    char *buf = malloc(PUMP_SLOT_SIZE);
+    unsigned char raw[DIGEST_LEN];
+    off_t size = lseek(fd, 0, SEEK_END), pos = 0;
+
+    memset(res, 0, sizeof(*res));
+    if (!up || !dg || !buf || size < 0) {
+        snprintf(err, errlen, "cannot set up the upload");
+        goto error;
+    }
+    if (virStorageVolUpload(dst, up, 0, 0,
+                            VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM) < 0) {
+        pump_fail(err, errlen, "cannot upload to volume '%s'",
+                  virStorageVolGetName(dst));
+        goto error;
+    }
+    while (pos < size) {
+        off_t data = lseek(fd, pos, SEEK_DATA);
+        off_t end;
+
+        if (data < 0 || data > size)
+            data = size;            /* a hole up to the end */
+        if (data > pos) {
+            if (virStreamSendHole(up, data - pos, 0) < 0) {
+                pump_fail(err, errlen, "writing the destination");
+                goto error;
+            }
+            digest_feed(dg, NULL, data - pos);
+            res->length += data - pos;
+            pos = data;
+            continue;
+        }
+        if ((end = lseek(fd, pos, SEEK_HOLE)) < 0 || end > size)
+            end = size;
+        while (pos < end) {
+            size_t want = end - pos > PUMP_SLOT_SIZE ? PUMP_SLOT_SIZE :
+                          (size_t)(end - pos);
+            ssize_t n = pread(fd, buf, want, pos);
+            size_t skip = 0;
+
+            if (n <= 0) {
+                snprintf(err, errlen, "reading the legacy file: %s",
+                         n < 0 ? strerror(errno) : "unexpected end");
+                goto error;
+            }
+            if (hold_head && pos < PUMP_HEAD) {
+                skip = (size_t)(PUMP_HEAD - pos) > (size_t)n ? (size_t)n :
+                       (size_t)(PUMP_HEAD - pos);
+                memcpy(res->head + pos, buf, skip);
+                res->head_len = pos + skip;
+                if (virStreamSendHole(up, skip, 0) < 0) {
+                    pump_fail(err, errlen, "writing the destination");
+                    goto error;
+                }
+            }
+            if (sparse_send(up, buf + skip, n - skip, &res->data,
+                            &res->zeros) < 0) {
+                pump_fail(err, errlen, "writing the destination");
+                goto error;
+            }
+            digest_feed(dg, buf, n);
+            res->length += n;
+            pos += n;
+            if (progress)
+                progress(opaque, res->length);
+        }
+    }
+    if (virStreamFinish(up) < 0) {
+        pump_fail(err, errlen, "upload to '%s' did not complete",
+                  virStorageVolGetName(dst));
+        goto error;
+    }
+    virStreamFree(up);
+    free(buf);
+    digest_final(dg, raw, res->hex);
+    digest_free(dg);
+    return 0;
+
+ error:
+    pump_drop(up);
+    free(buf);
+    digest_free(dg);
+    return -1;
+}
+
+int
+pump_digest_fd(int fd, struct pump_result *res, char *err, size_t errlen)
+{
+    struct digest *dg = digest_new();
+    char *buf = malloc(PUMP_SLOT_SIZE);
+    unsigned char raw[DIGEST_LEN];
+    off_t size = lseek(fd, 0, SEEK_END), pos = 0;
+    int rc = -1;
+
+    memset(res, 0, sizeof(*res));
+    if (!dg || !buf || size < 0) {
+        snprintf(err, errlen, "cannot read the legacy file");
+        goto out;
+    }
+    while (pos < size) {
+        off_t data = lseek(fd, pos, SEEK_DATA);
+        off_t end;
+
+        if (data < 0 || data > size)
+            data = size;
+        if (data > pos) {
+            digest_feed(dg, NULL, data - pos);
+            pos = data;
+            continue;
+        }
+        if ((end = lseek(fd, pos, SEEK_HOLE)) < 0 || end > size)
+            end = size;
+        while (pos < end) {
+            size_t want = end - pos > PUMP_SLOT_SIZE ? PUMP_SLOT_SIZE :
+                          (size_t)(end - pos);
+            ssize_t n = pread(fd, buf, want, pos);
+
+            if (n <= 0) {
+                snprintf(err, errlen, "reading the legacy file: %s",
+                         n < 0 ? strerror(errno) : "unexpected end");
+                goto out;
+            }
+            digest_feed(dg, buf, n);
+            pos += n;
+        }
+    }
+    res->length = size;
+    digest_final(dg, raw, res->hex);
+    rc = 0;
+ out:
+    free(buf);
+    digest_free(dg);
+    return rc;
 }

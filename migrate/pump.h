@@ -41,6 +41,17 @@ int pump_copy(virConnectPtr sconn, virStorageVolPtr src,
               pump_progress_fn progress, void *opaque,
               struct pump_result *res, char *err, size_t errlen);
 
+/*
+ * Upload the file open as FD into the empty volume DST: its holes (SEEK_HOLE)
+ * and all-zero chunks as holes, HOLD_HEAD as for pump_copy().
+ */
+int pump_upload_fd(int fd, virConnectPtr dconn, virStorageVolPtr dst,
+                   bool hold_head, pump_progress_fn progress, void *opaque,
+                   struct pump_result *res, char *err, size_t errlen);
+
+/* The digest of the file open as FD. */
+int pump_digest_fd(int fd, struct pump_result *res, char *err, size_t errlen);
+
 /* Write RES->head at the start of DST. */
 int pump_put_head(virConnectPtr dconn, virStorageVolPtr dst,
                   const struct pump_result *res, char *err, size_t errlen);

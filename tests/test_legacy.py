@@ -148,3 +148,76 @@ def test_adopt_by_rename_keeps_paths_and_open_files(poolfs_factory,
     assert '"status": "adopted"' in r.stdout and CONFLICT in r.stdout, r.stdout
     p.stop()
     assert sorted(os.listdir(under)) == ["_base", "compute_nodes", "locks"]
+
+
+def test_adopt_by_copy_across_filesystems_resumes(poolfs_factory,
+                                                  mountpoint_factory, virsh,
+                                                  poolfsctl, env):
+    """The default pool lives outside the tests' mount, so rename(2) cannot
+    reach it: adoption streams each file into a volume and verifies it."""
+    under = mountpoint_factory()
+    populate(under)
+    shutil.rmtree(os.path.join(under, CONFLICT))
+    legacy = {n: read_file(os.path.join(under, LEGACY, n))
+              for n in ("disk", "disk.info", "console.log")}
+    # As if an earlier run was cut short: one file done, one half-copied.
+    virsh.vol_create_as(DISKS_POOL, f"{LEGACY}_disk.info", 0)
+    virsh.vol_upload(DISKS_POOL, f"{LEGACY}_disk.info", legacy["disk.info"])
+    virsh.vol_create_as(DISKS_POOL, f".partial-{LEGACY}_disk", 4096)
+    p = poolfs_factory(mountpoint=under)
+    p.expect_stderr(r"still on legacy storage|conflict")
+    mnt = p.mnt
+
+    r = run([poolfsctl, "-c", env.uri, "adopt", "--mount", mnt, LEGACY])
+    assert r.stdout.startswith(f"adopted {LEGACY}: 3 files"), r.stdout
+    assert "verified copy" in r.stdout
+    vols = virsh.vol_list(DISKS_POOL)
+    assert {f"{LEGACY}_", f"{LEGACY}_disk", f"{LEGACY}_disk.info",
+            f"{LEGACY}_console.log"} <= vols, vols
+    assert not [v for v in vols if v.startswith(".partial")], vols
+    for n, data in legacy.items():
+        with open(os.path.join(env.disks_dir, f"{LEGACY}_{n}"), "rb") as f:
+            assert f.read() == data, n
+    # libvirt sees the qcow2 (with its backing file), not a converted copy.
+    assert "<format type='qcow2'/>" in virsh.vol_xml(DISKS_POOL, f"{LEGACY}_disk")
+    # The same paths, now from the pool (once the pool event is seen).
+    from helpers import SEEN_WITHIN, wait_for
+    wait_for(lambda: os.getxattr(os.path.join(mnt, LEGACY),
+                                 "user.poolfs.backend") == b"pool",
+             SEEN_WITHIN, "the instance to be pool-backed")
+    for n, data in legacy.items():
+        assert read_file(os.path.join(mnt, LEGACY, n)) == data, n
+    p.stop()
+    assert not os.path.exists(os.path.join(under, LEGACY))
+
+
+@pytest.mark.skipif(not have("qemu-system-x86_64"), reason="needs QEMU")
+def test_adopt_by_copy_refused_while_running(poolfs_factory,
+                                             mountpoint_factory, virsh,
+                                             poolfsctl, env):
+    under = mountpoint_factory()
+    populate(under)
+    p = poolfs_factory(mountpoint=under)
+    p.expect_stderr(r"still on legacy storage")
+    mnt = p.mnt
+    name = f"instance-{LEGACY[:8]}"
+    xml = os.path.join(env.scratch, f"{name}.xml")
+    with open(xml, "w") as f:
+        f.write(f"""<domain type='qemu'><name>{name}</name>
+<memory unit='MiB'>64</memory><os><type arch='x86_64' machine='pc'>hvm</type></os>
+<devices><emulator>/usr/bin/qemu-system-x86_64</emulator>
+<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>
+<source file='{mnt}/{LEGACY}/disk'/><target dev='vda' bus='virtio'/></disk>
+</devices></domain>""")
+    run(["qemu-img", "rebase", "-u", "-F", "raw", "-b",
+         os.path.join(mnt, "_base", "cafe0123"), os.path.join(mnt, LEGACY, "disk")])
+    virsh("create", xml, timeout=60)
+    try:
+        r = run([poolfsctl, "-c", env.uri, "adopt", "--mount", mnt, LEGACY],
+                check=False)
+        assert r.returncode == 1
+        assert f"running domain '{name}' uses its files" in r.stderr, r.stderr
+        assert not [v for v in virsh.vol_list(DISKS_POOL) if v.startswith(LEGACY)]
+        assert os.getxattr(os.path.join(mnt, LEGACY), "user.poolfs.backend") == b"legacy"
+    finally:
+        virsh("destroy", name, check=False)
