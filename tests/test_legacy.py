@@ -221,3 +221,25 @@ def test_adopt_by_copy_refused_while_running(poolfs_factory,
         assert os.getxattr(os.path.join(mnt, LEGACY), "user.poolfs.backend") == b"legacy"
     finally:
         virsh("destroy", name, check=False)
+
+
+def test_adopt_by_rename_interrupted_then_finished(poolfs_factory,
+                                                   mountpoint_factory,
+                                                   virsh, poolfsctl, env,
+                                                   adopt_pool):
+    pool, target = adopt_pool
+    under = mountpoint_factory()
+    populate(under)
+    shutil.rmtree(os.path.join(under, CONFLICT))
+    # Cut short after one file: it is in the pool's directory already.
+    os.rename(os.path.join(under, LEGACY, "console.log"),
+              os.path.join(target, f"{LEGACY}_console.log"))
+    virsh.pool_refresh(pool)
+    p = poolfs_factory([f"disks_pool={pool}"], mountpoint=under)
+    p.expect_stderr(r"still on legacy storage|conflict")
+    r = run([poolfsctl, "-c", env.uri, "--disks-pool", pool, "adopt",
+             "--mount", p.mnt, LEGACY])
+    assert r.stdout.startswith(f"adopted {LEGACY}: 2 files"), r.stdout
+    assert {f"{LEGACY}_disk", f"{LEGACY}_disk.info",
+            f"{LEGACY}_console.log"} <= virsh.vol_list(pool)
+    assert read_file(os.path.join(p.mnt, LEGACY, "console.log")) == b"boot\n"
