@@ -86,7 +86,7 @@ cold_parse(const char *xml)
  * Is the pool the same storage at both ends?  The same pool UUID (one
  * libvirtd), or network storage with the same source.
  */
-static bool
+bool
 cold_pool_shared(virStoragePoolPtr a, virStoragePoolPtr b)
 {
     char ua[VIR_UUID_STRING_BUFLEN], ub[VIR_UUID_STRING_BUFLEN];

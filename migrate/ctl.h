@@ -44,7 +44,11 @@ void ctl_progress_update(struct ctl_progress *p, uint64_t done);
 void ctl_progress_end(struct ctl_progress *p);
 double ctl_now(void);
 
+/* Is the pool the same storage at both ends (cold.c)? */
+bool cold_pool_shared(virStoragePoolPtr a, virStoragePoolPtr b);
+
 int cold_main(struct ctl *ctl, int argc, char **argv);
+int live_main(struct ctl *ctl, int argc, char **argv);
 int cache_main(struct ctl *ctl, int argc, char **argv);
 int cow_main(struct ctl *ctl, int argc, char **argv);
 int transition_main(struct ctl *ctl, int argc, char **argv);

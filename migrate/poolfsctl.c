@@ -168,6 +168,9 @@ ctl_usage(FILE *out)
 "          [--dry-run] UUID...\n"
 "      copy all volumes of the instances to another node's pools with\n"
 "      libvirt volume streams (cold migration without SSH)\n"
+"  live-migrate DOMAIN --to URI [--tunnelled auto|yes|no] [--insecure]\n"
+"          [--postcopy] [--auto-converge] [--dry-run]\n"
+"      live migration with the flags chosen for you (see --help there)\n"
 "  cache [--unused] [--remove-unused --min-age SECONDS]\n"
 "      base images and the volumes backed by each (from libvirt's XML)\n"
 "  create-cow [--mount DIR] UUID/NAME --backing _base/IMAGE [--size SIZE]\n"
@@ -238,6 +241,8 @@ main(int argc, char **argv)
         return transition_main(&ctl, argc - optind, argv + optind);
     if (strcmp(argv[optind], "adopt") == 0)
         return adopt_main(&ctl, argc - optind, argv + optind);
+    if (strcmp(argv[optind], "live-migrate") == 0)
+        return live_main(&ctl, argc - optind, argv + optind);
     ctl_error("unknown command '%s'; see poolfsctl --help", argv[optind]);
     return CTL_USAGE;
 }

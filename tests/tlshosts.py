@@ -500,6 +500,7 @@ class TwoHosts:
             for d in (n.dir, n.run_dir, *(os.path.join(n.pools_dir, p) for p in POOLS.values())):
                 os.makedirs(d, exist_ok=True)
         self._make_certificates()
+        self._make_qemu_tls()
         self._write_hosts_file()
         self._make_network()
         self._make_namespaces()
@@ -520,6 +521,25 @@ class TwoHosts:
                            "server", n.fqdn, n.ip, timeout=self._left())
             self.tls_setup("--ca-dir", self.ca_dir, "--dest", n.client_pki,
                            "client", n.fqdn, timeout=self._left())
+
+    def _make_qemu_tls(self):
+        """QEMU's own x509 directory per node (default_tls_x509_cert_dir,
+        QEMU's file names), for native TLS migration between the nodes, and
+        the qemu.conf lines that use it."""
+        for n in self.nodes.values():
+            d = os.path.join(n.dir, "qemu-pki")
+            os.makedirs(d, exist_ok=True)
+            for src, dst in ((os.path.join(n.server_pki, "cacert.pem"), "ca-cert.pem"),
+                             (os.path.join(n.server_pki, "servercert.pem"), "server-cert.pem"),
+                             (os.path.join(n.server_pki, "serverkey.pem"), "server-key.pem"),
+                             (os.path.join(n.client_pki, "clientcert.pem"), "client-cert.pem"),
+                             (os.path.join(n.client_pki, "clientkey.pem"), "client-key.pem")):
+                shutil.copyfile(src, os.path.join(d, dst))
+            n.qemu_conf_extra = os.path.join(n.dir, "qemu.conf.extra")
+            with open(n.qemu_conf_extra, "w") as f:
+                f.write(f'stdio_handler = "file"\n'
+                        f'default_tls_x509_cert_dir = "{d}"\n'
+                        f'migration_host = "{n.fqdn}"\n')
 
     def _write_hosts_file(self):
         self.hosts_file = os.path.join(self.workdir, "hosts")
@@ -579,12 +599,15 @@ security_driver = "none"
 QCONF
 mount --bind "$hosts" /etc/hosts
 hostname "$fqdn"
+if [ -n "$3" ] && [ -f "$3" ]; then cat "$3" >> /etc/libvirt/qemu.conf; fi
+mkdir -p /var/log/libvirt/qemu
 """
         for n in self.nodes.values():
             for f in (n.mnt_ns, n.uts_ns):
                 open(f, "w").close()
             _run(["unshare", f"--mount={n.mnt_ns}", f"--uts={n.uts_ns}",
-                  "--propagation", "slave", "sh", "-c", init, "sh", self.hosts_file, n.fqdn],
+                  "--propagation", "slave", "sh", "-c", init, "sh", self.hosts_file, n.fqdn,
+                  getattr(n, "qemu_conf_extra", "")],
                  timeout=self._left())
             st = os.stat(n.mnt_ns)
             n.ns_inode = (st.st_dev, st.st_ino)

@@ -1,0 +1,490 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * live: `poolfsctl live-migrate`, a running domain moved to another node
+ * with the flags lmpolicy.c picks from what both ends are and have; the
+ * operator names what they want (tunnelled or not, insecure or not, post-
+ * copy), never a flag.  Disks on pool volumes the destination does not
+ * share are copied into volumes created there first; only those go in
+ * migrate_disks.
+ */
+#include <getopt.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <libxml/parser.h>
+#include <libxml/xpath.h>
+
+#include "ctl.h"
+#include "lmpolicy.h"
+
+#define LIVE_MAX_DISKS 32
+
+struct live_disk {
+    char dev[32];
+    char pool[256];
+    char vol[256];
+    char format[32];
+    unsigned long long capacity;
+    unsigned long long allocation;
+    bool copy;                  /* not shared: goes in migrate_disks */
+    bool created;               /* poolfsctl created it on the destination */
+};
+
+struct live_run {
+    struct ctl *ctl;
+    const char *to;
+    virConnectPtr src, dst;
+    virDomainPtr dom;
+    struct live_disk disks[LIVE_MAX_DISKS];
+    int ndisks;
+    int ncopy;
+    volatile int done;
+};
+
+static char *
+live_attr(xmlNodePtr n, const char *name)
+{
+    xmlChar *v = xmlGetProp(n, BAD_CAST name);
+    char *s = v ? strdup((const char *)v) : NULL;
+
+    xmlFree(v);
+    return s;
+}
+
+/* The pool and volume a disk <source> is, if any. */
+static int
+live_disk_source(struct live_run *r, xmlNodePtr disk, struct live_disk *d)
+{
+    char *type = live_attr(disk, "type");
+    xmlNodePtr c;
+    virStorageVolPtr v = NULL;
+    virStoragePoolPtr p = NULL;
+    int rc = 0;
+
+    for (c = disk->children; c; c = c->next) {
+        char *s;
+
+        if (c->type != XML_ELEMENT_NODE)
+            continue;
+        if (strcmp((const char *)c->name, "target") == 0 &&
+            (s = live_attr(c, "dev"))) {
+            snprintf(d->dev, sizeof(d->dev), "%s", s);
+            free(s);
+        } else if (strcmp((const char *)c->name, "driver") == 0 &&
+                   (s = live_attr(c, "type"))) {
+            snprintf(d->format, sizeof(d->format), "%s", s);
+            free(s);
+        } else if (strcmp((const char *)c->name, "source") == 0) {
+            if (type && strcmp(type, "volume") == 0) {
+                char *pool = live_attr(c, "pool"), *vol = live_attr(c, "volume");
+
+                if (pool && vol && (p = virStoragePoolLookupByName(r->src, pool)))
+                    v = virStorageVolLookupByName(p, vol);
+                free(pool);
+                free(vol);
+            } else if (type && strcmp(type, "file") == 0) {
+                char *file = live_attr(c, "file");
+
+                if (file && (v = virStorageVolLookupByPath(r->src, file)))
+                    p = virStoragePoolLookupByVolume(v);
+                free(file);
+            }
+        }
+    }
+    if (v && p) {
+        virStorageVolInfo info;
+
+        snprintf(d->pool, sizeof(d->pool), "%s", virStoragePoolGetName(p));
+        snprintf(d->vol, sizeof(d->vol), "%s", virStorageVolGetName(v));
+        if (virStorageVolGetInfo(v, &info) == 0) {
+            d->capacity = info.capacity;
+            d->allocation = info.allocation;
+        }
+        rc = 1;
+    }
+    if (v)
+        virStorageVolFree(v);
+    if (p)
+        virStoragePoolFree(p);
+    free(type);
+    return rc;
+}
+
+/* The domain's disks on pool volumes, and which the destination lacks. */
+static int
+live_disks(struct live_run *r)
+{
+    char *xml = virDomainGetXMLDesc(r->dom, 0);
+    xmlDocPtr doc = xml ? xmlReadMemory(xml, strlen(xml), "d.xml", NULL,
+                                        XML_PARSE_NONET | XML_PARSE_NOERROR |
+                                        XML_PARSE_NOWARNING) : NULL;
+    xmlXPathContextPtr x = doc ? xmlXPathNewContext(doc) : NULL;
+    xmlXPathObjectPtr o = x ? xmlXPathEvalExpression(
+        BAD_CAST "/domain/devices/disk[@device='disk']", x) : NULL;
+    int i, rc = -1;
+
+    if (!o) {
+        ctl_error("cannot read the definition of domain '%s': %s",
+                  virDomainGetName(r->dom), ctl_virt_message());
+        goto out;
+    }
+    for (i = 0; o->nodesetval && i < o->nodesetval->nodeNr; i++) {
+        struct live_disk *d = &r->disks[r->ndisks];
+        virStoragePoolPtr sp, dp;
+
+        if (r->ndisks == LIVE_MAX_DISKS)
+            break;
+        memset(d, 0, sizeof(*d));
+        /* Network and block disks (attached volumes) are not ours. */
+        if (live_disk_source(r, o->nodesetval->nodeTab[i], d) != 1)
+            continue;
+        sp = virStoragePoolLookupByName(r->src, d->pool);
+        dp = virStoragePoolLookupByName(r->dst, d->pool);
+        if (!dp) {
+            ctl_error("pool '%s' of disk %s is missing on %s", d->pool,
+                      d->dev, r->to);
+            if (sp)
+                virStoragePoolFree(sp);
+            goto out;
+        }
+        d->copy = !(sp && cold_pool_shared(sp, dp));
+        r->ncopy += d->copy;
+        r->ndisks++;
+        if (sp)
+            virStoragePoolFree(sp);
+        virStoragePoolFree(dp);
+    }
+    rc = 0;
+ out:
+    xmlXPathFreeObject(o);
+    xmlXPathFreeContext(x);
+    xmlFreeDoc(doc);
+    free(xml);
+    return rc;
+}
+
+/* Everything that can be known to fail, before anything moves. */
+static int
+live_prechecks(struct live_run *r)
+{
+    unsigned long long need[LIVE_MAX_DISKS] = { 0 };
+    int i, j;
+
+    for (i = 0; i < r->ndisks; i++) {
+        struct live_disk *d = &r->disks[i];
+        virStoragePoolPtr dp;
+        virStorageVolPtr v;
+        virStoragePoolInfo info;
+
+        if (!d->copy)
+            continue;
+        dp = virStoragePoolLookupByName(r->dst, d->pool);
+        if ((v = virStorageVolLookupByName(dp, d->vol))) {
+            ctl_error("volume '%s' already exists in pool '%s' on %s: not "
+                      "overwriting it", d->vol, d->pool, r->to);
+            virStorageVolFree(v);
+            virStoragePoolFree(dp);
+            return -1;
+        }
+        /* Free space, per destination pool. */
+        for (j = 0; j <= i; j++)
+            if (strcmp(r->disks[j].pool, d->pool) == 0)
+                break;
+        need[j] += d->allocation;
+        if (virStoragePoolGetInfo(dp, &info) == 0 && need[j] > info.available) {
+            char a[32], b[32];
+
+            ctl_error("pool '%s' on %s has %s free, the disks to copy need "
+                      "%s", d->pool, r->to, ctl_size(info.available, a,
+                                                     sizeof(a)),
+                      ctl_size(need[j], b, sizeof(b)));
+            virStoragePoolFree(dp);
+            return -1;
+        }
+        virStoragePoolFree(dp);
+    }
+    return 0;
+}
+
+/* The destination's volumes for the disks to copy, same size and format. */
+static int
+live_create_volumes(struct live_run *r)
+{
+    int i;
+
+    for (i = 0; i < r->ndisks; i++) {
+        struct live_disk *d = &r->disks[i];
+        virStoragePoolPtr dp;
+        virStorageVolPtr v;
+        char *xml = NULL;
+
+        if (!d->copy)
+            continue;
+        dp = virStoragePoolLookupByName(r->dst, d->pool);
+        if (asprintf(&xml, "<volume><name>%s</name><capacity unit='bytes'>"
+                     "%llu</capacity><allocation unit='bytes'>0</allocation>"
+                     "<target><format type='%s'/></target></volume>", d->vol,
+                     d->capacity, d->format[0] ? d->format : "raw") < 0 ||
+            !(v = virStorageVolCreateXML(dp, xml, 0))) {
+            ctl_error("cannot create volume '%s' in pool '%s' on %s: %s",
+                      d->vol, d->pool, r->to, ctl_virt_message());
+            free(xml);
+            virStoragePoolFree(dp);
+            return -1;
+        }
+        d->created = true;
+        virStorageVolFree(v);
+        free(xml);
+        virStoragePoolFree(dp);
+    }
+    return 0;
+}
+
+static void
+live_remove_volumes(struct live_run *r)
+{
+    int i;
+
+    for (i = 0; i < r->ndisks; i++) {
+        virStoragePoolPtr dp;
+        virStorageVolPtr v;
+
+        if (!r->disks[i].created)
+            continue;
+        if ((dp = virStoragePoolLookupByName(r->dst, r->disks[i].pool))) {
+            if ((v = virStorageVolLookupByName(dp, r->disks[i].vol))) {
+                virStorageVolDelete(v, 0);
+                virStorageVolFree(v);
+            }
+            virStoragePoolFree(dp);
+        }
+    }
+}
+
+/* Progress while the migration runs: data remaining, dirty rate. */
+static void *
+live_progress(void *arg)
+{
+    struct live_run *r = arg;
+
+    while (!r->done) {
+        virDomainJobInfo ji;
+        char a[32], b[32];
+
+        if (r->ctl->progress && virDomainGetJobInfo(r->dom, &ji) == 0 &&
+            ji.type != VIR_DOMAIN_JOB_NONE) {
+            fprintf(stderr, "\r%-20.20s  %s remaining of %s  ",
+                    virDomainGetName(r->dom),
+                    ctl_size(ji.dataRemaining, a, sizeof(a)),
+                    ctl_size(ji.dataTotal, b, sizeof(b)));
+            fflush(stderr);
+        }
+        usleep(250 * 1000);
+    }
+    if (r->ctl->progress)
+        fputs("\r\033[K", stderr);
+    return NULL;
+}
+
+static void
+live_print_plan(struct live_run *r, const struct lm_plan *plan, bool dry_run)
+{
+    char names[512];
+    int i;
+
+    lm_flag_names(plan->flags, names, sizeof(names));
+    if (r->ctl->json) {
+        printf("{\"domain\": ");
+        ctl_json_string(stdout, virDomainGetName(r->dom));
+        printf(", \"to\": ");
+        ctl_json_string(stdout, r->to);
+        printf(", \"dry_run\": %s, \"flags\": \"%s\", \"channel\": \"%s\", "
+               "\"why_channel\": ", dry_run ? "true" : "false", names,
+               plan->channel);
+        ctl_json_string(stdout, plan->why_channel);
+        printf(", \"why_disks\": ");
+        ctl_json_string(stdout, plan->why_disks);
+        printf(", \"disks\": [");
+        for (i = 0; i < r->ndisks; i++)
+            printf("%s{\"dev\": \"%s\", \"pool\": \"%s\", \"volume\": \"%s\", "
+                   "\"copy\": %s}", i ? ", " : "", r->disks[i].dev,
+                   r->disks[i].pool, r->disks[i].vol,
+                   r->disks[i].copy ? "true" : "false");
+        printf("]}\n");
+        return;
+    }
+    printf("%s %s to %s\n", dry_run ? "would live-migrate" : "live-migrating",
+           virDomainGetName(r->dom), r->to);
+    printf("  flags:   %s\n", names);
+    printf("  channel: %s (%s)\n", plan->channel, plan->why_channel);
+    printf("  disks:   %s\n", plan->why_disks);
+    for (i = 0; i < r->ndisks; i++)
+        printf("    %s  %s/%s  %s\n", r->disks[i].dev, r->disks[i].pool,
+               r->disks[i].vol, r->disks[i].copy ?
+               "copied (migrate_disks)" : "shared: not copied");
+}
+
+static void
+live_usage(void)
+{
+    printf("usage: poolfsctl [-c URI] live-migrate DOMAIN --to URI\n"
+           "                 [--tunnelled auto|yes|no] [--insecure]\n"
+           "                 [--postcopy] [--auto-converge] [--dry-run] "
+           "[--json]\n"
+           "\n"
+           "Move the running DOMAIN to the libvirtd at --to (peer to peer).\n"
+           "The flags are chosen for you: live, peer-to-peer, persistent on\n"
+           "the destination, undefined here only after success; native TLS\n"
+           "where both ends support it and it is set up (a qemu+tls:// --to),\n"
+           "else tunnelled through libvirtd where no disk must be copied.\n"
+           "Disks on pool volumes the destination does not share are copied\n"
+           "into volumes created there first.\n"
+           "\n"
+           "  --tunnelled auto|yes|no  the tunnel through libvirtd (default\n"
+           "                 auto); never combined with copying disks\n"
+           "  --insecure     allow an unencrypted migration channel\n"
+           "  --postcopy     switch to post-copy if pre-copy cannot converge:\n"
+           "                 a guest dirtying memory faster than the link\n"
+           "                 still moves, but a network failure during\n"
+           "                 post-copy loses the guest\n"
+           "  --auto-converge  throttle the guest's vCPUs until pre-copy\n"
+           "                 converges: slows the guest, keeps it safe\n"
+           "  --dry-run      print the plan (flags by name, disks, channel,\n"
+           "                 and why) and move nothing\n");
+}
+
+int
+live_main(struct ctl *ctl, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "to", required_argument, NULL, 't' },
+        { "tunnelled", required_argument, NULL, 'T' },
+        { "insecure", no_argument, NULL, 'i' },
+        { "postcopy", no_argument, NULL, 'p' },
+        { "auto-converge", no_argument, NULL, 'a' },
+        { "dry-run", no_argument, NULL, 'n' },
+        { "connect", required_argument, NULL, 'c' },
+        { "json", no_argument, NULL, 'j' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct live_run r = { .ctl = ctl };
+    struct lm_facts facts = { .tunnel = LM_TUNNEL_AUTO };
+    struct lm_plan plan;
+    virTypedParameterPtr params = NULL;
+    int nparams = 0, maxparams = 0;
+    unsigned long v1, v2;
+    bool dry_run = false;
+    pthread_t prog;
+    int c, i, rc = CTL_FAILED;
+
+    optind = 0;     /* glibc: start over (the global parse used "+") */
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 't': r.to = optarg; break;
+        case 'T':
+            if (strcmp(optarg, "auto") == 0)
+                facts.tunnel = LM_TUNNEL_AUTO;
+            else if (strcmp(optarg, "yes") == 0)
+                facts.tunnel = LM_TUNNEL_YES;
+            else if (strcmp(optarg, "no") == 0)
+                facts.tunnel = LM_TUNNEL_NO;
+            else {
+                ctl_error("live-migrate: --tunnelled wants auto, yes or no");
+                return CTL_USAGE;
+            }
+            break;
+        case 'i': facts.insecure = true; break;
+        case 'p': facts.postcopy = true; break;
+        case 'a': facts.auto_converge = true; break;
+        case 'n': dry_run = true; break;
+        case 'c': ctl->uri = optarg; break;
+        case 'j': ctl->json = true; ctl->progress = false; break;
+        case 'h': live_usage(); return CTL_OK;
+        default: return CTL_USAGE;
+        }
+    }
+    if (!r.to || optind != argc - 1) {
+        ctl_error("live-migrate: one DOMAIN and --to URI are required; see "
+                  "poolfsctl live-migrate --help");
+        return CTL_USAGE;
+    }
+    if (!(r.src = ctl_connect(ctl->uri)) || !(r.dst = ctl_connect(r.to)))
+        goto out;
+    if (!(r.dom = virDomainLookupByName(r.src, argv[optind])) &&
+        !(r.dom = virDomainLookupByUUIDString(r.src, argv[optind]))) {
+        ctl_error("domain '%s' not found on %s", argv[optind], ctl->uri);
+        goto out;
+    }
+    if (virDomainIsActive(r.dom) != 1) {
+        ctl_error("domain '%s' is not running: a cold migration is "
+                  "poolfsctl migrate", argv[optind]);
+        goto out;
+    }
+    /* The facts: the older end's versions; TLS as the destination URI
+     * shows it set up; the disks the destination lacks. */
+    if (virConnectGetLibVersion(r.src, &v1) < 0 ||
+        virConnectGetLibVersion(r.dst, &v2) < 0) {
+        ctl_error("cannot read the libvirt versions: %s", ctl_virt_message());
+        goto out;
+    }
+    facts.libvirt = v1 < v2 ? v1 : v2;
+    if (virConnectGetVersion(r.src, &v1) < 0 ||
+        virConnectGetVersion(r.dst, &v2) < 0) {
+        ctl_error("cannot read the QEMU versions: %s", ctl_virt_message());
+        goto out;
+    }
+    facts.qemu = v1 < v2 ? v1 : v2;
+    facts.tls = strstr(r.to, "+tls://") != NULL;
+    if (live_disks(&r) < 0)
+        goto out;
+    facts.disks_to_copy = r.ncopy;
+    if (lm_decide(&facts, &plan) < 0) {
+        ctl_error("live-migrate %s: refused before anything moved: %s",
+                  argv[optind], plan.refusal);
+        goto out;
+    }
+    if (live_prechecks(&r) < 0)
+        goto out;
+    live_print_plan(&r, &plan, dry_run);
+    if (dry_run) {
+        rc = CTL_OK;
+        goto out;
+    }
+
+    if (live_create_volumes(&r) < 0)
+        goto fail;
+    for (i = 0; i < r.ndisks; i++)
+        if (r.disks[i].copy &&
+            virTypedParamsAddString(&params, &nparams, &maxparams,
+                                    VIR_MIGRATE_PARAM_MIGRATE_DISKS,
+                                    r.disks[i].dev) < 0)
+            goto fail;
+    pthread_create(&prog, NULL, live_progress, &r);
+    i = virDomainMigrateToURI3(r.dom, r.to, params, nparams, plan.flags);
+    r.done = 1;
+    pthread_join(prog, NULL);
+    if (i < 0) {
+        ctl_error("live-migrate %s failed: %s; it still runs on %s, the "
+                  "volumes made on %s are removed", argv[optind],
+                  ctl_virt_message(), ctl->uri, r.to);
+        goto fail;
+    }
+    if (!ctl->json)
+        printf("migrated %s to %s\n", argv[optind], r.to);
+    rc = CTL_OK;
+    goto out;
+
+ fail:
+    live_remove_volumes(&r);
+ out:
+    virTypedParamsFree(params, nparams);
+    if (r.dom)
+        virDomainFree(r.dom);
+    if (r.src)
+        virConnectClose(r.src);
+    if (r.dst)
+        virConnectClose(r.dst);
+    return rc;
+}

@@ -1,0 +1,114 @@
+"""`poolfsctl live-migrate` between the two TLS test hosts: a running QEMU
+domain (TCG) whose disk is a pool volume moves with flags poolfsctl picks;
+refused combinations are refused before anything moves."""
+
+import os
+import time
+import uuid as uuidlib
+
+import pytest
+
+from conftest import REPO
+from helpers import DISKS_POOL, have
+from tlshosts import TwoHosts, Unavailable
+
+POOLFSCTL = os.path.join(REPO, "build", "migrate", "poolfsctl")
+
+pytestmark = pytest.mark.skipif(
+    not (have("qemu-system-x86_64") and have("qemu-io")),
+    reason="needs qemu-system-x86 and qemu-utils")
+
+
+@pytest.fixture(scope="module")
+def hosts():
+    try:
+        h = TwoHosts().start()
+    except Unavailable as e:
+        pytest.skip(f"cannot make the two TLS test hosts here: {e}")
+    try:
+        yield h
+    finally:
+        problems = h.close()
+    assert not problems, "TwoHosts teardown: " + "; ".join(problems)
+
+
+def virsh(hosts, node, *args, check=True):
+    p = hosts.run_on(node, ["virsh", "-q", "-c", hosts.local_uri(node), *args],
+                     timeout=60)
+    assert not check or p.returncode == 0, p.stderr
+    return p
+
+
+@pytest.fixture
+def domain(hosts):
+    uuid = str(uuidlib.uuid4())
+    name = f"instance-{uuid[:8]}"
+    vol = f"{uuid}_disk"
+    virsh(hosts, "nodea", "vol-create-as", DISKS_POOL, vol, "64M", "--format",
+          "qcow2")
+    path = os.path.join(hosts.disks_dir("nodea"), vol)
+    r = hosts.run_on("nodea", ["qemu-io", "-f", "qcow2", "-c",
+                               "write -P 0x5c 1M 1M", path])
+    assert r.returncode == 0, r.stderr
+    xml = os.path.join(hosts.workdir, f"{name}.xml")
+    with open(xml, "w") as f:
+        f.write(f"""<domain type='qemu'><name>{name}</name><uuid>{uuid}</uuid>
+<memory unit='MiB'>64</memory><vcpu>1</vcpu>
+<os><type arch='x86_64' machine='pc'>hvm</type></os>
+<devices><emulator>/usr/bin/qemu-system-x86_64</emulator>
+<disk type='volume' device='disk'><driver name='qemu' type='qcow2'/>
+<source pool='{DISKS_POOL}' volume='{vol}'/><target dev='vda' bus='virtio'/></disk>
+</devices></domain>""")
+    virsh(hosts, "nodea", "define", xml)
+    virsh(hosts, "nodea", "start", name)
+    yield name, vol
+    for node in ("nodea", "nodeb"):
+        virsh(hosts, node, "destroy", name, check=False)
+        virsh(hosts, node, "undefine", name, check=False)
+        virsh(hosts, node, "vol-delete", "--pool", DISKS_POOL, vol, check=False)
+
+
+def ctl(hosts, *args):
+    return hosts.run_on("nodea", [POOLFSCTL, "-c", hosts.local_uri("nodea"),
+                                  *args], timeout=180)
+
+
+def test_plan_is_chosen_not_configured(hosts, domain):
+    name, vol = domain
+    r = ctl(hosts, "live-migrate", name, "--to", hosts.uri("nodeb"), "--dry-run")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "VIR_MIGRATE_LIVE|VIR_MIGRATE_PEER2PEER" in out, out
+    assert "VIR_MIGRATE_PERSIST_DEST" in out and "VIR_MIGRATE_UNDEFINE_SOURCE" in out
+    assert "VIR_MIGRATE_TLS" in out and "VIR_MIGRATE_NON_SHARED_DISK" in out
+    assert "VIR_MIGRATE_TUNNELLED" not in out
+    assert f"vda  {DISKS_POOL}/{vol}  copied (migrate_disks)" in out, out
+    # Nothing moved.
+    assert vol not in virsh(hosts, "nodeb", "vol-list", DISKS_POOL).stdout
+    assert "running" in virsh(hosts, "nodea", "domstate", name).stdout
+
+
+def test_tunnelled_with_disk_copy_is_refused_before_anything_moves(hosts, domain):
+    name, vol = domain
+    r = ctl(hosts, "live-migrate", name, "--to", hosts.uri("nodeb"),
+            "--tunnelled", "yes")
+    assert r.returncode == 1
+    assert "refused before anything moved" in r.stderr and \
+        "migrate_disks" in r.stderr, r.stderr
+    assert vol not in virsh(hosts, "nodeb", "vol-list", DISKS_POOL).stdout
+    assert "running" in virsh(hosts, "nodea", "domstate", name).stdout
+
+
+def test_live_migrate_with_the_defaults(hosts, domain):
+    name, vol = domain
+    r = ctl(hosts, "live-migrate", name, "--to", hosts.uri("nodeb"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "running" in virsh(hosts, "nodeb", "domstate", name).stdout
+    assert virsh(hosts, "nodea", "domstate", name, check=False).returncode != 0
+    # The disk's content came along into B's pool volume.
+    virsh(hosts, "nodeb", "destroy", name)
+    path = os.path.join(hosts.disks_dir("nodeb"), vol)
+    r = hosts.run_on("nodeb", ["qemu-io", "-f", "qcow2", "-c",
+                               "read -P 0x5c 1M 1M", path])
+    assert r.returncode == 0 and "Pattern verification failed" not in r.stdout, \
+        r.stdout + r.stderr
