@@ -164,12 +164,77 @@ live_disks(struct live_run *r)
     return rc;
 }
 
+static char *
+live_xpath(xmlXPathContextPtr x, const char *expr)
+{
+    xmlXPathObjectPtr o = xmlXPathEvalExpression(BAD_CAST expr, x);
+    char *ret = NULL;
+
+    if (o && o->type == XPATH_STRING && o->stringval && *o->stringval)
+        ret = strdup((const char *)o->stringval);
+    xmlXPathFreeObject(o);
+    return ret;
+}
+
+/* Can the destination's hypervisor give the guest its CPU, as libvirt
+ * sees it?  Refused when libvirt says incompatible; not checked where it
+ * cannot say (old libvirt, no <cpu> in the definition). */
+static int
+live_check_cpu(struct live_run *r)
+{
+    char *xml = virDomainGetXMLDesc(r->dom, 0);
+    xmlDocPtr doc = xml ? xmlReadMemory(xml, strlen(xml), "d.xml", NULL,
+                                        XML_PARSE_NONET | XML_PARSE_NOERROR) :
+                          NULL;
+    xmlXPathContextPtr x = doc ? xmlXPathNewContext(doc) : NULL;
+    xmlNodePtr cpu = NULL;
+    xmlBufferPtr buf = NULL;
+    char *emu = NULL, *arch = NULL, *machine = NULL, *virt = NULL;
+    xmlXPathObjectPtr o = NULL;
+    int rc = 0, cmp;
+
+    if (!x || !(o = xmlXPathEvalExpression(BAD_CAST "/domain/cpu", x)) ||
+        !o->nodesetval || o->nodesetval->nodeNr == 0)
+        goto out;
+    cpu = o->nodesetval->nodeTab[0];
+    emu = live_xpath(x, "string(/domain/devices/emulator)");
+    arch = live_xpath(x, "string(/domain/os/type/@arch)");
+    machine = live_xpath(x, "string(/domain/os/type/@machine)");
+    virt = live_xpath(x, "string(/domain/@type)");
+    if (!(buf = xmlBufferCreate()) || xmlNodeDump(buf, doc, cpu, 0, 0) < 0)
+        goto out;
+    cmp = virConnectCompareHypervisorCPU(r->dst, emu, arch, machine, virt,
+                                         (const char *)xmlBufferContent(buf),
+                                         0);
+    if (cmp == VIR_CPU_COMPARE_INCOMPATIBLE) {
+        ctl_error("the CPU of domain '%s' is incompatible with the "
+                  "hypervisor on %s, as libvirt compares them",
+                  virDomainGetName(r->dom), r->to);
+        rc = -1;
+    }
+ out:
+    if (buf)
+        xmlBufferFree(buf);
+    free(emu);
+    free(arch);
+    free(machine);
+    free(virt);
+    xmlXPathFreeObject(o);
+    xmlXPathFreeContext(x);
+    xmlFreeDoc(doc);
+    free(xml);
+    return rc;
+}
+
 /* Everything that can be known to fail, before anything moves. */
 static int
 live_prechecks(struct live_run *r)
 {
     unsigned long long need[LIVE_MAX_DISKS] = { 0 };
     int i, j;
+
+    if (live_check_cpu(r) < 0)
+        return -1;
 
     for (i = 0; i < r->ndisks; i++) {
         struct live_disk *d = &r->disks[i];
@@ -269,16 +334,26 @@ live_progress(void *arg)
     struct live_run *r = arg;
 
     while (!r->done) {
-        virDomainJobInfo ji;
-        char a[32], b[32];
+        virTypedParameterPtr st = NULL;
+        int n = 0, type;
+        unsigned long long rem = 0, total = 0, dirty = 0;
+        char a[32], b[32], c[32];
 
-        if (r->ctl->progress && virDomainGetJobInfo(r->dom, &ji) == 0 &&
-            ji.type != VIR_DOMAIN_JOB_NONE) {
-            fprintf(stderr, "\r%-20.20s  %s remaining of %s  ",
-                    virDomainGetName(r->dom),
-                    ctl_size(ji.dataRemaining, a, sizeof(a)),
-                    ctl_size(ji.dataTotal, b, sizeof(b)));
-            fflush(stderr);
+        if (r->ctl->progress &&
+            virDomainGetJobStats(r->dom, &type, &st, &n, 0) == 0) {
+            virTypedParamsGetULLong(st, n, VIR_DOMAIN_JOB_DATA_REMAINING, &rem);
+            virTypedParamsGetULLong(st, n, VIR_DOMAIN_JOB_DATA_TOTAL, &total);
+            virTypedParamsGetULLong(st, n, VIR_DOMAIN_JOB_MEMORY_DIRTY_RATE,
+                                    &dirty);
+            if (type != VIR_DOMAIN_JOB_NONE) {
+                fprintf(stderr, "\r%-20.20s  %s remaining of %s, dirty "
+                        "rate %s/s  ", virDomainGetName(r->dom),
+                        ctl_size(rem, a, sizeof(a)),
+                        ctl_size(total, b, sizeof(b)),
+                        ctl_size(dirty * 4096, c, sizeof(c)));
+                fflush(stderr);
+            }
+            virTypedParamsFree(st, n);
         }
         usleep(250 * 1000);
     }
