@@ -325,11 +325,7 @@ adopt_main(struct ctl *ctl, int argc, char **argv)
         { "mount", required_argument, NULL, 'M' },
         { "all", no_argument, NULL, 'a' },
         { "dry-run", no_argument, NULL, 'n' },
-        { "connect", required_argument, NULL, 'c' },
-        { "disks-pool", required_argument, NULL, 'D' },
-        { "base-pool", required_argument, NULL, 'B' },
-        { "json", no_argument, NULL, 'j' },
-        { "help", no_argument, NULL, 'h' },
+        CTL_COMMON_OPTIONS,
         { NULL, 0, NULL, 0 },
     };
     const char *mount = "/var/lib/nova/instances";
@@ -342,12 +338,11 @@ adopt_main(struct ctl *ctl, int argc, char **argv)
         case 'M': mount = optarg; break;
         case 'a': all = true; break;
         case 'n': dry_run = true; break;
-        case 'c': ctl->uri = optarg; break;
-        case 'D': ctl->disks_pool = optarg; break;
-        case 'B': ctl->base_pool = optarg; break;
-        case 'j': ctl->json = true; break;
         case 'h': adopt_usage(); return CTL_OK;
-        default: return CTL_USAGE;
+        default:
+            if (ctl_common_opt(ctl, c, optarg))
+                break;
+            return CTL_USAGE;
         }
     }
     if (all == (optind < argc)) {

@@ -150,12 +150,8 @@ cache_main(struct ctl *ctl, int argc, char **argv)
         { "unused", no_argument, NULL, 'u' },
         { "remove-unused", no_argument, NULL, 'r' },
         { "min-age", required_argument, NULL, 'a' },
-        { "connect", required_argument, NULL, 'c' },
-        { "disks-pool", required_argument, NULL, 'D' },
-        { "base-pool", required_argument, NULL, 'B' },
         { "mount", required_argument, NULL, 'M' },
-        { "json", no_argument, NULL, 'j' },
-        { "help", no_argument, NULL, 'h' },
+        CTL_COMMON_OPTIONS,
         { NULL, 0, NULL, 0 },
     };
     bool unused = false, remove = false;
@@ -179,13 +175,12 @@ cache_main(struct ctl *ctl, int argc, char **argv)
                 return CTL_USAGE;
             }
             break;
-        case 'c': ctl->uri = optarg; break;
-        case 'D': ctl->disks_pool = optarg; break;
-        case 'B': ctl->base_pool = optarg; break;
         case 'M': break;    /* the tree is not needed: libvirt knows */
-        case 'j': ctl->json = true; break;
         case 'h': cache_usage(); return CTL_OK;
-        default: return CTL_USAGE;
+        default:
+            if (ctl_common_opt(ctl, c, optarg))
+                break;
+            return CTL_USAGE;
         }
     }
     if (remove && min_age < 0) {

@@ -636,11 +636,7 @@ cold_main(struct ctl *ctl, int argc, char **argv)
         { "no-verify", no_argument, NULL, 'n' },
         { "no-base", no_argument, NULL, 'b' },
         { "dry-run", no_argument, NULL, 'd' },
-        { "connect", required_argument, NULL, 'c' },
-        { "disks-pool", required_argument, NULL, 'D' },
-        { "base-pool", required_argument, NULL, 'B' },
-        { "json", no_argument, NULL, 'j' },
-        { "help", no_argument, NULL, 'h' },
+        CTL_COMMON_OPTIONS,
         { NULL, 0, NULL, 0 },
     };
     struct cold_opts o = { .verify = true };
@@ -656,12 +652,11 @@ cold_main(struct ctl *ctl, int argc, char **argv)
         case 'n': o.verify = false; break;
         case 'b': o.no_base = true; break;
         case 'd': o.dry_run = true; break;
-        case 'c': ctl->uri = optarg; break;
-        case 'D': ctl->disks_pool = optarg; break;
-        case 'B': ctl->base_pool = optarg; break;
-        case 'j': ctl->json = true; ctl->progress = false; break;
         case 'h': cold_usage(); return CTL_OK;
-        default: return CTL_USAGE;
+        default:
+            if (ctl_common_opt(ctl, c, optarg))
+                break;
+            return CTL_USAGE;
         }
     }
     if (!o.from)

@@ -67,11 +67,7 @@ cow_main(struct ctl *ctl, int argc, char **argv)
         { "backing", required_argument, NULL, 'b' },
         { "size", required_argument, NULL, 's' },
         { "mount", required_argument, NULL, 'M' },
-        { "connect", required_argument, NULL, 'c' },
-        { "disks-pool", required_argument, NULL, 'D' },
-        { "base-pool", required_argument, NULL, 'B' },
-        { "json", no_argument, NULL, 'j' },
-        { "help", no_argument, NULL, 'h' },
+        CTL_COMMON_OPTIONS,
         { NULL, 0, NULL, 0 },
     };
     const char *mount = "/var/lib/nova/instances";
@@ -98,12 +94,11 @@ cow_main(struct ctl *ctl, int argc, char **argv)
             }
             break;
         case 'M': mount = optarg; break;
-        case 'c': ctl->uri = optarg; break;
-        case 'D': ctl->disks_pool = optarg; break;
-        case 'B': ctl->base_pool = optarg; break;
-        case 'j': ctl->json = true; break;
         case 'h': cow_usage(); return CTL_OK;
-        default: return CTL_USAGE;
+        default:
+            if (ctl_common_opt(ctl, c, optarg))
+                break;
+            return CTL_USAGE;
         }
     }
     if (optind != argc - 1 || !backing) {

@@ -18,6 +18,17 @@ struct ctl {
     bool progress;              /* a progress bar on stderr (a terminal) */
 };
 
+/* The options every command takes, as virsh and poolfs spell them. */
+#define CTL_COMMON_OPTIONS                                  \
+    { "connect", required_argument, NULL, 'c' },            \
+    { "disks-pool", required_argument, NULL, 'D' },         \
+    { "base-pool", required_argument, NULL, 'B' },          \
+    { "json", no_argument, NULL, 'j' },                     \
+    { "help", no_argument, NULL, 'h' }
+
+/* Take one of CTL_COMMON_OPTIONS but --help; false if C is none. */
+bool ctl_common_opt(struct ctl *ctl, int c, const char *arg);
+
 /* "poolfsctl: ..." on stderr: one line naming what failed and why. */
 void ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The last libvirt error's message. */

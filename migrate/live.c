@@ -439,9 +439,7 @@ live_main(struct ctl *ctl, int argc, char **argv)
         { "postcopy", no_argument, NULL, 'p' },
         { "auto-converge", no_argument, NULL, 'a' },
         { "dry-run", no_argument, NULL, 'n' },
-        { "connect", required_argument, NULL, 'c' },
-        { "json", no_argument, NULL, 'j' },
-        { "help", no_argument, NULL, 'h' },
+        CTL_COMMON_OPTIONS,
         { NULL, 0, NULL, 0 },
     };
     struct live_run r = { .ctl = ctl };
@@ -474,10 +472,11 @@ live_main(struct ctl *ctl, int argc, char **argv)
         case 'p': facts.postcopy = true; break;
         case 'a': facts.auto_converge = true; break;
         case 'n': dry_run = true; break;
-        case 'c': ctl->uri = optarg; break;
-        case 'j': ctl->json = true; ctl->progress = false; break;
         case 'h': live_usage(); return CTL_OK;
-        default: return CTL_USAGE;
+        default:
+            if (ctl_common_opt(ctl, c, optarg))
+                break;
+            return CTL_USAGE;
         }
     }
     if (!r.to || optind != argc - 1) {

@@ -91,6 +91,18 @@ ctl_json_string(FILE *out, const char *s)
     fputc('"', out);
 }
 
+bool
+ctl_common_opt(struct ctl *ctl, int c, const char *arg)
+{
+    switch (c) {
+    case 'c': ctl->uri = arg; return true;
+    case 'D': ctl->disks_pool = arg; return true;
+    case 'B': ctl->base_pool = arg; return true;
+    case 'j': ctl->json = true; ctl->progress = false; return true;
+    default: return false;
+    }
+}
+
 double
 ctl_now(void)
 {

@@ -104,11 +104,7 @@ transition_main(struct ctl *ctl, int argc, char **argv)
     static const struct option opts[] = {
         { "mount", required_argument, NULL, 'M' },
         { "dry-run", no_argument, NULL, 'n' },
-        { "connect", required_argument, NULL, 'c' },
-        { "disks-pool", required_argument, NULL, 'D' },
-        { "base-pool", required_argument, NULL, 'B' },
-        { "json", no_argument, NULL, 'j' },
-        { "help", no_argument, NULL, 'h' },
+        CTL_COMMON_OPTIONS,
         { NULL, 0, NULL, 0 },
     };
     const char *mount = "/var/lib/nova/instances";
@@ -124,12 +120,11 @@ transition_main(struct ctl *ctl, int argc, char **argv)
         switch (c) {
         case 'M': mount = optarg; break;
         case 'n': dry_run = true; break;
-        case 'c': ctl->uri = optarg; break;
-        case 'D': ctl->disks_pool = optarg; break;
-        case 'B': ctl->base_pool = optarg; break;
-        case 'j': ctl->json = true; break;
         case 'h': transition_usage(); return CTL_OK;
-        default: return CTL_USAGE;
+        default:
+            if (ctl_common_opt(ctl, c, optarg))
+                break;
+            return CTL_USAGE;
         }
     }
     if (optind != argc - 1) {
