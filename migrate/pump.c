@@ -344,27 +344,24 @@ pump_put_head(virConnectPtr dconn, virStorageVolPtr dst,
     return 0;
 }
 
-int
-pump_upload_fd(int fd, virConnectPtr dconn, virStorageVolPtr dst,
-               bool hold_head, pump_progress_fn progress, void *opaque,
-               struct pump_result *res, char *err, size_t errlen)
-{
-    virStreamPtr up = virStreamNew(dconn, 0);
-    struct digest *dg = digest_new();
-    char *buf = malloc(PUMP_SLOT_SIZE);
-    unsigned char raw[DIGEST_LEN];
-    off_t size = lseek(fd, 0, SEEK_END), pos = 0;
+/*
+ * Walk the file open as FD: FN gets each piece in order, data (DATA set)
+ * in chunks of at most PUMP_SLOT_SIZE, holes (DATA NULL) as found with
+ * SEEK_DATA/SEEK_HOLE.  0, or -1 with ERR set by FN or by a failed read.
+ */
+typedef int (*pump_piece_fn)(void *arg, const char *data, off_t off,
+                             size_t len, char *err, size_t errlen);
 
-    memset(res, 0, sizeof(*res));
-    if (!up || !dg || !buf || size < 0) {
-        snprintf(err, errlen, "cannot set up the upload");
-        goto error;
-    }
-    if (virStorageVolUpload(dst, up, 0, 0,
-                            VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM) < 0) {
-        pump_fail(err, errlen, "cannot upload to volume '%s'",
-                  virStorageVolGetName(dst));
-        goto error;
+static int
+pump_walk_fd(int fd, pump_piece_fn fn, void *arg, char *err, size_t errlen)
+{
+    char *buf = malloc(PUMP_SLOT_SIZE);
+    off_t size = lseek(fd, 0, SEEK_END), pos = 0;
+    int rc = -1;
+
+    if (!buf || size < 0) {
+        snprintf(err, errlen, "cannot read the file: %s", strerror(errno));
+        goto out;
     }
     while (pos < size) {
         off_t data = lseek(fd, pos, SEEK_DATA);
@@ -373,12 +370,8 @@ pump_upload_fd(int fd, virConnectPtr dconn, virStorageVolPtr dst,
         if (data < 0 || data > size)
             data = size;            /* a hole up to the end */
         if (data > pos) {
-            if (virStreamSendHole(up, data - pos, 0) < 0) {
-                pump_fail(err, errlen, "writing the destination");
-                goto error;
-            }
-            digest_feed(dg, NULL, data - pos);
-            res->length += data - pos;
+            if (fn(arg, NULL, pos, data - pos, err, errlen) < 0)
+                goto out;
             pos = data;
             continue;
         }
@@ -388,99 +381,123 @@ pump_upload_fd(int fd, virConnectPtr dconn, virStorageVolPtr dst,
             size_t want = end - pos > PUMP_SLOT_SIZE ? PUMP_SLOT_SIZE :
                           (size_t)(end - pos);
             ssize_t n = pread(fd, buf, want, pos);
-            size_t skip = 0;
 
             if (n <= 0) {
-                snprintf(err, errlen, "reading the legacy file: %s",
+                snprintf(err, errlen, "reading the file: %s",
                          n < 0 ? strerror(errno) : "unexpected end");
-                goto error;
+                goto out;
             }
-            if (hold_head && pos < PUMP_HEAD) {
-                skip = (size_t)(PUMP_HEAD - pos) > (size_t)n ? (size_t)n :
-                       (size_t)(PUMP_HEAD - pos);
-                memcpy(res->head + pos, buf, skip);
-                res->head_len = pos + skip;
-                if (virStreamSendHole(up, skip, 0) < 0) {
-                    pump_fail(err, errlen, "writing the destination");
-                    goto error;
-                }
-            }
-            if (sparse_send(up, buf + skip, n - skip, &res->data,
-                            &res->zeros) < 0) {
-                pump_fail(err, errlen, "writing the destination");
-                goto error;
-            }
-            digest_feed(dg, buf, n);
-            res->length += n;
+            if (fn(arg, buf, pos, n, err, errlen) < 0)
+                goto out;
             pos += n;
-            if (progress)
-                progress(opaque, res->length);
         }
     }
-    if (virStreamFinish(up) < 0) {
+    rc = 0;
+ out:
+    free(buf);
+    return rc;
+}
+
+struct pump_upload {
+    virStreamPtr up;
+    struct digest *dg;
+    bool hold_head;
+    pump_progress_fn progress;
+    void *opaque;
+    struct pump_result *res;
+};
+
+static int
+pump_upload_piece(void *arg, const char *data, off_t off, size_t len,
+                  char *err, size_t errlen)
+{
+    struct pump_upload *u = arg;
+    size_t skip = 0;
+
+    if (!data) {
+        if (virStreamSendHole(u->up, len, 0) < 0)
+            goto fail;
+    } else {
+        if (u->hold_head && off < PUMP_HEAD) {
+            skip = (size_t)(PUMP_HEAD - off) > len ? len :
+                   (size_t)(PUMP_HEAD - off);
+            memcpy(u->res->head + off, data, skip);
+            u->res->head_len = off + skip;
+            if (virStreamSendHole(u->up, skip, 0) < 0)
+                goto fail;
+        }
+        if (sparse_send(u->up, data + skip, len - skip, &u->res->data,
+                        &u->res->zeros) < 0)
+            goto fail;
+    }
+    digest_feed(u->dg, data, len);
+    u->res->length += len;
+    if (u->progress)
+        u->progress(u->opaque, u->res->length);
+    return 0;
+ fail:
+    pump_fail(err, errlen, "writing the destination");
+    return -1;
+}
+
+int
+pump_upload_fd(int fd, virConnectPtr dconn, virStorageVolPtr dst,
+               bool hold_head, pump_progress_fn progress, void *opaque,
+               struct pump_result *res, char *err, size_t errlen)
+{
+    struct pump_upload u = { virStreamNew(dconn, 0), digest_new(),
+                             hold_head, progress, opaque, res };
+    unsigned char raw[DIGEST_LEN];
+
+    memset(res, 0, sizeof(*res));
+    if (!u.up || !u.dg) {
+        snprintf(err, errlen, "cannot set up the upload");
+        goto error;
+    }
+    if (virStorageVolUpload(dst, u.up, 0, 0,
+                            VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM) < 0) {
+        pump_fail(err, errlen, "cannot upload to volume '%s'",
+                  virStorageVolGetName(dst));
+        goto error;
+    }
+    if (pump_walk_fd(fd, pump_upload_piece, &u, err, errlen) < 0)
+        goto error;
+    if (virStreamFinish(u.up) < 0) {
         pump_fail(err, errlen, "upload to '%s' did not complete",
                   virStorageVolGetName(dst));
         goto error;
     }
-    virStreamFree(up);
-    free(buf);
-    digest_final(dg, raw, res->hex);
-    digest_free(dg);
+    virStreamFree(u.up);
+    digest_final(u.dg, raw, res->hex);
+    digest_free(u.dg);
     return 0;
 
  error:
-    pump_drop(up);
-    free(buf);
-    digest_free(dg);
+    pump_drop(u.up);
+    digest_free(u.dg);
     return -1;
+}
+
+static int
+pump_digest_piece(void *arg, const char *data, off_t off, size_t len,
+                  char *err, size_t errlen)
+{
+    return digest_feed(arg, data, len);
 }
 
 int
 pump_digest_fd(int fd, struct pump_result *res, char *err, size_t errlen)
 {
     struct digest *dg = digest_new();
-    char *buf = malloc(PUMP_SLOT_SIZE);
     unsigned char raw[DIGEST_LEN];
-    off_t size = lseek(fd, 0, SEEK_END), pos = 0;
     int rc = -1;
 
     memset(res, 0, sizeof(*res));
-    if (!dg || !buf || size < 0) {
-        snprintf(err, errlen, "cannot read the legacy file");
-        goto out;
+    if (dg && pump_walk_fd(fd, pump_digest_piece, dg, err, errlen) == 0) {
+        res->length = lseek(fd, 0, SEEK_END);
+        digest_final(dg, raw, res->hex);
+        rc = 0;
     }
-    while (pos < size) {
-        off_t data = lseek(fd, pos, SEEK_DATA);
-        off_t end;
-
-        if (data < 0 || data > size)
-            data = size;
-        if (data > pos) {
-            digest_feed(dg, NULL, data - pos);
-            pos = data;
-            continue;
-        }
-        if ((end = lseek(fd, pos, SEEK_HOLE)) < 0 || end > size)
-            end = size;
-        while (pos < end) {
-            size_t want = end - pos > PUMP_SLOT_SIZE ? PUMP_SLOT_SIZE :
-                          (size_t)(end - pos);
-            ssize_t n = pread(fd, buf, want, pos);
-
-            if (n <= 0) {
-                snprintf(err, errlen, "reading the legacy file: %s",
-                         n < 0 ? strerror(errno) : "unexpected end");
-                goto out;
-            }
-            digest_feed(dg, buf, n);
-            pos += n;
-        }
-    }
-    res->length = size;
-    digest_final(dg, raw, res->hex);
-    rc = 0;
- out:
-    free(buf);
     digest_free(dg);
     return rc;
 }
