@@ -394,7 +394,9 @@ main(int argc, char **argv)
     loop = fuse_loop_cfg_create();
     fuse_loop_cfg_set_clone_fd(loop, 1);
     fuse_loop_cfg_set_max_threads(loop, a.max_threads);
-    fuse_loop_cfg_set_idle_threads(loop, a.max_threads < 4 ? a.max_threads : 4);
+    /* Keep them all: a queue of 16 random reads would otherwise create
+     * and end threads all the time. */
+    fuse_loop_cfg_set_idle_threads(loop, a.max_threads);
     ret = fuse_loop_mt(fuse, loop) == 0 ? 0 : EXIT_RUNTIME;
     fuse_loop_cfg_destroy(loop);
     fuse_remove_signal_handlers(fuse_get_session(fuse));
