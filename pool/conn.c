@@ -108,7 +108,7 @@ conn_open_pool(struct pool_ctx *ctx, struct pool_ref *ref)
     }
     ref->type = conn_xpath_string(doc, "string(/pool/@type)");
     ref->target = conn_xpath_string(doc, "string(/pool/target/path)");
-    ref->event_id = -1;
+    ref->event_id = ref->lifecycle_id = -1;
     /* In these pool types a volume is the file or device TARGET/NAME. */
     ref->local = ref->type && ref->target &&
                  conn_uri_is_local(ctx->opts.uri) &&

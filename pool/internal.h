@@ -29,7 +29,8 @@ struct pool_ref {
     bool dirty;         /* libvirt's view is stale: refresh it */
     unsigned long refresh_asked;    /* refreshes asked for ... */
     unsigned long refresh_done;     /* ... and the last one done */
-    int event_id;       /* pool refresh/lifecycle callbacks, or -1 */
+    int event_id;       /* pool refresh callback, or -1 */
+    int lifecycle_id;   /* pool lifecycle callback, or -1 */
 };
 
 struct pool_ctx {

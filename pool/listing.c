@@ -407,7 +407,7 @@ listing_start(struct pool_ctx *ctx)
             ctx->conn, ref->pool, VIR_STORAGE_POOL_EVENT_ID_REFRESH,
             VIR_STORAGE_POOL_EVENT_CALLBACK(listing_pool_event), ctx, NULL);
         /* Events are an optimisation: the periodic re-listing suffices. */
-        virConnectStoragePoolEventRegisterAny(
+        ref->lifecycle_id = virConnectStoragePoolEventRegisterAny(
             ctx->conn, ref->pool, VIR_STORAGE_POOL_EVENT_ID_LIFECYCLE,
             VIR_STORAGE_POOL_EVENT_CALLBACK(listing_lifecycle_event), ctx,
             NULL);
@@ -426,6 +426,8 @@ listing_start(struct pool_ctx *ctx)
 void
 listing_stop(struct pool_ctx *ctx)
 {
+    int i;
+
     if (!ctx->started)
         return;
     pthread_mutex_lock(&ctx->bg_lock);
@@ -433,7 +435,22 @@ listing_stop(struct pool_ctx *ctx)
     pthread_cond_broadcast(&ctx->bg_cond);
     pthread_mutex_unlock(&ctx->bg_lock);
     pthread_join(ctx->refresh_thread, NULL);
+    /* Callbacks hold a reference on the connection: without this it is
+     * never really closed (libvirtd logs an I/O error at our exit). */
+    for (i = 0; i < ctx->npools; i++) {
+        if (ctx->pools[i].event_id >= 0)
+            virConnectStoragePoolEventDeregisterAny(ctx->conn,
+                                                    ctx->pools[i].event_id);
+        if (ctx->pools[i].lifecycle_id >= 0)
+            virConnectStoragePoolEventDeregisterAny(ctx->conn,
+                                                    ctx->pools[i].lifecycle_id);
+        ctx->pools[i].event_id = ctx->pools[i].lifecycle_id = -1;
+    }
+    /* The timer wakes the event loop to see bg_quit: remove it after. */
     pthread_join(ctx->event_thread, NULL);
+    if (ctx->wake_timer >= 0)
+        virEventRemoveTimeout(ctx->wake_timer);
+    ctx->wake_timer = -1;
     ctx->started = false;
 }
 
