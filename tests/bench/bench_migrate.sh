@@ -40,8 +40,8 @@
 #   --workdir DIR   parent of the work directory (default /var/tmp); the full
 #                   run needs about 15 GiB free there
 #
-# Nova's flags (openstack/nova, nova/virt/libvirt/volume/remotefs.py, looked
-# up in the master branch):
+# Nova's flags (openstack/nova master at commit 00a03040, 2026-08-21;
+# nova/virt/libvirt/volume/remotefs.py, lines 190-197 and 310-316):
 #     class RsyncDriver:  def copy_file(self, src, dst, on_execute, on_completion, compression):
 #                             args = ['rsync', '-r', '--sparse', src, dst]
 #                             if compression: args.append('--compress')
@@ -49,13 +49,15 @@
 #                             args = ['scp']; if compression: args.append('-C')
 #                             args.extend(['-r', src, dst])
 # and nova/virt/libvirt/driver.py, migrate_disk_and_power_off (the resize /
-# cold-migration copy): compression = info['type'] not in NO_COMPRESSION_TYPES,
-# with NO_COMPRESSION_TYPES = ('qcow2',).  So the qcow2 image goes with
+# cold-migration copy, via libvirt_utils.copy_image): compression =
+# info['type'] not in NO_COMPRESSION_TYPES (line 12819), with
+# NO_COMPRESSION_TYPES = ('qcow2',) (line 217).  So the qcow2 image goes with
 # `rsync -r --sparse` / `scp -r`, the raw one with `rsync -r --sparse
-# --compress` / `scp -C -r`.  (Older Nova, e.g. Mitaka: `rsync --sparse SRC
-# DST [--compress]`, `scp SRC DST`.)  The bench adds only what reaches its
-# own sshd: -F /dev/null, -i KEY, -o IdentitiesOnly=yes, -o BatchMode=yes,
-# -o UserKnownHostsFile=WORKDIR/..., -o StrictHostKeyChecking=no, the port.
+# --compress` / `scp -C -r`.  (Older Nova, e.g. commit 04d13c84, ran
+# `rsync --sparse SRC DST [--compress]` and `scp SRC DST`.)  The bench adds
+# only what reaches its own sshd: -F /dev/null, -i KEY, -o IdentitiesOnly=yes,
+# -o BatchMode=yes, -o UserKnownHostsFile=WORKDIR/...,
+# -o StrictHostKeyChecking=no, the port.
 #
 # Needs root (namespaces, libvirtd, FUSE, drop_caches).  Installs with apt
 # what is missing (openssh-server, openssh-client, rsync, socat, qemu-utils,
