@@ -290,3 +290,18 @@ def poolfsctl():
     return path
 
 
+
+
+@pytest.fixture(scope="module")
+def hosts():
+    """Two TLS test hosts (tlshosts.TwoHosts) for a module's tests."""
+    from tlshosts import TwoHosts, Unavailable
+    try:
+        h = TwoHosts().start()
+    except Unavailable as e:
+        pytest.skip(f"cannot make the two TLS test hosts here: {e}")
+    try:
+        yield h
+    finally:
+        problems = h.close()
+    assert not problems, "TwoHosts teardown: " + "; ".join(problems)

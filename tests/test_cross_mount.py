@@ -4,7 +4,6 @@ data path of a qemu+tls:// mount), holes stay holes."""
 
 import os
 import signal
-import subprocess
 import time
 
 import pytest

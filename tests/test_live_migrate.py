@@ -3,33 +3,18 @@ domain (TCG) whose disk is a pool volume moves with flags poolfsctl picks;
 refused combinations are refused before anything moves."""
 
 import os
-import time
 import uuid as uuidlib
 
 import pytest
 
 from conftest import REPO
 from helpers import DISKS_POOL, have
-from tlshosts import TwoHosts, Unavailable
 
 POOLFSCTL = os.path.join(REPO, "build", "migrate", "poolfsctl")
 
 pytestmark = pytest.mark.skipif(
     not (have("qemu-system-x86_64") and have("qemu-io")),
     reason="needs qemu-system-x86 and qemu-utils")
-
-
-@pytest.fixture(scope="module")
-def hosts():
-    try:
-        h = TwoHosts().start()
-    except Unavailable as e:
-        pytest.skip(f"cannot make the two TLS test hosts here: {e}")
-    try:
-        yield h
-    finally:
-        problems = h.close()
-    assert not problems, "TwoHosts teardown: " + "; ".join(problems)
 
 
 def virsh(hosts, node, *args, check=True):

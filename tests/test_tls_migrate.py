@@ -6,27 +6,12 @@ import json
 import os
 import uuid as uuidlib
 
-import pytest
 
 from conftest import REPO
-from helpers import DISKS_POOL, MiB, wait_for
-from tlshosts import TwoHosts, Unavailable
+from helpers import DISKS_POOL, MiB
 
 POOLFSCTL = os.path.join(REPO, "build", "migrate", "poolfsctl")
 POOLFS = os.path.join(REPO, "build", "fs", "poolfs")
-
-
-@pytest.fixture(scope="module")
-def hosts():
-    try:
-        h = TwoHosts().start()
-    except Unavailable as e:
-        pytest.skip(f"cannot make the two TLS test hosts here: {e}")
-    try:
-        yield h
-    finally:
-        problems = h.close()
-    assert not problems, "TwoHosts teardown: " + "; ".join(problems)
 
 
 def make_instance(hosts, node, uuid):

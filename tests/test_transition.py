@@ -3,7 +3,6 @@ redefined on the pool volumes (<disk type='volume'>), and QEMU then opens
 the volume itself, not through FUSE."""
 
 import os
-import subprocess
 
 import pytest
 
