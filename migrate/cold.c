@@ -60,28 +60,6 @@ struct cold_run {
     struct ctl_progress prog;
 };
 
-static char *
-cold_xpath(xmlDocPtr doc, const char *expr)
-{
-    xmlXPathContextPtr x = xmlXPathNewContext(doc);
-    xmlXPathObjectPtr o = x ? xmlXPathEvalExpression(BAD_CAST expr, x) : NULL;
-    char *ret = NULL;
-
-    if (o && o->type == XPATH_STRING && o->stringval && *o->stringval)
-        ret = strdup((const char *)o->stringval);
-    xmlXPathFreeObject(o);
-    xmlXPathFreeContext(x);
-    return ret;
-}
-
-static xmlDocPtr
-cold_parse(const char *xml)
-{
-    return xmlReadMemory(xml, strlen(xml), "x.xml", NULL,
-                         XML_PARSE_NONET | XML_PARSE_NOERROR |
-                         XML_PARSE_NOWARNING);
-}
-
 /*
  * Is the pool the same storage at both ends?  The same pool UUID (one
  * libvirtd), or network storage with the same source.
@@ -100,16 +78,16 @@ cold_pool_shared(virStoragePoolPtr a, virStoragePoolPtr b)
         return true;
     if (!(xa = virStoragePoolGetXMLDesc(a, 0)) ||
         !(xb = virStoragePoolGetXMLDesc(b, 0)) ||
-        !(da = cold_parse(xa)) || !(db = cold_parse(xb)))
+        !(da = volxml_read(xa)) || !(db = volxml_read(xb)))
         goto out;
-    ta = cold_xpath(da, "string(/pool/@type)");
+    ta = volxml_xpath(da, "string(/pool/@type)");
     if (ta && (strcmp(ta, "netfs") == 0 || strcmp(ta, "rbd") == 0 ||
                strcmp(ta, "gluster") == 0 || strcmp(ta, "iscsi-direct") == 0)) {
         /* host name(s), and the exported directory, image pool or target */
-        sa = cold_xpath(da, "concat(/pool/@type,'|',/pool/source/host/@name,"
+        sa = volxml_xpath(da, "concat(/pool/@type,'|',/pool/source/host/@name,"
                             "'|',/pool/source/dir/@path,'|',/pool/source/name,"
                             "'|',/pool/source/device/@path)");
-        sb = cold_xpath(db, "concat(/pool/@type,'|',/pool/source/host/@name,"
+        sb = volxml_xpath(db, "concat(/pool/@type,'|',/pool/source/host/@name,"
                             "'|',/pool/source/dir/@path,'|',/pool/source/name,"
                             "'|',/pool/source/device/@path)");
         shared = sa && sb && strcmp(sa, sb) == 0;
@@ -157,14 +135,14 @@ cold_describe(struct cold_run *r, int pool, const char *name,
     if (!vol || !(v->name = strdup(name)) ||
         virStorageVolGetInfoFlags(vol, &info,
                                   VIR_STORAGE_VOL_GET_PHYSICAL) < 0 ||
-        !(xml = virStorageVolGetXMLDesc(vol, 0)) || !(doc = cold_parse(xml))) {
+        !(xml = virStorageVolGetXMLDesc(vol, 0)) || !(doc = volxml_read(xml))) {
         ctl_error("cannot read volume '%s' of pool '%s' on %s: %s", name,
                   r->pool_name[pool], r->o->from, ctl_virt_message());
         goto out;
     }
     v->length = info.allocation;    /* GET_PHYSICAL puts it there */
-    v->format = cold_xpath(doc, "string(/volume/target/format/@type)");
-    backing = cold_xpath(doc, "string(/volume/backingStore/path)");
+    v->format = volxml_xpath(doc, "string(/volume/target/format/@type)");
+    backing = volxml_xpath(doc, "string(/volume/backingStore/path)");
     if (backing && !(v->backing = volxml_base_name(backing))) {
         ctl_error("volume '%s' is backed by %s, which is not a base image "
                   "of pool '%s' (MOUNT/_base/NAME): cannot migrate it", name,
@@ -295,8 +273,8 @@ cold_move_volume(struct cold_run *r, struct cold_vol *v)
     r->prog.base += v->length;
 
     free(pxml);
-    if (!(pxml = virStorageVolGetXMLDesc(part, 0)) || !(doc = cold_parse(pxml)) ||
-        !(fmt = cold_xpath(doc, "string(/volume/target/format/@type)")) ||
+    if (!(pxml = virStorageVolGetXMLDesc(part, 0)) || !(doc = volxml_read(pxml)) ||
+        !(fmt = volxml_xpath(doc, "string(/volume/target/format/@type)")) ||
         strcmp(fmt, "raw") != 0) {
         ctl_error("volume '%s': the destination probed the copy as %s and "
                   "would convert it", v->name, fmt ? fmt : "unknown");

@@ -17,6 +17,7 @@
 
 #include "ctl.h"
 #include "lmpolicy.h"
+#include "volxml.h"
 
 #define LIVE_MAX_DISKS 32
 
@@ -116,9 +117,7 @@ static int
 live_disks(struct live_run *r)
 {
     char *xml = virDomainGetXMLDesc(r->dom, 0);
-    xmlDocPtr doc = xml ? xmlReadMemory(xml, strlen(xml), "d.xml", NULL,
-                                        XML_PARSE_NONET | XML_PARSE_NOERROR |
-                                        XML_PARSE_NOWARNING) : NULL;
+    xmlDocPtr doc = xml ? volxml_read(xml) : NULL;
     xmlXPathContextPtr x = doc ? xmlXPathNewContext(doc) : NULL;
     xmlXPathObjectPtr o = x ? xmlXPathEvalExpression(
         BAD_CAST "/domain/devices/disk[@device='disk']", x) : NULL;
@@ -164,18 +163,6 @@ live_disks(struct live_run *r)
     return rc;
 }
 
-static char *
-live_xpath(xmlXPathContextPtr x, const char *expr)
-{
-    xmlXPathObjectPtr o = xmlXPathEvalExpression(BAD_CAST expr, x);
-    char *ret = NULL;
-
-    if (o && o->type == XPATH_STRING && o->stringval && *o->stringval)
-        ret = strdup((const char *)o->stringval);
-    xmlXPathFreeObject(o);
-    return ret;
-}
-
 /* Can the destination's hypervisor give the guest its CPU, as libvirt
  * sees it?  Refused when libvirt says incompatible; not checked where it
  * cannot say (old libvirt, no <cpu> in the definition). */
@@ -183,9 +170,7 @@ static int
 live_check_cpu(struct live_run *r)
 {
     char *xml = virDomainGetXMLDesc(r->dom, 0);
-    xmlDocPtr doc = xml ? xmlReadMemory(xml, strlen(xml), "d.xml", NULL,
-                                        XML_PARSE_NONET | XML_PARSE_NOERROR) :
-                          NULL;
+    xmlDocPtr doc = xml ? volxml_read(xml) : NULL;
     xmlXPathContextPtr x = doc ? xmlXPathNewContext(doc) : NULL;
     xmlNodePtr cpu = NULL;
     xmlBufferPtr buf = NULL;
@@ -197,10 +182,10 @@ live_check_cpu(struct live_run *r)
         !o->nodesetval || o->nodesetval->nodeNr == 0)
         goto out;
     cpu = o->nodesetval->nodeTab[0];
-    emu = live_xpath(x, "string(/domain/devices/emulator)");
-    arch = live_xpath(x, "string(/domain/os/type/@arch)");
-    machine = live_xpath(x, "string(/domain/os/type/@machine)");
-    virt = live_xpath(x, "string(/domain/@type)");
+    emu = volxml_xpath(doc, "string(/domain/devices/emulator)");
+    arch = volxml_xpath(doc, "string(/domain/os/type/@arch)");
+    machine = volxml_xpath(doc, "string(/domain/os/type/@machine)");
+    virt = volxml_xpath(doc, "string(/domain/@type)");
     if (!(buf = xmlBufferCreate()) || xmlNodeDump(buf, doc, cpu, 0, 0) < 0)
         goto out;
     cmp = virConnectCompareHypervisorCPU(r->dst, emu, arch, machine, virt,

@@ -7,22 +7,32 @@
 #include "names.h"
 #include "volxml.h"
 
-static char *
-volxml_string(xmlXPathContextPtr x, const char *expr)
+xmlDocPtr
+volxml_read(const char *xml)
 {
-    xmlXPathObjectPtr o = xmlXPathEvalExpression(BAD_CAST expr, x);
+    return xmlReadMemory(xml, strlen(xml), "libvirt.xml", NULL,
+                         XML_PARSE_NONET | XML_PARSE_NOERROR |
+                         XML_PARSE_NOWARNING);
+}
+
+char *
+volxml_xpath(xmlDocPtr doc, const char *expr)
+{
+    xmlXPathContextPtr x = xmlXPathNewContext(doc);
+    xmlXPathObjectPtr o = x ? xmlXPathEvalExpression(BAD_CAST expr, x) : NULL;
     char *ret = NULL;
 
     if (o && o->type == XPATH_STRING && o->stringval && *o->stringval)
         ret = strdup((const char *)o->stringval);
     xmlXPathFreeObject(o);
+    xmlXPathFreeContext(x);
     return ret;
 }
 
 static uint64_t
-volxml_number(xmlXPathContextPtr x, const char *expr)
+volxml_number(xmlDocPtr doc, const char *expr)
 {
-    char *s = volxml_string(x, expr);
+    char *s = volxml_xpath(doc, expr);
     uint64_t n = s ? strtoull(s, NULL, 10) : 0;
 
     free(s);
@@ -32,27 +42,19 @@ volxml_number(xmlXPathContextPtr x, const char *expr)
 int
 volxml_parse(const char *xml, struct volxml *v)
 {
-    xmlDocPtr doc = xmlReadMemory(xml, strlen(xml), "vol.xml", NULL,
-                                  XML_PARSE_NONET | XML_PARSE_NOERROR |
-                                  XML_PARSE_NOWARNING);
-    xmlXPathContextPtr x;
+    xmlDocPtr doc = volxml_read(xml);
 
     memset(v, 0, sizeof(*v));
     if (!doc)
         return -1;
-    if (!(x = xmlXPathNewContext(doc))) {
-        xmlFreeDoc(doc);
-        return -1;
-    }
-    v->format = volxml_string(x, "string(/volume/target/format/@type)");
-    v->backing = volxml_string(x, "string(/volume/backingStore/path)");
+    v->format = volxml_xpath(doc, "string(/volume/target/format/@type)");
+    v->backing = volxml_xpath(doc, "string(/volume/backingStore/path)");
     v->backing_format =
-        volxml_string(x, "string(/volume/backingStore/format/@type)");
-    v->capacity = volxml_number(x, "string(/volume/capacity)");
+        volxml_xpath(doc, "string(/volume/backingStore/format/@type)");
+    v->capacity = volxml_number(doc, "string(/volume/capacity)");
     /* Timestamps are "seconds.nanoseconds". */
-    v->atime = volxml_number(x, "substring-before(concat(/volume/target/timestamps/atime,'.'),'.')");
-    v->mtime = volxml_number(x, "substring-before(concat(/volume/target/timestamps/mtime,'.'),'.')");
-    xmlXPathFreeContext(x);
+    v->atime = volxml_number(doc, "substring-before(concat(/volume/target/timestamps/atime,'.'),'.')");
+    v->mtime = volxml_number(doc, "substring-before(concat(/volume/target/timestamps/mtime,'.'),'.')");
     xmlFreeDoc(doc);
     return 0;
 }
