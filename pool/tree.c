@@ -146,7 +146,7 @@ pool_getattr(struct pool_ctx *ctx, const char *path, struct stat *st)
     return rc;
 }
 
-/* In a merged directory, what the catalog lists wins over the underlay. */
+/* In a merged directory (the top, _base), each name once. */
 struct tree_merge {
     struct pool_ctx *ctx;
     struct cat_node *dir;
@@ -158,13 +158,12 @@ tree_merge_skip(void *arg, const char *name)
     struct tree_merge *m = arg;
     size_t i;
 
-    if (m->dir == catalog_root(m->ctx->cat) &&
-        (strcmp(name, NAMES_BASE_DIR) == 0 ||
-         strcmp(name, NAMES_UNMAPPED_DIR) == 0))
-        return true;
+    /* The listing sends a pool volume whose top-level name is legacy to
+     * _unmapped (listing.c), so a name is in both only for _base and
+     * _unmapped themselves: each is listed once. */
     for (i = 0; i < m->dir->nkids; i++)
         if (strcmp(m->dir->kids[i]->name, name) == 0)
-            return m->dir != catalog_root(m->ctx->cat);
+            return true;
     return false;
 }
 
@@ -193,11 +192,6 @@ pool_readdir(struct pool_ctx *ctx, const char *path, pool_fill_fn fill,
     fill(arg, ".", NULL);
     fill(arg, "..", NULL);
     for (i = 0; i < node->nkids; i++) {
-        /* At the top, a legacy name hides the pool's (see listing.c). */
-        if (node == catalog_root(ctx->cat) && ctx->under >= 0 &&
-            !tree_is_reserved_top(node->kids[i]->path) &&
-            legacy_exists(ctx->under, node->kids[i]->name))
-            continue;
         /* A volume deleted under us still lists; its stat says ENOENT. */
         if (tree_node_stat(ctx, node->kids[i], &st) < 0)
             continue;
