@@ -18,6 +18,7 @@
 
 #include "ctl.h"
 #include "names.h"
+#include "land.h"
 #include "pump.h"
 
 /* "legacy", "pool", or NULL (not a poolfs mount, or no such path). */
@@ -65,91 +66,39 @@ adopt_check_idle(virConnectPtr conn, const char *dirpath, const char *uuid)
     return busy ? -1 : 0;
 }
 
-/* One file into volume VOL: .partial-VOL, then VOL, verified. */
+/* One file into volume VOL: .partial-VOL, then VOL, verified (land.h). */
 static int
-adopt_copy_file(virConnectPtr conn, virStoragePoolPtr pool, int fd,
-                const char *vol, const char *uuid, const char *name)
+adopt_copy_file(const struct land_pool *to, int fd, const char *vol,
+                const char *uuid, const char *name)
 {
-    virStorageVolPtr part = NULL, fin = NULL;
+    virStorageVolPtr fin;
     struct pump_result mine, theirs;
-    char *pname = NULL, *pxml = NULL, *xml = NULL, *desc = NULL;
     char err[1024];
+    bool local;
     int rc = -1;
 
-    if ((fin = virStorageVolLookupByName(pool, vol))) {
+    if (!land_unfinished(to, vol) &&
+        (fin = virStorageVolLookupByName(to->pool, vol))) {
         /* There already: an interrupted run, or a real conflict. */
-        if (pump_digest_fd(fd, &mine, err, sizeof(err)) < 0 ||
-            pump_digest(conn, fin, NULL, NULL, &theirs, err, sizeof(err)) < 0) {
+        if (pump_digest(PUMP_FILE(fd), NULL, NULL, &mine, err,
+                        sizeof(err)) < 0 ||
+            land_digest(to, fin, &theirs, err, sizeof(err)) < 0)
             ctl_error("adopt %s/%s: %s", uuid, name, err);
-            goto out;
-        }
-        if (strcmp(mine.hex, theirs.hex) != 0) {
+        else if (strcmp(mine.hex, theirs.hex) != 0)
             ctl_error("adopt %s/%s: volume '%s' exists with other content: "
                       "not overwriting it", uuid, name, vol);
-            goto out;
-        }
-        rc = 0;
-        goto out;
-    }
-    if (asprintf(&pname, ".partial-%s", vol) < 0 ||
-        asprintf(&pxml, "<volume><name>%s</name><capacity unit='bytes'>0"
-                 "</capacity><allocation unit='bytes'>0</allocation><target>"
-                 "<format type='raw'/></target></volume>", pname) < 0 ||
-        asprintf(&xml, "<volume><name>%s</name><capacity unit='bytes'>0"
-                 "</capacity><allocation unit='bytes'>0</allocation><target>"
-                 "<format type='raw'/></target></volume>", vol) < 0) {
-        ctl_error("out of memory");
-        goto out;
-    }
-    if ((part = virStorageVolLookupByName(pool, pname))) {
-        virStorageVolDelete(part, 0);       /* left by an interrupted run */
-        virStorageVolFree(part);
-    }
-    if (!(part = virStorageVolCreateXML(pool, pxml, 0))) {
-        ctl_error("adopt %s/%s: cannot create volume '%s': %s", uuid, name,
-                  pname, ctl_virt_message());
-        goto out;
-    }
-    /* Every file's head is held back: libvirt must take the copy for raw
-     * (see cold.c). */
-    if (pump_upload_fd(fd, conn, part, true, NULL, NULL, &mine, err,
-                       sizeof(err)) < 0 ||
-        !(desc = virStorageVolGetXMLDesc(part, 0)) ||
-        !strstr(desc, "<format type='raw'/>")) {
-        ctl_error("adopt %s/%s: %s", uuid, name,
-                  desc ? err : "the copy was probed as a format libvirt "
-                  "would convert");
-        goto drop;
-    }
-    if (!(fin = virStorageVolCreateXMLFrom(pool, xml, part,
-                                           VIR_STORAGE_VOL_CREATE_REFLINK)) &&
-        !(fin = virStorageVolCreateXMLFrom(pool, xml, part, 0))) {
-        ctl_error("adopt %s/%s: cannot make volume '%s': %s", uuid, name,
-                  vol, ctl_virt_message());
-        goto drop;
-    }
-    if ((mine.head_len && pump_put_head(conn, fin, &mine, err,
-                                        sizeof(err)) < 0) ||
-        pump_digest(conn, fin, NULL, NULL, &theirs, err, sizeof(err)) < 0 ||
-        strcmp(mine.hex, theirs.hex) != 0) {
-        ctl_error("adopt %s/%s: volume '%s' failed verification: removed; "
-                  "the legacy file is untouched", uuid, name, vol);
-        virStorageVolDelete(fin, 0);
-        goto drop;
-    }
-    rc = 0;
- drop:
-    virStorageVolDelete(part, 0);
- out:
-    free(desc);
-    free(pname);
-    free(pxml);
-    free(xml);
-    if (part)
-        virStorageVolFree(part);
-    if (fin)
+        else
+            rc = 0;
         virStorageVolFree(fin);
-    return rc;
+        return rc;
+    }
+    if (land_volume(to, vol, PUMP_FILE(fd), true, NULL, NULL, &mine, &local,
+                    err, sizeof(err)) < 0) {
+        ctl_error("adopt %s/%s: %s; the legacy file is untouched", uuid,
+                  name, err);
+        return -1;
+    }
+    return 0;
 }
 
 /*
@@ -198,7 +147,11 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
             ctl_error("adopt %s: %s: %s", uuid, path, strerror(errno));
             goto out;
         }
-        rc = adopt_copy_file(conn, pool, fd, vol, uuid, de->d_name);
+        rc = adopt_copy_file(&(struct land_pool){ .conn = conn,
+                                                  .uri = ctl->uri,
+                                                  .pool = pool,
+                                                  .name = ctl->disks_pool },
+                             fd, vol, uuid, de->d_name);
         close(fd);
         if (rc < 0)
             goto out;

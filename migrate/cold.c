@@ -4,12 +4,13 @@
  * with libvirt volume streams: no SSH, no FUSE in the data path.
  *
  * For each volume of an instance (and each base image its qcow2 disks
- * need that the destination lacks, first), the data goes from a sparse
- * download stream on the source into a sparse upload stream into a
- * temporary volume on the destination, ".partial-{name}".  Only then is
- * the volume made under its final name, by virStorageVolCreateXMLFrom on
- * the destination (a local copy there, no network), and its content
- * digest read back and compared with what was read from the source.  A
+ * need that the destination lacks, first), the data goes from the source
+ * to ".partial-{name}" on the destination, is verified there, and only then
+ * gets its final name (land.h).  Between nodes it crosses the network once,
+ * in a libvirt stream over libvirt's own connection; at an end that is
+ * this host, the volume's file is read or written directly instead of
+ * through libvirtd (volfile.h), so run on the destination (--from the
+ * source) the verification reads the local file, not the network.  A
  * failure anywhere leaves the source untouched and nothing under a final
  * name; running the command again finishes the job (a volume already
  * there with the same digest is skipped).  --move deletes the source
@@ -19,12 +20,14 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <libxml/xpath.h>
 
 #include "ctl.h"
 #include "names.h"
+#include "land.h"
 #include "pump.h"
 #include "volxml.h"
 
@@ -35,6 +38,7 @@ struct cold_opts {
     bool verify;
     bool no_base;
     bool dry_run;
+    bool streams;
 };
 
 /* One volume to move. */
@@ -45,6 +49,8 @@ struct cold_vol {
     char *format;
     char *backing;          /* backing base image name, or NULL */
     const char *state;      /* "copied", "present", "shared", "failed" */
+    const char *read;       /* "file" (the source's own) or "stream" */
+    bool wrote_file;        /* written to the destination's file directly */
     struct pump_result res;
 };
 
@@ -173,30 +179,6 @@ cold_progress_cb(void *opaque, uint64_t done)
     ctl_progress_update(opaque, done);
 }
 
-static char *
-cold_new_volume_xml(const char *name)
-{
-    char *xml;
-
-    if (asprintf(&xml, "<volume><name>%s</name>"
-                 "<capacity unit='bytes'>0</capacity>"
-                 "<allocation unit='bytes'>0</allocation>"
-                 "<target><format type='raw'/></target></volume>", name) < 0)
-        return NULL;
-    return xml;
-}
-
-static void
-cold_delete_if_there(virStoragePoolPtr pool, const char *name)
-{
-    virStorageVolPtr v = virStorageVolLookupByName(pool, name);
-
-    if (v) {
-        virStorageVolDelete(v, 0);
-        virStorageVolFree(v);
-    }
-}
-
 /*
  * Move one volume.  On return the destination holds it under its final
  * name, verified, or nothing new under that name.
@@ -205,14 +187,14 @@ static int
 cold_move_volume(struct cold_run *r, struct cold_vol *v)
 {
     int pool = v->base ? 1 : 0;
-    virStoragePoolPtr dp = r->dst_pool[pool];
-    virStorageVolPtr src = NULL, part = NULL, fin = NULL;
-    char *partname = NULL, *xml = NULL, *pxml = NULL, *fmt = NULL;
-    xmlDocPtr doc = NULL;
-    struct pump_result check;
+    struct land_pool from = { r->src, r->o->from, r->src_pool[pool],
+                              r->pool_name[pool], r->o->streams };
+    struct land_pool to = { r->dst, r->o->to, r->dst_pool[pool],
+                            r->pool_name[pool], r->o->streams };
+    virStorageVolPtr src = NULL, fin = NULL;
+    struct pump_end in;
     char err[1024];
-    bool hold;
-    int rc = -1;
+    int fd = -1, rc = -1;
 
     if (!(src = virStorageVolLookupByName(r->src_pool[pool], v->name))) {
         ctl_error("volume '%s' vanished from pool '%s' on %s: %s", v->name,
@@ -220,110 +202,50 @@ cold_move_volume(struct cold_run *r, struct cold_vol *v)
         goto out;
     }
 
-    /* Already there (an earlier run, or a base image the node had)? */
-    if ((fin = virStorageVolLookupByName(dp, v->name))) {
-        struct pump_result mine;
+    /* Already there (an earlier run, or a base image the node had)?  Not
+     * if an interrupted run left it unfinished. */
+    if (land_unfinished(&to, v->name))
+        ;
+    else if ((fin = virStorageVolLookupByName(to.pool, v->name))) {
+        struct pump_result check;
 
         if (v->base && !r->o->verify) {
             v->state = "present";
             rc = 0;
             goto out;
         }
-        if (pump_digest(r->src, src, NULL, NULL, &mine, err, sizeof(err)) < 0 ||
-            pump_digest(r->dst, fin, NULL, NULL, &check, err, sizeof(err)) < 0) {
+        if (land_digest(&from, src, &v->res, err, sizeof(err)) < 0 ||
+            land_digest(&to, fin, &check, err, sizeof(err)) < 0) {
             ctl_error("volume '%s': %s", v->name, err);
             goto out;
         }
-        if (strcmp(mine.hex, check.hex) != 0) {
+        if (strcmp(v->res.hex, check.hex) != 0) {
             ctl_error("volume '%s' already exists on %s with other content: "
                       "not overwriting it; delete it there first", v->name,
                       r->o->to);
             goto out;
         }
-        v->res = mine;
         v->res.data = v->res.zeros = 0;     /* nothing was sent */
         v->state = "present";
         rc = 0;
         goto out;
     }
 
-    if (asprintf(&partname, ".partial-%s", v->name) < 0 ||
-        !(pxml = cold_new_volume_xml(partname)) ||
-        !(xml = cold_new_volume_xml(v->name))) {
-        ctl_error("out of memory");
+    in = land_source(&from, src, &fd);
+    v->read = fd >= 0 ? "file" : "stream";
+    if (land_volume(&to, v->name, &in, r->o->verify, cold_progress_cb,
+                    &r->prog, &v->res, &v->wrote_file, err,
+                    sizeof(err)) < 0) {
+        ctl_error("volume '%s': %s; nothing under that name on %s, the "
+                  "source is untouched", v->name, err, r->o->to);
         goto out;
-    }
-    cold_delete_if_there(dp, partname);     /* left by an interrupted run */
-    if (!(part = virStorageVolCreateXML(dp, pxml, 0))) {
-        ctl_error("cannot create volume '%s' in pool '%s' on %s: %s",
-                  partname, r->pool_name[pool], r->o->to, ctl_virt_message());
-        goto out;
-    }
-    /* libvirt re-probes a volume when an upload ends, and would copy a
-     * qcow2 one by converting (flattening) it.  So the head, where the
-     * format is read from, is held back: the copy is raw to libvirt, is
-     * made a volume under its final name byte for byte, and gets its head
-     * last. */
-    hold = !v->format || strcmp(v->format, "raw") != 0;
-    if (pump_copy(r->src, src, r->dst, part, hold, cold_progress_cb,
-                  &r->prog, &v->res, err, sizeof(err)) < 0) {
-        ctl_error("volume '%s': %s", v->name, err);
-        goto drop_partial;
     }
     r->prog.base += v->length;
-
-    free(pxml);
-    if (!(pxml = virStorageVolGetXMLDesc(part, 0)) || !(doc = volxml_read(pxml)) ||
-        !(fmt = volxml_xpath(doc, "string(/volume/target/format/@type)")) ||
-        strcmp(fmt, "raw") != 0) {
-        ctl_error("volume '%s': the destination probed the copy as %s and "
-                  "would convert it", v->name, fmt ? fmt : "unknown");
-        goto drop_partial;
-    }
-    /* A reflink where the destination's filesystem can (instant), else
-     * a copy there. */
-    if (!(fin = virStorageVolCreateXMLFrom(dp, xml, part,
-                                           VIR_STORAGE_VOL_CREATE_REFLINK)) &&
-        !(fin = virStorageVolCreateXMLFrom(dp, xml, part, 0))) {
-        ctl_error("cannot make volume '%s' in pool '%s' on %s from the "
-                  "copy: %s", v->name, r->pool_name[pool], r->o->to,
-                  ctl_virt_message());
-        goto drop_partial;
-    }
-    if (hold && pump_put_head(r->dst, fin, &v->res, err, sizeof(err)) < 0) {
-        ctl_error("volume '%s': %s; removed it on %s", v->name, err,
-                  r->o->to);
-        virStorageVolDelete(fin, 0);
-        goto drop_partial;
-    }
-    virStorageVolDelete(part, 0);
-
-    if (r->o->verify) {
-        if (pump_digest(r->dst, fin, NULL, NULL, &check, err,
-                        sizeof(err)) < 0 ||
-            strcmp(check.hex, v->res.hex) != 0 ||
-            check.length != v->res.length) {
-            ctl_error("volume '%s' failed verification on %s (%s): removed "
-                      "it there; the source is untouched", v->name, r->o->to,
-                      check.hex[0] ? "digest differs" : err);
-            virStorageVolDelete(fin, 0);
-            goto out;
-        }
-    }
     v->state = "copied";
     rc = 0;
-    goto out;
-
- drop_partial:
-    virStorageVolDelete(part, 0);
  out:
-    free(fmt);
-    xmlFreeDoc(doc);
-    free(pxml);
-    free(xml);
-    free(partname);
-    if (part)
-        virStorageVolFree(part);
+    if (fd >= 0)
+        close(fd);
     if (fin)
         virStorageVolFree(fin);
     if (src)
@@ -499,9 +421,12 @@ cold_report(struct cold_run *r, const char *uuid, const char *status,
         ctl_json_string(stdout, vols[i].name);
         printf(", \"pool\": ");
         ctl_json_string(stdout, r->pool_name[vols[i].base ? 1 : 0]);
-        printf(", \"state\": \"%s\", \"length\": %llu, \"data_sent\": %llu, "
+        printf(", \"state\": \"%s\", \"read\": \"%s\", \"written\": \"%s\", "
+               "\"length\": %llu, \"data_sent\": %llu, "
                "\"zeros_skipped\": %llu, \"digest\": \"%s\"}",
                vols[i].state ? vols[i].state : "failed",
+               vols[i].read ? vols[i].read : "",
+               !vols[i].read ? "" : vols[i].wrote_file ? "file" : "stream",
                (unsigned long long)vols[i].res.length,
                (unsigned long long)vols[i].res.data,
                (unsigned long long)vols[i].res.zeros,
@@ -590,17 +515,22 @@ static void
 cold_usage(void)
 {
     printf("usage: poolfsctl [-c URI] migrate [--from URI] --to URI [--move]\n"
-           "                 [--no-verify] [--no-base] [--dry-run] [--json]\n"
-           "                 UUID...\n"
+           "                 [--no-verify] [--no-base] [--streams] [--dry-run]\n"
+           "                 [--json] UUID...\n"
            "\n"
            "Copy every volume {uuid}_* of the instances from the disks pool\n"
            "on --from (default: -c) to the same pool on --to, and the base\n"
-           "images their qcow2 disks need that --to lacks, with sparse\n"
-           "libvirt volume streams.  Each volume is verified (content\n"
-           "digest read back from the destination) unless --no-verify.\n"
+           "images their qcow2 disks need that --to lacks.  Between nodes the\n"
+           "data goes in sparse libvirt volume streams; at an end that is this\n"
+           "host (a local URI, a pool of files) the volume's file is read or\n"
+           "written directly.  Each volume is verified (its content digest\n"
+           "read back from the destination) unless --no-verify.  Run on the\n"
+           "destination (-c its local URI, --from the source) so that the data\n"
+           "crosses the network once and the verification reads local files.\n"
            "\n"
            "  --move       delete the source volumes once all are verified\n"
            "  --no-base    refuse instead of copying missing base images\n"
+           "  --streams    libvirt streams at both ends, never the files\n"
            "  --dry-run    print the plan and change nothing\n");
 }
 
@@ -614,6 +544,7 @@ cold_main(struct ctl *ctl, int argc, char **argv)
         { "no-verify", no_argument, NULL, 'n' },
         { "no-base", no_argument, NULL, 'b' },
         { "dry-run", no_argument, NULL, 'd' },
+        { "streams", no_argument, NULL, 's' },
         CTL_COMMON_OPTIONS,
         { NULL, 0, NULL, 0 },
     };
@@ -630,6 +561,7 @@ cold_main(struct ctl *ctl, int argc, char **argv)
         case 'n': o.verify = false; break;
         case 'b': o.no_base = true; break;
         case 'd': o.dry_run = true; break;
+        case 's': o.streams = true; break;
         case 'h': cold_usage(); return CTL_OK;
         default:
             if (ctl_common_opt(ctl, c, optarg))

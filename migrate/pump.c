@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <libvirt/virterror.h>
 
@@ -36,10 +37,18 @@ pump_drop(virStreamPtr st)
     }
 }
 
+static const char *
+pump_name(const struct pump_end *e)
+{
+    return e->conn ? virStorageVolGetName(e->vol) : "the local file";
+}
+
 /*
- * The download is read on a thread of its own and handed over through a
+ * The source is read on a thread of its own and handed over through a
  * small queue, so that receiving from the source overlaps with sending to
  * the destination (with both on one thread, each waits for the other).
+ * The digest is computed on the side with less to do: the reader of a
+ * file, the consumer of a stream (whose reader decrypts TLS).
  */
 #define PUMP_SLOTS 16
 #define PUMP_SLOT_SIZE (256 * 1024)     /* a libvirt stream packet at most */
@@ -60,9 +69,80 @@ struct pump_queue {
     int head;
     int count;
     bool stop;
+    /* the source: a stream, or a file read up to SIZE */
     virStreamPtr down;
+    int fd;
+    off_t pos, size, data_end;
+    struct digest *dg;
     char err[512];
 };
+
+static void
+pump_read_stream(struct pump_queue *q, struct pump_item *it)
+{
+    int n = virStreamRecvFlags(q->down, it->buf, PUMP_SLOT_SIZE,
+                               VIR_STREAM_RECV_STOP_AT_HOLE);
+
+    if (n == -3) {
+        it->kind = PUMP_HOLE;
+        if (virStreamRecvHole(q->down, &it->len, 0) < 0) {
+            it->kind = PUMP_ERROR;
+            pump_fail(q->err, sizeof(q->err), "reading the source");
+        }
+    } else if (n > 0) {
+        it->kind = PUMP_DATA;
+        it->len = n;
+    } else if (n == 0) {
+        it->kind = PUMP_EOF;
+    } else {
+        it->kind = PUMP_ERROR;
+        pump_fail(q->err, sizeof(q->err), "reading the source");
+    }
+}
+
+/* The next hole or data piece of the file, found with SEEK_DATA/HOLE. */
+static void
+pump_read_file(struct pump_queue *q, struct pump_item *it)
+{
+    size_t want;
+    ssize_t n;
+
+    if (q->pos >= q->size) {
+        it->kind = PUMP_EOF;
+        return;
+    }
+    if (q->pos >= q->data_end) {
+        off_t data = lseek(q->fd, q->pos, SEEK_DATA);
+        off_t end;
+
+        if (data < 0 && errno == ENXIO)
+            data = q->size;             /* a hole up to the end */
+        else if (data < 0)
+            data = q->pos;              /* no hole information: all data */
+        if (data > q->size)
+            data = q->size;
+        if (data > q->pos) {
+            it->kind = PUMP_HOLE;
+            it->len = data - q->pos;
+            q->pos = data;
+            return;
+        }
+        end = lseek(q->fd, q->pos, SEEK_HOLE);
+        q->data_end = end <= q->pos || end > q->size ? q->size : end;
+    }
+    want = q->data_end - q->pos > PUMP_SLOT_SIZE ? PUMP_SLOT_SIZE :
+           (size_t)(q->data_end - q->pos);
+    n = pread(q->fd, it->buf, want, q->pos);
+    if (n <= 0) {
+        it->kind = PUMP_ERROR;
+        snprintf(q->err, sizeof(q->err), "reading the source file: %s",
+                 n < 0 ? strerror(errno) : "it ended early");
+        return;
+    }
+    it->kind = PUMP_DATA;
+    it->len = n;
+    q->pos += n;
+}
 
 static void *
 pump_reader(void *arg)
@@ -72,7 +152,6 @@ pump_reader(void *arg)
 
     for (;;) {
         struct pump_item it = { .buf = q->bufs + slot * PUMP_SLOT_SIZE };
-        int n;
 
         /* Wait for room: the consumer is done with this slot's buffer
          * once fewer than PUMP_SLOTS - 1 items are queued. */
@@ -85,24 +164,14 @@ pump_reader(void *arg)
         }
         pthread_mutex_unlock(&q->lock);
 
-        n = virStreamRecvFlags(q->down, it.buf, PUMP_SLOT_SIZE,
-                               VIR_STREAM_RECV_STOP_AT_HOLE);
-        if (n == -3) {
-            it.kind = PUMP_HOLE;
-            if (virStreamRecvHole(q->down, &it.len, 0) < 0) {
-                it.kind = PUMP_ERROR;
-                pump_fail(q->err, sizeof(q->err), "reading the source");
-            }
-        } else if (n > 0) {
-            it.kind = PUMP_DATA;
-            it.len = n;
+        if (q->down)
+            pump_read_stream(q, &it);
+        else
+            pump_read_file(q, &it);
+        if (!q->down && (it.kind == PUMP_DATA || it.kind == PUMP_HOLE))
+            digest_feed(q->dg, it.kind == PUMP_DATA ? it.buf : NULL, it.len);
+        if (it.kind == PUMP_DATA)
             slot = (slot + 1) % PUMP_SLOTS;
-        } else if (n == 0) {
-            it.kind = PUMP_EOF;
-        } else {
-            it.kind = PUMP_ERROR;
-            pump_fail(q->err, sizeof(q->err), "reading the source");
-        }
         pthread_mutex_lock(&q->lock);
         q->items[(q->head + q->count) % PUMP_SLOTS] = it;
         q->count++;
@@ -137,192 +206,372 @@ pump_done(struct pump_queue *q)
     pthread_mutex_unlock(&q->lock);
 }
 
+/* Write LEN bytes at P to FD at OFF, all-zero chunks left as holes. */
+static int
+pump_write_file(int fd, const char *p, size_t len, off_t off,
+                struct pump_result *res)
+{
+    size_t at = 0;
+
+    while (at < len) {
+        size_t n = len - at > SPARSE_CHUNK ? SPARSE_CHUNK : len - at;
+        size_t run = 0;
+
+        if (sparse_is_zero(p + at, n)) {
+            res->zeros += n;
+            at += n;
+            continue;
+        }
+        /* A run of data chunks, written at once. */
+        while (at + run < len) {
+            size_t m = len - at - run > SPARSE_CHUNK ? SPARSE_CHUNK :
+                       len - at - run;
+
+            if (run && sparse_is_zero(p + at + run, m))
+                break;
+            run += m;
+        }
+        for (size_t done = 0; done < run; ) {
+            ssize_t w = pwrite(fd, p + at + done, run - done,
+                               off + at + done);
+
+            if (w < 0) {
+                if (errno == EINTR)
+                    continue;
+                return -1;
+            }
+            done += w;
+        }
+        res->data += run;
+        at += run;
+    }
+    return 0;
+}
+
+struct pump_sink {
+    virStreamPtr up;        /* a stream, or */
+    int fd;                 /* a file, or neither (digest only) */
+    unsigned flags;
+    char *scratch;          /* PUMP_VERIFY: what is read back */
+};
+
+/* Read LEN bytes of the file being written at OFF; what lies past its end
+ * reads as zeros (it is extended at the end of the copy). */
+static bool
+pump_read_back(int fd, char *buf, size_t len, off_t off)
+{
+    while (len > 0) {
+        ssize_t n = pread(fd, buf, len, off);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return false;
+        if (n == 0) {
+            memset(buf, 0, len);
+            break;
+        }
+        buf += n;
+        len -= n;
+        off += n;
+    }
+    return true;
+}
+
+/* Are LEN bytes of FD at OFF all zeros (read, LEN small)?  Bytes past the
+ * end of the file are (it is extended at the end of the copy). */
+static int
+pump_check_zeros(int fd, char *scratch, off_t off, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = pread(fd, scratch, len, off);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            return 0;
+        if (!sparse_is_zero(scratch, n))
+            return 1;
+        off += n;
+        len -= n;
+    }
+    return 0;
+}
+
 /*
- * Read the sparse download DOWN to its end; hand every piece to UP (if
- * any) and to the digest.
+ * Read piece IT, written at OFF, back from the file and compare.  0 when
+ * equal, 1 with *AT set when not, -1 with errno on a read error.
  */
 static int
-pump_loop(virStreamPtr down, virStreamPtr up, bool hold_head,
-          struct digest *dg, pump_progress_fn progress, void *opaque,
-          struct pump_result *res, char *err, size_t errlen)
+pump_check_file(int fd, char *scratch, const struct pump_item *it, off_t off,
+                off_t *at)
 {
-    struct pump_queue q = { .down = down };
+    const off_t page = 4096;
+    off_t end = off + it->len, a, b, d;
+    int rc;
+
+    *at = off;
+    if (it->kind == PUMP_DATA) {
+        if (!pump_read_back(fd, scratch, it->len, off))
+            return -1;
+        if (memcmp(scratch, it->buf, it->len) == 0)
+            return 0;
+        while (scratch[*at - off] == it->buf[*at - off])
+            (*at)++;
+        return 1;
+    }
+    /* A hole: whole pages proven to hold no data, the edges read. */
+    a = (off + page - 1) / page * page;
+    b = end / page * page;
+    if (a >= b)
+        return pump_check_zeros(fd, scratch, off, end - off);
+    if ((rc = pump_check_zeros(fd, scratch, off, a - off)) != 0 ||
+        (rc = pump_check_zeros(fd, scratch, b, end - b)) != 0)
+        return rc;
+    d = lseek(fd, a, SEEK_DATA);
+    if (d < 0 && errno != ENXIO)
+        return -1;
+    if (d >= 0 && d < b) {
+        *at = d;
+        return 1;
+    }
+    return 0;
+}
+
+static int
+pump_put(struct pump_sink *s, const struct pump_item *it,
+         struct pump_result *res, char *err, size_t errlen)
+{
+    size_t skip = 0;
+
+    if (s->fd >= 0) {
+        off_t at;
+        int rc;
+
+        if (it->kind == PUMP_DATA &&
+            pump_write_file(s->fd, it->buf, it->len, res->length, res) < 0) {
+            snprintf(err, errlen, "writing the destination file: %s",
+                     strerror(errno));
+            return -1;
+        }
+        if (!(s->flags & PUMP_VERIFY))
+            return 0;
+        rc = pump_check_file(s->fd, s->scratch, it, res->length, &at);
+        if (rc < 0)
+            snprintf(err, errlen, "reading the destination file back: %s",
+                     strerror(errno));
+        else if (rc > 0)
+            snprintf(err, errlen, "verification failed: the destination "
+                     "file differs from what was read at byte %lld",
+                     (long long)at);
+        return rc == 0 ? 0 : -1;
+    }
+    if (!s->up) {
+        if (it->kind == PUMP_DATA)
+            res->data += it->len;
+        return 0;
+    }
+    if (it->kind == PUMP_HOLE) {
+        if (virStreamSendHole(s->up, it->len, 0) < 0)
+            goto fail;
+        return 0;
+    }
+    /* The head goes aside, and as a hole for now. */
+    if ((s->flags & PUMP_HOLD_HEAD) && res->length < PUMP_HEAD) {
+        skip = PUMP_HEAD - res->length;
+        if (skip > (size_t)it->len)
+            skip = it->len;
+        memcpy(res->head + res->length, it->buf, skip);
+        res->head_len = res->length + skip;
+        if (virStreamSendHole(s->up, skip, 0) < 0)
+            goto fail;
+    }
+    if (sparse_send(s->up, it->buf + skip, it->len - skip, &res->data,
+                    &res->zeros) < 0)
+        goto fail;
+    return 0;
+ fail:
+    pump_fail(err, errlen, "writing the destination");
+    return -1;
+}
+
+/*
+ * Read the source of Q to its end; hand every piece to the sink S.
+ */
+static int
+pump_loop(struct pump_queue *q, struct pump_sink *s, pump_progress_fn progress,
+          void *opaque, struct pump_result *res, char *err, size_t errlen)
+{
     pthread_t reader;
     int rc = -1;
 
-    pthread_mutex_init(&q.lock, NULL);
-    pthread_cond_init(&q.cond, NULL);
-    if (!(q.bufs = malloc((size_t)PUMP_SLOTS * PUMP_SLOT_SIZE)) ||
-        pthread_create(&reader, NULL, pump_reader, &q) != 0) {
-        snprintf(err, errlen, "cannot start the stream reader");
-        free(q.bufs);
+    pthread_mutex_init(&q->lock, NULL);
+    pthread_cond_init(&q->cond, NULL);
+    if (!(q->bufs = malloc((size_t)PUMP_SLOTS * PUMP_SLOT_SIZE)) ||
+        pthread_create(&reader, NULL, pump_reader, q) != 0) {
+        snprintf(err, errlen, "cannot start the reader");
+        free(q->bufs);
         return -1;
     }
     for (;;) {
-        struct pump_item it = pump_next(&q);
+        struct pump_item it = pump_next(q);
 
         if (it.kind == PUMP_EOF) {
             rc = 0;
             break;
         }
         if (it.kind == PUMP_ERROR) {
-            snprintf(err, errlen, "%s", q.err);
+            snprintf(err, errlen, "%s", q->err);
             break;
         }
-        if (it.kind == PUMP_HOLE) {
-            if (up && virStreamSendHole(up, it.len, 0) < 0) {
-                pump_fail(err, errlen, "writing the destination");
-                break;
-            }
-            digest_feed(dg, NULL, it.len);
-        } else {
-            size_t skip = 0;
-
-            /* The head goes aside, and as a hole for now. */
-            if (up && hold_head && res->length < PUMP_HEAD) {
-                skip = PUMP_HEAD - res->length;
-                if (skip > (size_t)it.len)
-                    skip = it.len;
-                memcpy(res->head + res->length, it.buf, skip);
-                res->head_len = res->length + skip;
-                if (virStreamSendHole(up, skip, 0) < 0) {
-                    pump_fail(err, errlen, "writing the destination");
-                    break;
-                }
-            }
-            if (up && sparse_send(up, it.buf + skip, it.len - skip,
-                                  &res->data, &res->zeros) < 0) {
-                pump_fail(err, errlen, "writing the destination");
-                break;
-            }
-            if (!up)
-                res->data += it.len;
-            digest_feed(dg, it.buf, it.len);
-        }
+        if (pump_put(s, &it, res, err, errlen) < 0)
+            break;
+        if (q->down)
+            digest_feed(q->dg, it.kind == PUMP_DATA ? it.buf : NULL, it.len);
         res->length += it.len;
-        pump_done(&q);
+        pump_done(q);
         if (progress)
             progress(opaque, res->length);
     }
     /* Stop the reader: it may be waiting for room, or for the source. */
-    pthread_mutex_lock(&q.lock);
-    q.stop = true;
-    pthread_cond_broadcast(&q.cond);
-    pthread_mutex_unlock(&q.lock);
-    if (rc < 0)
-        virStreamAbort(down);
+    pthread_mutex_lock(&q->lock);
+    q->stop = true;
+    pthread_cond_broadcast(&q->cond);
+    pthread_mutex_unlock(&q->lock);
+    if (rc < 0 && q->down)
+        virStreamAbort(q->down);
     pthread_join(reader, NULL);
-    free(q.bufs);
-    pthread_mutex_destroy(&q.lock);
-    pthread_cond_destroy(&q.cond);
+    free(q->bufs);
+    pthread_mutex_destroy(&q->lock);
+    pthread_cond_destroy(&q->cond);
     return rc;
 }
 
-int
-pump_copy(virConnectPtr sconn, virStorageVolPtr src, virConnectPtr dconn,
-          virStorageVolPtr dst, bool hold_head, pump_progress_fn progress,
-          void *opaque, struct pump_result *res, char *err, size_t errlen)
+static int
+pump_run(const struct pump_end *src, const struct pump_end *dst,
+         unsigned flags, pump_progress_fn progress, void *opaque,
+         struct pump_result *res, char *err, size_t errlen)
 {
-    virStreamPtr down = virStreamNew(sconn, 0);
-    virStreamPtr up = virStreamNew(dconn, 0);
-    struct digest *dg = digest_new();
-    virStorageVolInfo info;
+    struct pump_queue q = { .fd = -1 };
+    struct pump_sink s = { .fd = -1, .flags = flags };
     unsigned char raw[DIGEST_LEN];
+    virStorageVolInfo info;
+    struct stat st;
 
     memset(res, 0, sizeof(*res));
-    if (!down || !up || !dg) {
-        pump_fail(err, errlen, "cannot set up the streams");
-        goto error;
+    if (!(q.dg = digest_new())) {
+        snprintf(err, errlen, "cannot set up the digest");
+        return -1;
     }
-    if (virStorageVolDownload(src, down, 0, 0,
-                              VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM) < 0) {
-        pump_fail(err, errlen, "cannot download volume '%s'",
-                  virStorageVolGetName(src));
-        goto error;
+    if (src->conn) {
+        if (!(q.down = virStreamNew(src->conn, 0)) ||
+            virStorageVolDownload(src->vol, q.down, 0, 0,
+                                  VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM) < 0) {
+            pump_fail(err, errlen, "cannot download volume '%s'",
+                      pump_name(src));
+            goto error;
+        }
+    } else {
+        if (fstat(src->fd, &st) < 0) {
+            snprintf(err, errlen, "cannot read the source file: %s",
+                     strerror(errno));
+            goto error;
+        }
+        q.fd = src->fd;
+        q.size = st.st_size;
     }
-    if (virStorageVolUpload(dst, up, 0, 0,
-                            VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM) < 0) {
-        pump_fail(err, errlen, "cannot upload to volume '%s'",
-                  virStorageVolGetName(dst));
-        goto error;
+    if (dst && dst->conn) {
+        if (!(s.up = virStreamNew(dst->conn, 0)) ||
+            virStorageVolUpload(dst->vol, s.up, 0, 0,
+                                VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM) < 0) {
+            pump_fail(err, errlen, "cannot upload to volume '%s'",
+                      pump_name(dst));
+            goto error;
+        }
+    } else if (dst) {
+        s.fd = dst->fd;
+        if ((flags & PUMP_VERIFY) && !(s.scratch = malloc(PUMP_SLOT_SIZE))) {
+            snprintf(err, errlen, "out of memory");
+            goto error;
+        }
+        if (ftruncate(s.fd, 0) < 0) {
+            snprintf(err, errlen, "cannot empty the destination file: %s",
+                     strerror(errno));
+            goto error;
+        }
     }
-    if (pump_loop(down, up, hold_head, dg, progress, opaque, res, err,
-                  errlen) < 0)
-        goto error;
-    if (virStreamFinish(down) < 0) {
-        pump_fail(err, errlen, "download of '%s' did not complete",
-                  virStorageVolGetName(src));
-        goto error;
-    }
-    virStreamFree(down);
-    down = NULL;
-    if (virStreamFinish(up) < 0) {
-        pump_fail(err, errlen, "upload to '%s' did not complete",
-                  virStorageVolGetName(dst));
-        goto error;
-    }
-    virStreamFree(up);
-    up = NULL;
 
-    /* A trailing hole may not have extended the file: make the length
-     * right. */
-    if (virStorageVolGetInfoFlags(dst, &info,
-                                  VIR_STORAGE_VOL_GET_PHYSICAL) == 0 &&
-        info.allocation < res->length &&
-        virStorageVolResize(dst, res->length, 0) < 0) {
-        pump_fail(err, errlen, "cannot extend '%s' to %llu bytes",
-                  virStorageVolGetName(dst),
-                  (unsigned long long)res->length);
+    if (pump_loop(&q, &s, progress, opaque, res, err, errlen) < 0)
         goto error;
+    if (q.down) {
+        if (virStreamFinish(q.down) < 0) {
+            pump_fail(err, errlen, "download of '%s' did not complete",
+                      pump_name(src));
+            goto error;
+        }
+        virStreamFree(q.down);
+        q.down = NULL;
     }
-    digest_final(dg, raw, res->hex);
-    digest_free(dg);
+    if (s.up) {
+        if (virStreamFinish(s.up) < 0) {
+            pump_fail(err, errlen, "upload to '%s' did not complete",
+                      pump_name(dst));
+            goto error;
+        }
+        virStreamFree(s.up);
+        s.up = NULL;
+        /* A trailing hole may not have extended the file: make the length
+         * right. */
+        if (virStorageVolGetInfoFlags(dst->vol, &info,
+                                      VIR_STORAGE_VOL_GET_PHYSICAL) == 0 &&
+            info.allocation < res->length &&
+            virStorageVolResize(dst->vol, res->length, 0) < 0) {
+            pump_fail(err, errlen, "cannot extend '%s' to %llu bytes",
+                      pump_name(dst), (unsigned long long)res->length);
+            goto error;
+        }
+    } else if (s.fd >= 0) {
+        if (ftruncate(s.fd, res->length) < 0 || fdatasync(s.fd) < 0 ||
+            fstat(s.fd, &st) < 0) {
+            snprintf(err, errlen, "writing the destination file: %s",
+                     strerror(errno));
+            goto error;
+        }
+        if (st.st_size != (off_t)res->length) {
+            snprintf(err, errlen, "verification failed: the destination "
+                     "file has %lld bytes, not %llu", (long long)st.st_size,
+                     (unsigned long long)res->length);
+            goto error;
+        }
+    }
+    digest_final(q.dg, raw, res->hex);
+    digest_free(q.dg);
+    free(s.scratch);
     return 0;
 
  error:
-    pump_drop(down);
-    pump_drop(up);
-    digest_free(dg);
+    pump_drop(q.down);
+    pump_drop(s.up);
+    digest_free(q.dg);
+    free(s.scratch);
     return -1;
 }
 
 int
-pump_digest(virConnectPtr conn, virStorageVolPtr vol,
-            pump_progress_fn progress, void *opaque,
-            struct pump_result *res, char *err, size_t errlen)
+pump_copy(const struct pump_end *src, const struct pump_end *dst,
+          unsigned flags, pump_progress_fn progress, void *opaque,
+          struct pump_result *res, char *err, size_t errlen)
 {
-    virStreamPtr down = virStreamNew(conn, 0);
-    struct digest *dg = digest_new();
-    unsigned char raw[DIGEST_LEN];
+    return pump_run(src, dst, flags, progress, opaque, res, err, errlen);
+}
 
-    memset(res, 0, sizeof(*res));
-    if (!down || !dg) {
-        pump_fail(err, errlen, "cannot set up the stream");
-        goto error;
-    }
-    if (virStorageVolDownload(vol, down, 0, 0,
-                              VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM) < 0) {
-        pump_fail(err, errlen, "cannot download volume '%s'",
-                  virStorageVolGetName(vol));
-        goto error;
-    }
-    if (pump_loop(down, NULL, false, dg, progress, opaque, res, err,
-                  errlen) < 0)
-        goto error;
-    if (virStreamFinish(down) < 0) {
-        pump_fail(err, errlen, "download of '%s' did not complete",
-                  virStorageVolGetName(vol));
-        goto error;
-    }
-    virStreamFree(down);
-    digest_final(dg, raw, res->hex);
-    digest_free(dg);
-    return 0;
-
- error:
-    pump_drop(down);
-    digest_free(dg);
-    return -1;
+int
+pump_digest(const struct pump_end *src, pump_progress_fn progress,
+            void *opaque, struct pump_result *res, char *err, size_t errlen)
+{
+    return pump_run(src, NULL, 0, progress, opaque, res, err, errlen);
 }
 
 int
@@ -342,162 +591,4 @@ pump_put_head(virConnectPtr dconn, virStorageVolPtr dst,
     }
     virStreamFree(up);
     return 0;
-}
-
-/*
- * Walk the file open as FD: FN gets each piece in order, data (DATA set)
- * in chunks of at most PUMP_SLOT_SIZE, holes (DATA NULL) as found with
- * SEEK_DATA/SEEK_HOLE.  0, or -1 with ERR set by FN or by a failed read.
- */
-typedef int (*pump_piece_fn)(void *arg, const char *data, off_t off,
-                             size_t len, char *err, size_t errlen);
-
-static int
-pump_walk_fd(int fd, pump_piece_fn fn, void *arg, char *err, size_t errlen)
-{
-    char *buf = malloc(PUMP_SLOT_SIZE);
-    off_t size = lseek(fd, 0, SEEK_END), pos = 0;
-    int rc = -1;
-
-    if (!buf || size < 0) {
-        snprintf(err, errlen, "cannot read the file: %s", strerror(errno));
-        goto out;
-    }
-    while (pos < size) {
-        off_t data = lseek(fd, pos, SEEK_DATA);
-        off_t end;
-
-        if (data < 0 || data > size)
-            data = size;            /* a hole up to the end */
-        if (data > pos) {
-            if (fn(arg, NULL, pos, data - pos, err, errlen) < 0)
-                goto out;
-            pos = data;
-            continue;
-        }
-        if ((end = lseek(fd, pos, SEEK_HOLE)) < 0 || end > size)
-            end = size;
-        while (pos < end) {
-            size_t want = end - pos > PUMP_SLOT_SIZE ? PUMP_SLOT_SIZE :
-                          (size_t)(end - pos);
-            ssize_t n = pread(fd, buf, want, pos);
-
-            if (n <= 0) {
-                snprintf(err, errlen, "reading the file: %s",
-                         n < 0 ? strerror(errno) : "unexpected end");
-                goto out;
-            }
-            if (fn(arg, buf, pos, n, err, errlen) < 0)
-                goto out;
-            pos += n;
-        }
-    }
-    rc = 0;
- out:
-    free(buf);
-    return rc;
-}
-
-struct pump_upload {
-    virStreamPtr up;
-    struct digest *dg;
-    bool hold_head;
-    pump_progress_fn progress;
-    void *opaque;
-    struct pump_result *res;
-};
-
-static int
-pump_upload_piece(void *arg, const char *data, off_t off, size_t len,
-                  char *err, size_t errlen)
-{
-    struct pump_upload *u = arg;
-    size_t skip = 0;
-
-    if (!data) {
-        if (virStreamSendHole(u->up, len, 0) < 0)
-            goto fail;
-    } else {
-        if (u->hold_head && off < PUMP_HEAD) {
-            skip = (size_t)(PUMP_HEAD - off) > len ? len :
-                   (size_t)(PUMP_HEAD - off);
-            memcpy(u->res->head + off, data, skip);
-            u->res->head_len = off + skip;
-            if (virStreamSendHole(u->up, skip, 0) < 0)
-                goto fail;
-        }
-        if (sparse_send(u->up, data + skip, len - skip, &u->res->data,
-                        &u->res->zeros) < 0)
-            goto fail;
-    }
-    digest_feed(u->dg, data, len);
-    u->res->length += len;
-    if (u->progress)
-        u->progress(u->opaque, u->res->length);
-    return 0;
- fail:
-    pump_fail(err, errlen, "writing the destination");
-    return -1;
-}
-
-int
-pump_upload_fd(int fd, virConnectPtr dconn, virStorageVolPtr dst,
-               bool hold_head, pump_progress_fn progress, void *opaque,
-               struct pump_result *res, char *err, size_t errlen)
-{
-    struct pump_upload u = { virStreamNew(dconn, 0), digest_new(),
-                             hold_head, progress, opaque, res };
-    unsigned char raw[DIGEST_LEN];
-
-    memset(res, 0, sizeof(*res));
-    if (!u.up || !u.dg) {
-        snprintf(err, errlen, "cannot set up the upload");
-        goto error;
-    }
-    if (virStorageVolUpload(dst, u.up, 0, 0,
-                            VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM) < 0) {
-        pump_fail(err, errlen, "cannot upload to volume '%s'",
-                  virStorageVolGetName(dst));
-        goto error;
-    }
-    if (pump_walk_fd(fd, pump_upload_piece, &u, err, errlen) < 0)
-        goto error;
-    if (virStreamFinish(u.up) < 0) {
-        pump_fail(err, errlen, "upload to '%s' did not complete",
-                  virStorageVolGetName(dst));
-        goto error;
-    }
-    virStreamFree(u.up);
-    digest_final(u.dg, raw, res->hex);
-    digest_free(u.dg);
-    return 0;
-
- error:
-    pump_drop(u.up);
-    digest_free(u.dg);
-    return -1;
-}
-
-static int
-pump_digest_piece(void *arg, const char *data, off_t off, size_t len,
-                  char *err, size_t errlen)
-{
-    return digest_feed(arg, data, len);
-}
-
-int
-pump_digest_fd(int fd, struct pump_result *res, char *err, size_t errlen)
-{
-    struct digest *dg = digest_new();
-    unsigned char raw[DIGEST_LEN];
-    int rc = -1;
-
-    memset(res, 0, sizeof(*res));
-    if (dg && pump_walk_fd(fd, pump_digest_piece, dg, err, errlen) == 0) {
-        res->length = lseek(fd, 0, SEEK_END);
-        digest_final(dg, raw, res->hex);
-        rc = 0;
-    }
-    digest_free(dg);
-    return rc;
 }

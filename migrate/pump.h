@@ -30,35 +30,49 @@ struct pump_result {
 };
 
 /*
- * Copy volume SRC into the empty volume DST (another connection, or the
- * same).  With HOLD_HEAD, the first PUMP_HEAD bytes are kept in RES->head
- * and sent as a hole, so that the destination cannot probe a format from
- * them yet (see cold.c); pump_put_head() writes them later.  Returns 0, or
- * -1 with a message in ERR naming what failed.
+ * One end of a copy: a volume through a sparse libvirt stream (CONN and
+ * VOL), or, with CONN NULL, a local file open as FD (a volume's own file,
+ * see volfile.h: no libvirtd in the data path).
  */
-int pump_copy(virConnectPtr sconn, virStorageVolPtr src,
-              virConnectPtr dconn, virStorageVolPtr dst, bool hold_head,
-              pump_progress_fn progress, void *opaque,
-              struct pump_result *res, char *err, size_t errlen);
+struct pump_end {
+    virConnectPtr conn;
+    virStorageVolPtr vol;
+    int fd;
+};
+#define PUMP_STREAM(c, v) (&(const struct pump_end){ .conn = (c), .vol = (v), .fd = -1 })
+#define PUMP_FILE(f) (&(const struct pump_end){ .fd = (f) })
+
+/* pump_copy() flags */
+enum {
+    /* A stream DST: the first PUMP_HEAD bytes are kept in RES->head and
+     * sent as a hole, so that the destination cannot probe a format from
+     * them yet (see land.c); pump_put_head() writes them later. */
+    PUMP_HOLD_HEAD = 1 << 0,
+    /* A file DST: every piece is read back from the file once written and
+     * compared with what was read, byte for byte, holes included (proven
+     * holes with SEEK_DATA, not read).  RES->hex is then the digest of
+     * what the destination holds too. */
+    PUMP_VERIFY = 1 << 1,
+};
 
 /*
- * Upload the file open as FD into the empty volume DST: its holes (SEEK_HOLE)
- * and all-zero chunks as holes, HOLD_HEAD as for pump_copy().
+ * Copy SRC into DST, which must be empty (a new volume or file).  Holes
+ * and all-zero chunks of SRC become holes in DST.  A file DST is written
+ * whole (RES->head_len stays 0) and synced.  Reading the source overlaps
+ * with writing the destination.  Returns 0, or -1 with a message in ERR
+ * naming what failed.
  */
-int pump_upload_fd(int fd, virConnectPtr dconn, virStorageVolPtr dst,
-                   bool hold_head, pump_progress_fn progress, void *opaque,
-                   struct pump_result *res, char *err, size_t errlen);
+int pump_copy(const struct pump_end *src, const struct pump_end *dst,
+              unsigned flags, pump_progress_fn progress, void *opaque,
+              struct pump_result *res, char *err, size_t errlen);
 
-/* The digest of the file open as FD. */
-int pump_digest_fd(int fd, struct pump_result *res, char *err, size_t errlen);
+/* The digest of SRC's content (holes read as zeros, but not read). */
+int pump_digest(const struct pump_end *src, pump_progress_fn progress,
+                void *opaque, struct pump_result *res, char *err,
+                size_t errlen);
 
 /* Write RES->head at the start of DST. */
 int pump_put_head(virConnectPtr dconn, virStorageVolPtr dst,
                   const struct pump_result *res, char *err, size_t errlen);
-
-/* The digest of VOL's content, read with a sparse download. */
-int pump_digest(virConnectPtr conn, virStorageVolPtr vol,
-                pump_progress_fn progress, void *opaque,
-                struct pump_result *res, char *err, size_t errlen);
 
 #endif /* POOLFS_PUMP_H */

@@ -19,6 +19,7 @@
 #include <libxml/xpath.h>
 
 #include "internal.h"
+#include "volfile.h"
 #include "virterr.h"
 #include "names.h"
 
@@ -26,21 +27,6 @@ static void
 conn_silent_error(void *opaque, virErrorPtr err)
 {
     /* Errors are reported once, by the caller that knows the object. */
-}
-
-/* Does URI name this host?  Only then do pool target paths mean anything. */
-static bool
-conn_uri_is_local(const char *uri)
-{
-    xmlURIPtr u = xmlParseURI(uri);
-    bool local;
-
-    if (!u)
-        return false;
-    local = !u->server || !*u->server || strcmp(u->server, "localhost") == 0 ||
-            strcmp(u->server, "127.0.0.1") == 0 || strcmp(u->server, "::1") == 0;
-    xmlFreeURI(u);
-    return local;
 }
 
 static char *
@@ -111,7 +97,7 @@ conn_open_pool(struct pool_ctx *ctx, struct pool_ref *ref)
     ref->event_id = ref->lifecycle_id = -1;
     /* In these pool types a volume is the file or device TARGET/NAME. */
     ref->local = ref->type && ref->target &&
-                 conn_uri_is_local(ctx->opts.uri) &&
+                 volfile_uri_is_local(ctx->opts.uri) &&
                  (strcmp(ref->type, "dir") == 0 ||
                   strcmp(ref->type, "fs") == 0 ||
                   strcmp(ref->type, "netfs") == 0 ||

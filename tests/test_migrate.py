@@ -69,11 +69,18 @@ def same_file(a, b):
                 return True
 
 
-def test_migrate_copies_instance_sparse_and_verified(nodes, poolfsctl):
+# Both nodes are this host: by default poolfsctl reads and writes the
+# volumes' files; --streams makes it use libvirt streams at both ends, the
+# path between hosts.
+MODES = {"files": [], "streams": ["--streams"]}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_migrate_copies_instance_sparse_and_verified(nodes, poolfsctl, mode):
     a, b = nodes
     uuid = str(uuidlib.uuid4())
     files = make_instance(a, uuid)
-    r = ctl(poolfsctl, "-c", a.uri, "migrate", "--to", b.uri, uuid)
+    r = ctl(poolfsctl, "-c", a.uri, "migrate", *MODES[mode], "--to", b.uri, uuid)
     # Four of its own and the base image it needs.
     assert r.stdout.startswith(f"migrated {uuid}: 5 volumes"), r.stdout
     assert "verified" in r.stdout
@@ -96,12 +103,18 @@ def test_migrate_copies_instance_sparse_and_verified(nodes, poolfsctl):
     assert sorted(os.listdir(a.disks)) == sorted(f"{uuid}_{f}" for f in files)
 
 
-def test_migrate_again_completes_and_json(nodes, poolfsctl):
+@pytest.mark.parametrize("mode", MODES)
+def test_migrate_again_completes_and_json(nodes, poolfsctl, mode):
     a, b = nodes
     uuid = str(uuidlib.uuid4())
     make_instance(a, uuid)
-    ctl(poolfsctl, "-c", a.uri, "migrate", "--to", b.uri, uuid)
-    r = ctl(poolfsctl, "-c", a.uri, "--json", "migrate", "--to", b.uri, uuid)
+    r = ctl(poolfsctl, "-c", a.uri, "--json", "migrate", *MODES[mode], "--to", b.uri, uuid)
+    doc = json.loads(r.stdout)
+    # Which way the data went, at each end.
+    way = "file" if mode == "files" else "stream"
+    assert {(v["read"], v["written"]) for v in doc["instances"][0]["volumes"]} == \
+        {(way, way)}, doc
+    r = ctl(poolfsctl, "-c", a.uri, "--json", "migrate", *MODES[mode], "--to", b.uri, uuid)
     doc = json.loads(r.stdout)
     assert doc["ok"] is True
     inst = doc["instances"][0]
@@ -155,7 +168,8 @@ def test_dry_run_changes_nothing(nodes, poolfsctl):
     assert os.listdir(b.disks) == [] and os.listdir(b.base) == []
 
 
-def test_migrate_into_full_pool_fails_cleanly(nodes, poolfsctl, env):
+@pytest.mark.parametrize("mode", MODES)
+def test_migrate_into_full_pool_fails_cleanly(nodes, poolfsctl, env, mode):
     a, b = nodes
     uuid = str(uuidlib.uuid4())
     make_instance(a, uuid, data_mib=48)
@@ -164,7 +178,7 @@ def test_migrate_into_full_pool_fails_cleanly(nodes, poolfsctl, env):
          "size=24m", "tmpfs", b.disks])
     try:
         b.virsh("pool-create-as", DISKS_POOL, "dir", "--target", b.disks)
-        r = ctl(poolfsctl, "-c", a.uri, "migrate", "--to", b.uri, uuid,
+        r = ctl(poolfsctl, "-c", a.uri, "migrate", *MODES[mode], "--to", b.uri, uuid,
                 check=False)
         assert r.returncode == 1, r.stdout
         assert r.stderr.startswith("poolfsctl: ") and "disk.local" in r.stderr, r.stderr
@@ -179,11 +193,12 @@ def test_migrate_into_full_pool_fails_cleanly(nodes, poolfsctl, env):
         b.virsh("pool-create-as", DISKS_POOL, "dir", "--target", b.disks)
 
 
-def test_destination_daemon_killed_then_rerun_completes(nodes, poolfsctl):
+@pytest.mark.parametrize("mode", MODES)
+def test_destination_daemon_killed_then_rerun_completes(nodes, poolfsctl, mode):
     a, b = nodes
     uuid = str(uuidlib.uuid4())
     make_instance(a, uuid, data_mib=400)
-    p = subprocess.Popen([poolfsctl, "-c", a.uri, "migrate", "--to", b.uri, uuid],
+    p = subprocess.Popen([poolfsctl, "-c", a.uri, "migrate", *MODES[mode], "--to", b.uri, uuid],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # Kill B once the big volume is on its way.
@@ -199,10 +214,15 @@ def test_destination_daemon_killed_then_rerun_completes(nodes, poolfsctl):
             p.kill()
     assert p.returncode == 1, out
     assert err.startswith("poolfsctl: "), err
-    # Nothing half-written under a final name on B's disk.
-    finals = [n for n in os.listdir(b.disks) if not n.startswith(".partial")]
-    for n in finals:
-        assert same_file(os.path.join(a.disks, n), os.path.join(b.disks, n)), n
+    # Nothing half-written under a final name on B's disk, but for a volume
+    # B's libvirtd was still making from its copy (streams: createXMLFrom)
+    # when it died: the .partial beside it marks it unfinished, and the
+    # rerun replaces it (test_unfinished_volume_is_replaced).
+    names = os.listdir(b.disks)
+    for n in names:
+        if not n.startswith(".partial") and \
+                not same_file(os.path.join(a.disks, n), os.path.join(b.disks, n)):
+            assert mode == "streams" and f".partial-{n}" in names, n
     # B comes back; running the command again finishes the job.
     b.stop()
     b.start()
@@ -211,6 +231,33 @@ def test_destination_daemon_killed_then_rerun_completes(nodes, poolfsctl):
     for f in ("disk", "disk.local", "disk.info"):
         assert same_file(os.path.join(a.disks, f"{uuid}_{f}"),
                          os.path.join(b.disks, f"{uuid}_{f}")), f
+
+
+def test_unfinished_volume_is_replaced(nodes, poolfsctl):
+    """A volume under its final name with its .partial still beside it is
+    what a destination daemon killed while making it leaves: a rerun
+    replaces it.  Without the .partial, other content is a conflict."""
+    a, b = nodes
+    uuid = str(uuidlib.uuid4())
+    make_instance(a, uuid)
+    vol = f"{uuid}_disk.local"
+    for name in (vol, f".partial-{vol}"):
+        with open(os.path.join(b.disks, name), "wb") as f:
+            f.write(b"half" * 1000)
+    b.virsh.pool_refresh(DISKS_POOL)
+    ctl(poolfsctl, "-c", a.uri, "migrate", "--to", b.uri, uuid)
+    assert same_file(os.path.join(a.disks, vol), os.path.join(b.disks, vol))
+    assert not [n for n in os.listdir(b.disks) if n.startswith(".partial")]
+    # Other content, no .partial: not overwritten.
+    other = str(uuidlib.uuid4())
+    make_instance(a, other)
+    with open(os.path.join(b.disks, f"{other}_disk.info"), "w") as f:
+        f.write("something else")
+    b.virsh.pool_refresh(DISKS_POOL)
+    r = ctl(poolfsctl, "-c", a.uri, "migrate", "--to", b.uri, other, check=False)
+    assert r.returncode == 1 and "other content" in r.stderr, r.stderr
+    with open(os.path.join(b.disks, f"{other}_disk.info")) as f:
+        assert f.read() == "something else"
 
 
 def test_usage_errors(poolfsctl):

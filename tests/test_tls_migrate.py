@@ -51,6 +51,35 @@ def test_migrate_over_tls(hosts):
     # Sent: the data, not the 256 MiB of virtual size.
     disk = [v for v in doc["instances"][0]["volumes"] if v["name"].endswith("_disk")][0]
     assert disk["data_sent"] <= 3 * MiB + 64 * 1024, disk
+    # Run on the source: its files read here, a stream to node B.
+    assert {(v["read"], v["written"]) for v in doc["instances"][0]["volumes"]} == \
+        {("file", "stream")}, doc
+
+
+def test_migrate_pulled_by_the_destination(hosts):
+    """Run on node B with --from node A: the data crosses the network once,
+    into B's files, and the verification reads those files, not the
+    network."""
+    uuid = str(uuidlib.uuid4())
+    make_instance(hosts, "nodea", uuid)
+    p = hosts.run_on("nodeb", [POOLFSCTL, "-c", hosts.local_uri("nodeb"),
+                               "--json", "migrate", "--from", hosts.uri("nodea"),
+                               "--to", hosts.local_uri("nodeb"), uuid], timeout=120)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    inst = doc["instances"][0]
+    assert doc["ok"] and inst["status"] == "migrated"
+    assert {(v["read"], v["written"]) for v in inst["volumes"]} == {("stream", "file")}, doc
+    for name in ("", "disk", "disk.info"):
+        a = os.path.join(hosts.disks_dir("nodea"), f"{uuid}_{name}")
+        b = os.path.join(hosts.disks_dir("nodeb"), f"{uuid}_{name}")
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            assert fa.read() == fb.read(), name
+        assert os.stat(b).st_blocks <= os.stat(a).st_blocks
+    # libvirt on B knows the renamed volumes, and no temporary one.
+    vols = hosts.run_on("nodeb", ["virsh", "-q", "-c", hosts.local_uri("nodeb"),
+                                  "vol-list", DISKS_POOL], check=True).stdout
+    assert f"{uuid}_disk " in vols and ".partial" not in vols, vols
 
 
 def test_wrong_client_ca_is_reported_as_such(hosts):

@@ -447,6 +447,7 @@ METHODS = {
     # key: (label, writes the destination file)
     "ctl": ("`poolfsctl migrate` (verified)", True),
     "ctl-noverify": ("`poolfsctl migrate --no-verify`", True),
+    "ctl-pull": ("`poolfsctl migrate` (verified) run on B, `--from` A", True),
     "cp": ("`cp --sparse=always` across poolfs mounts", True),
     "scp": ("`scp` over SSH (Nova SshDriver flags)", True),
     "rsync": ("`rsync` over SSH (Nova RsyncDriver flags)", True),
@@ -752,6 +753,7 @@ LogLevel ERROR
         poolfs = []
         tmpfile = None
         res = {"ok": False}
+        client_node = A
 
         self.clear_dest(img)
         # ---- untimed preparation
@@ -760,6 +762,12 @@ LogLevel ERROR
                            "--to", self.b_tls, img.uuid]
             if method == "ctl-noverify":
                 client_argv.insert(-1, "--no-verify")
+        elif method == "ctl-pull":
+            # The destination pulls: B reads A's volume over TLS and writes
+            # its own pool's files; the verification reads them locally.
+            client_node = B
+            client_argv = [POOLFSCTL, "-c", self.b_local, "--json", "migrate",
+                           "--from", h.uri(A), "--to", self.b_local, img.uuid]
         elif method == "cp":
             mnt_a = os.path.join(self.work, "mnt-a")
             mnt_b = os.path.join(self.work, "mnt-b")
@@ -842,9 +850,9 @@ LogLevel ERROR
         wr0 = {pid: proc_written(pid) for pid in [lb, *extra_b]}
         log0 = {n: h.log_offset(n) for n in (A, B)}
         wire0 = self.wire()
-        c = Client(h, A, client_argv, self.logdir, name, self.timeout)
+        c = Client(h, client_node, client_argv, self.logdir, name, self.timeout)
         if method.startswith("ctl"):
-            self.sampler.add(c.pid, f"poolfsctl ({'verified' if method == 'ctl' else '--no-verify'})")
+            self.sampler.add(c.pid, f"poolfsctl ({method})")
         try:
             c.wait()
         finally:
@@ -1119,7 +1127,8 @@ LogLevel ERROR
                 v = doc["instances"][0]["volumes"][0]
                 ctl_lines.append(f"- poolfsctl {kind} ({m}): data_sent {v['data_sent'] / MiB:.1f} MiB, "
                                  f"zeros_skipped {v['zeros_skipped'] / MiB:.1f} MiB, length "
-                                 f"{v['length'] / MiB:.1f} MiB (its own count, last run)")
+                                 f"{v['length'] / MiB:.1f} MiB, read from the {v.get('read', '?')}, "
+                                 f"written to the {v.get('written', '?')} (its own count, last run)")
             except (KeyError, IndexError, TypeError):
                 pass
         for (kind, m), msgs in sorted(self.daemon_log.items()):

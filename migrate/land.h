@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * land: bring a copy into a pool under its final name, never half-written
+ * there.  The data goes into ".partial-NAME" first and is verified; only
+ * then does it get NAME.  Where the pool's volumes are files on this host
+ * (volfile.h), the copy is written there directly and renamed; elsewhere
+ * it is uploaded with a sparse stream and made NAME by createXMLFrom (a
+ * copy on that host: libvirt has no rename).  Used by `migrate` and
+ * `adopt`.
+ */
+#ifndef POOLFS_LAND_H
+#define POOLFS_LAND_H
+
+#include <stdbool.h>
+#include <libvirt/libvirt.h>
+
+#include "pump.h"
+
+/* A pool to land volumes in. */
+struct land_pool {
+    virConnectPtr conn;
+    const char *uri;
+    virStoragePoolPtr pool;
+    const char *name;           /* the pool's, for messages */
+    bool streams;               /* never its files: always libvirt streams */
+};
+
+/*
+ * Copy SRC into POOL as volume NAME, which must not exist yet.  With
+ * VERIFY, what the pool holds is read back and its digest compared with
+ * what was read from SRC (RES->hex).  0, or -1 with the reason in ERR and
+ * nothing left under NAME.  *LOCAL says which way the data went.
+ */
+int land_volume(const struct land_pool *to, const char *name,
+                const struct pump_end *src, bool verify,
+                pump_progress_fn progress, void *opaque,
+                struct pump_result *res, bool *local,
+                char *err, size_t errlen);
+
+/*
+ * Is volume NAME the unfinished work of an interrupted land_volume()?  It
+ * is while ".partial-NAME" is still there: that goes only once NAME is
+ * verified.  (With streams, NAME is made by a copy on the destination's
+ * host; a daemon killed during that copy leaves part of it.)  Such a
+ * volume is deleted, and true returned, so that the caller lands it anew.
+ */
+bool land_unfinished(const struct land_pool *to, const char *name);
+
+/* The digest of volume VOL of POOL, read from its file here if it can be. */
+int land_digest(const struct land_pool *pool, virStorageVolPtr vol,
+                struct pump_result *res, char *err, size_t errlen);
+
+/*
+ * The end to read volume VOL of POOL from: its file here if it can be
+ * (*FD is then set, to close after), else a stream.
+ */
+struct pump_end land_source(const struct land_pool *pool, virStorageVolPtr vol,
+                            int *fd);
+
+#endif /* POOLFS_LAND_H */
