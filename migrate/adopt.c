@@ -3,7 +3,7 @@
  * adopt: `poolfsctl adopt`, legacy instances moved into the disks pool
  * while their paths under the mount stay the same.  poolfs does the work
  * (it holds the directory underneath the mount): poolfsctl asks through
- * the extended attribute user.poolfs.adopt on the instance directory.
+ * the mount (ctlproto.h).
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -14,22 +14,34 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/ioctl.h>
 #include <sys/xattr.h>
 
 #include "ctl.h"
+#include "ctlproto.h"
 #include "names.h"
 #include "land.h"
 #include "pump.h"
 
-/* "legacy", "pool", or NULL (not a poolfs mount, or no such path). */
+/* "legacy", "pool", or NULL with errno (ENOTTY: not a poolfs mount). */
 static const char *
 adopt_backend(const char *path, char *buf, size_t len)
 {
-    ssize_t n = getxattr(path, "user.poolfs.backend", buf, len - 1);
+    struct poolfs_ioc_backend b;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    int rc, err;
 
-    if (n < 0)
+    if (fd < 0)
         return NULL;
-    buf[n] = '\0';
+    rc = ioctl(fd, POOLFS_IOC_BACKEND, &b);
+    err = errno;
+    close(fd);
+    if (rc < 0) {
+        errno = err;
+        return NULL;
+    }
+    b.what[sizeof(b.what) - 1] = '\0';
+    snprintf(buf, len, "%s", b.what);
     return buf;
 }
 
@@ -213,7 +225,7 @@ adopt_one(struct ctl *ctl, const char *mount, const char *uuid, bool dry_run,
     snprintf(path, sizeof(path), "%s/%s", mount, uuid);
     if (!(backend = adopt_backend(path, kind, sizeof(kind)))) {
         ctl_error("adopt %s: %s: %s", uuid, path,
-                  errno == ENODATA || errno == ENOTSUP ?
+                  errno == ENOTTY || errno == ENOSYS || errno == EINVAL ?
                   "not a poolfs mount (see --mount)" : strerror(errno));
         return -1;
     }
@@ -227,7 +239,7 @@ adopt_one(struct ctl *ctl, const char *mount, const char *uuid, bool dry_run,
         status = "pooled";
     } else if (dry_run) {
         status = "planned";
-    } else if (setxattr(path, "user.poolfs.adopt", "", 0, 0) < 0) {
+    } else if (setxattr(path, POOLFS_XATTR_ADOPT, "", 0, 0) < 0) {
         if (errno != EXDEV) {
             ctl_error("adopt %s: %s (see poolfs's log)", uuid,
                       strerror(errno));

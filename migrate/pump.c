@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <libvirt/virterror.h>
@@ -253,7 +254,26 @@ struct pump_sink {
     int fd;                 /* a file, or neither (digest only) */
     unsigned flags;
     char *scratch;          /* PUMP_VERIFY: what is read back */
+    off_t flushed;          /* a file: writeback started up to here */
 };
+
+/*
+ * Start writing a file's dirty pages back every PUMP_KICK bytes, so that the
+ * disk works while the network does: otherwise the kernel holds gigabytes
+ * dirty (dirty_background_ratio of the memory) and the final sync waits for
+ * all of it.
+ */
+#define PUMP_KICK (32 * 1024 * 1024)
+
+static void
+pump_kick(struct pump_sink *s, off_t upto)
+{
+    if (upto - s->flushed < PUMP_KICK)
+        return;
+    sync_file_range(s->fd, s->flushed, upto - s->flushed,
+                    SYNC_FILE_RANGE_WRITE);
+    s->flushed = upto;
+}
 
 /* Read LEN bytes of the file being written at OFF; what lies past its end
  * reads as zeros (it is extended at the end of the copy). */
@@ -356,6 +376,7 @@ pump_put(struct pump_sink *s, const struct pump_item *it,
                      strerror(errno));
             return -1;
         }
+        pump_kick(s, res->length + it->len);
         if (!(s->flags & PUMP_VERIFY))
             return 0;
         rc = pump_check_file(s->fd, s->scratch, it, res->length, &at);

@@ -1173,8 +1173,12 @@ def md(s):
 METHODOLOGY = """\
 - **Methods.** Each moves the image from A's disks pool (volume `{{uuid}}_disk`)
   to B's; B's copy is deleted (and B's pool refreshed) before every run.
-  `poolfsctl`: `poolfsctl -c A_LOCAL --json migrate --to qemu+tls://nodeb...
-  UUID`, run on A. `cp`: two poolfs mounts on A, A's pools locally (io auto:
+  `poolfsctl` (push): `poolfsctl -c A_LOCAL --json migrate --to
+  qemu+tls://nodeb... UUID`, run on A (A's volume file read directly, a
+  stream to B). `poolfsctl` run on B (pull): `poolfsctl -c B_LOCAL --json
+  migrate --from qemu+tls://nodea... --to B_LOCAL UUID`, run in B's
+  namespaces (a stream from A, B's volume file written directly); its
+  "client CPU" is poolfsctl's on B, and "B side CPU" B's libvirtd. `cp`: two poolfs mounts on A, A's pools locally (io auto:
   local) and B's pools over TLS (io auto: stream), `mkdir MOUNT_B/UUID`
   (untimed), then `cp --sparse=always MOUNT_A/UUID/disk MOUNT_B/UUID/disk`;
   the mounts are made before and unmounted after the timed part. `scp` and
