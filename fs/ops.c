@@ -4,11 +4,13 @@
  * call on pool/ and its answer into a reply; nothing here knows libvirt.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "ctlproto.h"
 #include "poolfs.h"
 
 static struct pool_ctx *
@@ -219,7 +221,7 @@ poolfs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size,
     if (!bv)
         return -ENOMEM;
     *bv = FUSE_BUFVEC_INIT(size);
-    if (fd >= 0) {
+    if (fd >= 0 && size > POOLFS_SMALL_READ) {
         /* Zero copy: libfuse splices straight from the volume's fd. */
         bv->buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
         bv->buf[0].fd = fd;
@@ -231,6 +233,8 @@ poolfs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size,
         free(bv);
         return -ENOMEM;
     }
+    /* A small read is copied: one pread and one writev cost less than
+     * the three splices (header, data, out) of a zero-copy reply. */
     if ((n = pool_file_read(file, bv->buf[0].mem, size, off)) < 0) {
         free(bv->buf[0].mem);
         free(bv);
@@ -300,35 +304,37 @@ poolfs_lseek(const char *path, off_t off, int whence,
 }
 
 /*
- * The control channel of poolfsctl: "user.poolfs.backend" says where a
- * path lives; setting "user.poolfs.adopt" on a legacy instance directory
- * (root only) adopts it into the pool.
+ * The control channel of poolfsctl (ctlproto.h): POOLFS_IOC_BACKEND says
+ * where a path lives.  There is no getxattr: answering it would cost a
+ * round trip per write (the kernel's security.capability check).
  */
 static int
-poolfs_getxattr(const char *path, const char *name, char *value, size_t size)
+poolfs_ioctl(const char *path, unsigned int cmd, void *arg,
+             struct fuse_file_info *fi, unsigned int flags, void *data)
 {
+    struct poolfs_ioc_backend *b = data;
     const char *what;
-    size_t len;
     int rc;
 
-    if (strcmp(name, "user.poolfs.backend") != 0)
-        return -ENODATA;
-    if ((rc = pool_backend(poolfs_ctx(), path, &what)) < 0)
+    if (cmd != POOLFS_IOC_BACKEND)
+        return -ENOTTY;
+    /* With nullpath_ok there is no path: a directory's is in its handle
+     * (see opendir), a file's handle knows. */
+    if (!(flags & FUSE_IOCTL_DIR))
+        what = pool_file_backend(poolfs_file(fi));
+    else if ((rc = pool_backend(poolfs_ctx(), (const char *)(uintptr_t)fi->fh,
+                                &what)) < 0)
         return rc;
-    len = strlen(what);
-    if (size == 0)
-        return len;
-    if (size < len)
-        return -ERANGE;
-    memcpy(value, what, len);
-    return len;
+    memset(b, 0, sizeof(*b));
+    snprintf(b->what, sizeof(b->what), "%s", what);
+    return 0;
 }
 
 static int
 poolfs_setxattr(const char *path, const char *name, const char *value,
                 size_t size, int flags)
 {
-    if (strcmp(name, "user.poolfs.adopt") != 0)
+    if (strcmp(name, POOLFS_XATTR_ADOPT) != 0)
         return -ENOTSUP;
     if (fuse_get_context()->uid != 0)
         return -EPERM;
@@ -373,6 +379,6 @@ const struct fuse_operations poolfs_ops = {
     .fallocate = poolfs_fallocate,
     .lseek = poolfs_lseek,
     .copy_file_range = poolfs_copy_file_range,
-    .getxattr = poolfs_getxattr,
+    .ioctl = poolfs_ioctl,
     .setxattr = poolfs_setxattr,
 };

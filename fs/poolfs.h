@@ -9,6 +9,10 @@
 
 /* The largest read or write request, in bytes (see poolfs_init). */
 #define POOLFS_MAX_IO (1008 * 1024)
+/* Reads up to this size are copied rather than spliced (see read_buf). */
+#ifndef POOLFS_SMALL_READ
+#define POOLFS_SMALL_READ (32 * 1024)
+#endif
 
 /* The mounted filesystem: what every FUSE operation reaches. */
 struct poolfs {

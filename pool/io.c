@@ -104,6 +104,12 @@ pool_file_fd_for_write(struct pool_file *f)
     return f->fd;
 }
 
+const char *
+pool_file_backend(struct pool_file *f)
+{
+    return f->pool < 0 ? "legacy" : "pool";
+}
+
 ssize_t
 pool_file_read(struct pool_file *f, void *buf, size_t size, off_t off)
 {

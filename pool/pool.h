@@ -68,6 +68,8 @@ int pool_statfs(struct pool_ctx *ctx, const char *path, struct statvfs *sv);
 
 /* "legacy" (underneath the mount) or "pool" for PATH, -ENOENT. */
 int pool_backend(struct pool_ctx *ctx, const char *path, const char **what);
+/* The same for an open file: "legacy" or "pool". */
+const char *pool_file_backend(struct pool_file *file);
 /*
  * Adopt legacy instance directory PATH ("/uuid") into the disks pool: its
  * files become volumes {uuid}_{name} by rename(2) into the pool's

@@ -359,6 +359,20 @@ class Poolfs:
 # ---------------------------------------------------------------- files
 
 
+# ioctl(POOLFS_IOC_BACKEND) of pool/ctlproto.h: _IOR('P', 0x70, char[16])
+POOLFS_IOC_BACKEND = (2 << 30) | (16 << 16) | (ord("P") << 8) | 0x70
+
+
+def backend(path):
+    """Where a path under a poolfs mount lives: b"legacy" or b"pool"."""
+    import fcntl
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        return fcntl.ioctl(fd, POOLFS_IOC_BACKEND, bytes(16)).rstrip(b"\0")
+    finally:
+        os.close(fd)
+
+
 def write_file(path, data, mode="wb"):
     with open(path, mode) as f:
         f.write(data)

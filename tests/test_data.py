@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from helpers import DISKS_POOL, MiB, REFRESH, have, read_file, run, write_file
+from helpers import (DISKS_POOL, MiB, POOLFS_IOC_BACKEND, REFRESH, backend, have,
+                     read_file, run, write_file)
 
 
 def sha256(path):
@@ -142,6 +143,37 @@ def test_statfs_matches_pool_capacity(mnt, virsh):
     free = sv.f_bfree * sv.f_frsize
     assert abs(free - avail) <= cap * 0.03, f"statvfs f_bfree {free}, pool available {avail}"
     assert sv.f_bavail <= sv.f_bfree
+
+
+def test_control_channel_is_an_ioctl_not_xattrs(mnt, uuid, tmp_path):
+    """poolfsctl asks a mount where a path lives with an ioctl; poolfs
+    answers no getxattr at all, so the kernel, told so once, stops asking
+    for security.capability before every write."""
+    import errno
+    import fcntl
+    os.mkdir(os.path.join(mnt, uuid))
+    p = os.path.join(mnt, uuid, "disk")
+    write_file(p, b"x" * 4096)
+    assert backend(os.path.join(mnt, uuid)) == b"pool"
+    assert backend(p) == b"pool"
+    for name in ("security.capability", "user.poolfs.backend"):
+        with pytest.raises(OSError) as e:
+            os.getxattr(p, name)
+        assert e.value.errno == errno.EOPNOTSUPP, (name, e.value)
+    # Writes still work after that, and other ioctls are refused.
+    write_file(p, b"y" * 8192)
+    assert read_file(p) == b"y" * 8192
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        with pytest.raises(OSError) as e:
+            fcntl.ioctl(fd, POOLFS_IOC_BACKEND + 1, bytes(16))
+        assert e.value.errno == errno.ENOTTY
+    finally:
+        os.close(fd)
+    # Not a poolfs mount: the ioctl is not known there.
+    with pytest.raises(OSError) as e:
+        backend(str(tmp_path))
+    assert e.value.errno == errno.ENOTTY
 
 
 def test_chmod_and_utime(mnt, uuid):

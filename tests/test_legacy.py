@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from helpers import DISKS_POOL, MiB, have, read_file, run, write_file
+from helpers import DISKS_POOL, MiB, backend, have, read_file, run, write_file
 
 pytestmark = pytest.mark.skipif(not (have("qemu-img") and have("qemu-io")),
                                 reason="needs qemu-utils")
@@ -112,7 +112,7 @@ def test_adopt_by_rename_keeps_paths_and_open_files(poolfs_factory,
     mnt = p.mnt
     disk = os.path.join(mnt, LEGACY, "disk")
     before = read_file(disk)
-    assert os.getxattr(os.path.join(mnt, LEGACY), "user.poolfs.backend") == b"legacy"
+    assert backend(os.path.join(mnt, LEGACY)) == b"legacy"
     held = os.open(disk, os.O_RDWR)     # as QEMU holds it
     try:
         r = run([poolfsctl, "-c", env.uri, "--disks-pool", pool, "adopt",
@@ -127,7 +127,7 @@ def test_adopt_by_rename_keeps_paths_and_open_files(poolfs_factory,
         assert {f"{LEGACY}_disk", f"{LEGACY}_disk.info",
                 f"{LEGACY}_console.log"} <= vols, vols
         # Same paths, same bytes, now pool volumes.
-        assert os.getxattr(os.path.join(mnt, LEGACY), "user.poolfs.backend") == b"pool"
+        assert backend(os.path.join(mnt, LEGACY)) == b"pool"
         assert read_file(disk) == before
         assert sorted(os.listdir(os.path.join(mnt, LEGACY))) == \
             ["console.log", "disk", "disk.info"]
@@ -182,8 +182,7 @@ def test_adopt_by_copy_across_filesystems_resumes(poolfs_factory,
     assert "<format type='qcow2'/>" in virsh.vol_xml(DISKS_POOL, f"{LEGACY}_disk")
     # The same paths, now from the pool (once the pool event is seen).
     from helpers import SEEN_WITHIN, wait_for
-    wait_for(lambda: os.getxattr(os.path.join(mnt, LEGACY),
-                                 "user.poolfs.backend") == b"pool",
+    wait_for(lambda: backend(os.path.join(mnt, LEGACY)) == b"pool",
              SEEN_WITHIN, "the instance to be pool-backed")
     for n, data in legacy.items():
         assert read_file(os.path.join(mnt, LEGACY, n)) == data, n
@@ -218,7 +217,7 @@ def test_adopt_by_copy_refused_while_running(poolfs_factory,
         assert r.returncode == 1
         assert f"running domain '{name}' uses its files" in r.stderr, r.stderr
         assert not [v for v in virsh.vol_list(DISKS_POOL) if v.startswith(LEGACY)]
-        assert os.getxattr(os.path.join(mnt, LEGACY), "user.poolfs.backend") == b"legacy"
+        assert backend(os.path.join(mnt, LEGACY)) == b"legacy"
     finally:
         virsh("destroy", name, check=False)
 

@@ -16,7 +16,8 @@
 # The table reports medians.
 #
 #   sudo tests/bench/bench_io.sh [-o FILE] [--quick] [--runs N] [--runtime S]
-#                                [--buffered] [--targets LIST] [--workdir DIR]
+#                                [--buffered] [--targets LIST] [--workloads LIST]
+#                                [--workdir DIR]
 #                                [--poolfs PATH] [--poolfs-opts OPTS] [--keep]
 #
 # Needs root (FUSE mounts, drop_caches, a private libvirtd).  Installs fio,
@@ -85,6 +86,7 @@ usage() {
     echo "  --runtime S     seconds per fio job (default 10)" >&2
     echo "  --buffered      fio with direct=0 instead of direct=1" >&2
     echo "  --targets LIST  subset of direct,poolfs,bindfs,qsd" >&2
+    echo "  --workloads LIST subset of seqread,seqwrite,randread1,randread16,randwrite1,randwrite16,cpin,cpout" >&2
     echo "  --workdir DIR   where pools, mounts and files go (default: mktemp under /var/tmp)" >&2
     echo "  --poolfs PATH   poolfs binary (default build/fs/poolfs, or \$POOLFS)" >&2
     echo "  --poolfs-opts O extra -o options for poolfs, e.g. io=stream" >&2
@@ -100,6 +102,7 @@ while [ $# -gt 0 ]; do
         --runtime) [ $# -ge 2 ] || usage; runtime=$2; shift 2 ;;
         --buffered) direct=0; shift ;;
         --targets) [ $# -ge 2 ] || usage; targets_arg=$2; shift 2 ;;
+        --workloads) [ $# -ge 2 ] || usage; workloads_arg=$2; shift 2 ;;
         --workdir) [ $# -ge 2 ] || usage; workdir_arg=$2; shift 2 ;;
         --poolfs) [ $# -ge 2 ] || usage; poolfs_bin=$2; shift 2 ;;
         --poolfs-opts) [ $# -ge 2 ] || usage; poolfs_opts=$2; shift 2 ;;
@@ -165,6 +168,18 @@ workloads=(
     "cpin|cp ${cp_mib} MiB file in (+fsync)|MiB/s|||"
     "cpout|cp ${cp_mib} MiB file out (+fsync)|MiB/s|||"
 )
+if [ -n "${workloads_arg:-}" ]; then
+    picked=()
+    IFS=, read -r -a wanted <<<"$workloads_arg"
+    for w in "${wanted[@]}"; do
+        found=
+        for wl in "${workloads[@]}"; do
+            [ "${wl%%|*}" = "$w" ] && { picked+=("$wl"); found=1; }
+        done
+        [ -n "$found" ] || die "unknown workload '$w' (known: seqread seqwrite randread1 randread16 randwrite1 randwrite16 cpin cpout)"
+    done
+    workloads=("${picked[@]}")
+fi
 
 # --- tools --------------------------------------------------------------------
 need_pkgs=()
