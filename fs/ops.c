@@ -37,14 +37,17 @@ poolfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     /* Keep the page cache across opens unless the file changed. */
     cfg->auto_cache = 1;
 
-    /* Requests of 1008 KiB, not 1 MiB: libfuse splices only through pipes
-     * that hold a whole request plus headers, and without CAP_SYS_RESOURCE
-     * a pipe cannot grow past pipe-max-size (1 MiB). */
-    conn->max_write = POOLFS_MAX_IO;
+    /*
+     * Writes of 1 MiB, read into memory: a 1 MiB request plus its headers
+     * does not fit the 1 MiB pipe libfuse would splice it through (root
+     * without CAP_SYS_RESOURCE cannot grow one past pipe-max-size), and
+     * 1008 KiB requests split every 1 MiB write in two.  Read replies, up
+     * to 1008 KiB, still splice from the volume's fd.
+     */
+    conn->max_write = POOLFS_MAX_WRITE;
     conn->max_readahead = POOLFS_MAX_IO;
     conn->want |= conn->capable & (FUSE_CAP_SPLICE_WRITE |
                                    FUSE_CAP_SPLICE_MOVE |
-                                   FUSE_CAP_SPLICE_READ |
                                    FUSE_CAP_ASYNC_DIO |
                                    FUSE_CAP_PARALLEL_DIROPS |
                                    FUSE_CAP_ATOMIC_O_TRUNC |
@@ -257,10 +260,22 @@ poolfs_write_buf(const char *path, struct fuse_bufvec *src, off_t off,
     void *mem;
 
     if (fd >= 0) {
+        struct stat st;
+        bool grows;
+
+        /* A big write that grows the file is a copy or a conversion
+         * going by (cp, qemu-img convert): start writing it to the disk
+         * at once, so that its final fsync does not wait for all of it.
+         * Writes inside the file (a guest's) stay in the cache to merge. */
+        grows = size >= POOLFS_KICK_WRITE && fstat(fd, &st) == 0 &&
+                off + (off_t)size > st.st_size;
         dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
         dst.buf[0].fd = fd;
         dst.buf[0].pos = off;
-        return fuse_buf_copy(&dst, src, FUSE_BUF_SPLICE_NONBLOCK);
+        n = fuse_buf_copy(&dst, src, FUSE_BUF_SPLICE_NONBLOCK);
+        if (grows && n > 0)
+            sync_file_range(fd, off, n, SYNC_FILE_RANGE_WRITE);
+        return n;
     }
     if (!(mem = malloc(size)))
         return -ENOMEM;

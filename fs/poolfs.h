@@ -7,8 +7,13 @@
 
 #include "pool.h"
 
-/* The largest read or write request, in bytes (see poolfs_init). */
+/* The largest read and write requests, in bytes (see poolfs_init). */
 #define POOLFS_MAX_IO (1008 * 1024)
+#define POOLFS_MAX_WRITE (1024 * 1024)
+/* Writes this big start their writeback at once (see write_buf). */
+#ifndef POOLFS_KICK_WRITE
+#define POOLFS_KICK_WRITE (256 * 1024)
+#endif
 /* Reads up to this size are copied rather than spliced (see read_buf). */
 #ifndef POOLFS_SMALL_READ
 #define POOLFS_SMALL_READ (32 * 1024)
