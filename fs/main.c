@@ -366,9 +366,12 @@ main(int argc, char **argv)
 
     if (!(fs.conn_opts = fuse_parse_conn_info_opts(&args)))
         return EXIT_USAGE;
-    /* Hard-wired behaviour; the user's -o options come after and win. */
+    /* Hard-wired behaviour; the user's -o options come after and win.
+     * Reads of 1008 KiB at most, so that a reply with its header fits the
+     * 1 MiB pipe it is spliced through from the volume's file (writes are
+     * 1 MiB: they are read into memory, see poolfs_init). */
     fuse_opt_insert_arg(&args, 1, "-ofsname=poolfs,subtype=poolfs,"
-                        "default_permissions");
+                        "default_permissions,max_read=" POOLFS_MAX_IO_STR);
     if (!(fuse = fuse_new(&args, &poolfs_ops, sizeof(poolfs_ops), &fs))) {
         /* libfuse said which option it did not know. */
         return EXIT_USAGE;

@@ -41,10 +41,12 @@ poolfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
      * Writes of 1 MiB, read into memory: a 1 MiB request plus its headers
      * does not fit the 1 MiB pipe libfuse would splice it through (root
      * without CAP_SYS_RESOURCE cannot grow one past pipe-max-size), and
-     * 1008 KiB requests split every 1 MiB write in two.  Read replies, up
-     * to 1008 KiB, still splice from the volume's fd.
+     * 1008 KiB requests split every 1 MiB write in two.  Reads stay at
+     * 1008 KiB (max_read, see main.c), so replies splice from the
+     * volume's fd.
      */
     conn->max_write = POOLFS_MAX_WRITE;
+    conn->max_read = POOLFS_MAX_IO;         /* as the max_read mount option */
     conn->max_readahead = POOLFS_MAX_IO;
     conn->want |= conn->capable & (FUSE_CAP_SPLICE_WRITE |
                                    FUSE_CAP_SPLICE_MOVE |

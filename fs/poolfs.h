@@ -9,6 +9,7 @@
 
 /* The largest read and write requests, in bytes (see poolfs_init). */
 #define POOLFS_MAX_IO (1008 * 1024)
+#define POOLFS_MAX_IO_STR "1032192"
 #define POOLFS_MAX_WRITE (1024 * 1024)
 /* Writes this big start their writeback at once (see write_buf). */
 #ifndef POOLFS_KICK_WRITE

@@ -33,6 +33,16 @@ def one_line(stderr):
     return lines[0]
 
 
+def assert_copied(hosts, uuid):
+    """Node B holds node A's volumes of UUID byte for byte, holes kept."""
+    for name in ("", "disk", "disk.info"):
+        a = os.path.join(hosts.disks_dir("nodea"), f"{uuid}_{name}")
+        b = os.path.join(hosts.disks_dir("nodeb"), f"{uuid}_{name}")
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            assert fa.read() == fb.read(), name
+        assert os.stat(b).st_blocks <= os.stat(a).st_blocks
+
+
 def test_migrate_over_tls(hosts):
     uuid = str(uuidlib.uuid4())
     make_instance(hosts, "nodea", uuid)
@@ -42,12 +52,7 @@ def test_migrate_over_tls(hosts):
     assert p.returncode == 0, p.stderr
     doc = json.loads(p.stdout)
     assert doc["ok"] and doc["instances"][0]["status"] == "migrated"
-    for name in ("", "disk", "disk.info"):
-        a = os.path.join(hosts.disks_dir("nodea"), f"{uuid}_{name}")
-        b = os.path.join(hosts.disks_dir("nodeb"), f"{uuid}_{name}")
-        with open(a, "rb") as fa, open(b, "rb") as fb:
-            assert fa.read() == fb.read(), name
-        assert os.stat(b).st_blocks <= os.stat(a).st_blocks
+    assert_copied(hosts, uuid)
     # Sent: the data, not the 256 MiB of virtual size.
     disk = [v for v in doc["instances"][0]["volumes"] if v["name"].endswith("_disk")][0]
     assert disk["data_sent"] <= 3 * MiB + 64 * 1024, disk
@@ -70,12 +75,7 @@ def test_migrate_pulled_by_the_destination(hosts):
     inst = doc["instances"][0]
     assert doc["ok"] and inst["status"] == "migrated"
     assert {(v["read"], v["written"]) for v in inst["volumes"]} == {("stream", "file")}, doc
-    for name in ("", "disk", "disk.info"):
-        a = os.path.join(hosts.disks_dir("nodea"), f"{uuid}_{name}")
-        b = os.path.join(hosts.disks_dir("nodeb"), f"{uuid}_{name}")
-        with open(a, "rb") as fa, open(b, "rb") as fb:
-            assert fa.read() == fb.read(), name
-        assert os.stat(b).st_blocks <= os.stat(a).st_blocks
+    assert_copied(hosts, uuid)
     # libvirt on B knows the renamed volumes, and no temporary one.
     vols = hosts.run_on("nodeb", ["virsh", "-q", "-c", hosts.local_uri("nodeb"),
                                   "vol-list", DISKS_POOL], check=True).stdout
