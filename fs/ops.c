@@ -347,6 +347,8 @@ poolfs_ioctl(const char *path, unsigned int cmd, void *arg,
     return 0;
 }
 
+/* Setting POOLFS_XATTR_ADOPT on a legacy instance directory (root only)
+ * adopts it into the pool (ctlproto.h). */
 static int
 poolfs_setxattr(const char *path, const char *name, const char *value,
                 size_t size, int flags)

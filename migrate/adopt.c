@@ -86,7 +86,6 @@ adopt_copy_file(const struct land_pool *to, int fd, const char *vol,
     virStorageVolPtr fin;
     struct pump_result mine, theirs;
     char err[1024];
-    bool local;
     int rc = -1;
 
     if (!land_unfinished(to, vol) &&
@@ -104,7 +103,7 @@ adopt_copy_file(const struct land_pool *to, int fd, const char *vol,
         virStorageVolFree(fin);
         return rc;
     }
-    if (land_volume(to, vol, PUMP_FILE(fd), true, NULL, NULL, &mine, &local,
+    if (land_volume(to, vol, PUMP_FILE(fd), true, NULL, NULL, &mine, NULL,
                     err, sizeof(err)) < 0) {
         ctl_error("adopt %s/%s: %s; the legacy file is untouched", uuid,
                   name, err);

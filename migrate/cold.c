@@ -84,16 +84,16 @@ cold_pool_shared(virStoragePoolPtr a, virStoragePoolPtr b)
         return true;
     if (!(xa = virStoragePoolGetXMLDesc(a, 0)) ||
         !(xb = virStoragePoolGetXMLDesc(b, 0)) ||
-        !(da = volxml_read(xa)) || !(db = volxml_read(xb)))
+        !(da = xmlq_read(xa)) || !(db = xmlq_read(xb)))
         goto out;
-    ta = volxml_xpath(da, "string(/pool/@type)");
+    ta = xmlq_string(da, "string(/pool/@type)");
     if (ta && (strcmp(ta, "netfs") == 0 || strcmp(ta, "rbd") == 0 ||
                strcmp(ta, "gluster") == 0 || strcmp(ta, "iscsi-direct") == 0)) {
         /* host name(s), and the exported directory, image pool or target */
-        sa = volxml_xpath(da, "concat(/pool/@type,'|',/pool/source/host/@name,"
+        sa = xmlq_string(da, "concat(/pool/@type,'|',/pool/source/host/@name,"
                             "'|',/pool/source/dir/@path,'|',/pool/source/name,"
                             "'|',/pool/source/device/@path)");
-        sb = volxml_xpath(db, "concat(/pool/@type,'|',/pool/source/host/@name,"
+        sb = xmlq_string(db, "concat(/pool/@type,'|',/pool/source/host/@name,"
                             "'|',/pool/source/dir/@path,'|',/pool/source/name,"
                             "'|',/pool/source/device/@path)");
         shared = sa && sb && strcmp(sa, sb) == 0;
@@ -141,14 +141,14 @@ cold_describe(struct cold_run *r, int pool, const char *name,
     if (!vol || !(v->name = strdup(name)) ||
         virStorageVolGetInfoFlags(vol, &info,
                                   VIR_STORAGE_VOL_GET_PHYSICAL) < 0 ||
-        !(xml = virStorageVolGetXMLDesc(vol, 0)) || !(doc = volxml_read(xml))) {
+        !(xml = virStorageVolGetXMLDesc(vol, 0)) || !(doc = xmlq_read(xml))) {
         ctl_error("cannot read volume '%s' of pool '%s' on %s: %s", name,
                   r->pool_name[pool], r->o->from, ctl_virt_message());
         goto out;
     }
     v->length = info.allocation;    /* GET_PHYSICAL puts it there */
-    v->format = volxml_xpath(doc, "string(/volume/target/format/@type)");
-    backing = volxml_xpath(doc, "string(/volume/backingStore/path)");
+    v->format = xmlq_string(doc, "string(/volume/target/format/@type)");
+    backing = xmlq_string(doc, "string(/volume/backingStore/path)");
     if (backing && !(v->backing = volxml_base_name(backing))) {
         ctl_error("volume '%s' is backed by %s, which is not a base image "
                   "of pool '%s' (MOUNT/_base/NAME): cannot migrate it", name,

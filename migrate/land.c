@@ -56,6 +56,15 @@ land_delete(virStoragePoolPtr pool, const char *name)
     }
 }
 
+/* Where a copy of NAME waits until it is complete and verified. */
+static char *
+land_partname(const char *name)
+{
+    char *partname;
+
+    return asprintf(&partname, ".partial-%s", name) < 0 ? NULL : partname;
+}
+
 bool
 land_unfinished(const struct land_pool *to, const char *name)
 {
@@ -63,7 +72,7 @@ land_unfinished(const struct land_pool *to, const char *name)
     char *partname;
     bool unfinished = false;
 
-    if (asprintf(&partname, ".partial-%s", name) < 0)
+    if (!(partname = land_partname(name)))
         return false;
     if ((part = virStorageVolLookupByName(to->pool, partname))) {
         if ((fin = virStorageVolLookupByName(to->pool, name))) {
@@ -197,8 +206,9 @@ land_volume(const struct land_pool *to, const char *name,
     char *partname = NULL, *pxml = NULL;
     int fd, rc = -1;
 
-    *local = false;
-    if (asprintf(&partname, ".partial-%s", name) < 0 ||
+    if (local)
+        *local = false;
+    if (!(partname = land_partname(name)) ||
         !(pxml = land_volume_xml(partname))) {
         snprintf(err, errlen, "out of memory");
         goto out;
@@ -211,7 +221,8 @@ land_volume(const struct land_pool *to, const char *name,
     }
     fd = to->streams ? -1 : volfile_open(to->uri, to->pool, part, O_RDWR);
     if (fd >= 0) {
-        *local = true;
+        if (local)
+            *local = true;
         rc = land_local(to, name, partname, part, fd, src, verify, progress,
                         opaque, res, err, errlen);
     } else {

@@ -29,7 +29,7 @@ struct land_pool {
  * Copy SRC into POOL as volume NAME, which must not exist yet.  With
  * VERIFY, what the pool holds is read back and its digest compared with
  * what was read from SRC (RES->hex).  0, or -1 with the reason in ERR and
- * nothing left under NAME.  *LOCAL says which way the data went.
+ * nothing left under NAME.  *LOCAL (if LOCAL) says which way the data went.
  */
 int land_volume(const struct land_pool *to, const char *name,
                 const struct pump_end *src, bool verify,

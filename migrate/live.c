@@ -117,7 +117,7 @@ static int
 live_disks(struct live_run *r)
 {
     char *xml = virDomainGetXMLDesc(r->dom, 0);
-    xmlDocPtr doc = xml ? volxml_read(xml) : NULL;
+    xmlDocPtr doc = xml ? xmlq_read(xml) : NULL;
     xmlXPathContextPtr x = doc ? xmlXPathNewContext(doc) : NULL;
     xmlXPathObjectPtr o = x ? xmlXPathEvalExpression(
         BAD_CAST "/domain/devices/disk[@device='disk']", x) : NULL;
@@ -170,7 +170,7 @@ static int
 live_check_cpu(struct live_run *r)
 {
     char *xml = virDomainGetXMLDesc(r->dom, 0);
-    xmlDocPtr doc = xml ? volxml_read(xml) : NULL;
+    xmlDocPtr doc = xml ? xmlq_read(xml) : NULL;
     xmlXPathContextPtr x = doc ? xmlXPathNewContext(doc) : NULL;
     xmlNodePtr cpu = NULL;
     xmlBufferPtr buf = NULL;
@@ -182,10 +182,10 @@ live_check_cpu(struct live_run *r)
         !o->nodesetval || o->nodesetval->nodeNr == 0)
         goto out;
     cpu = o->nodesetval->nodeTab[0];
-    emu = volxml_xpath(doc, "string(/domain/devices/emulator)");
-    arch = volxml_xpath(doc, "string(/domain/os/type/@arch)");
-    machine = volxml_xpath(doc, "string(/domain/os/type/@machine)");
-    virt = volxml_xpath(doc, "string(/domain/@type)");
+    emu = xmlq_string(doc, "string(/domain/devices/emulator)");
+    arch = xmlq_string(doc, "string(/domain/os/type/@arch)");
+    machine = xmlq_string(doc, "string(/domain/os/type/@machine)");
+    virt = xmlq_string(doc, "string(/domain/@type)");
     if (!(buf = xmlBufferCreate()) || xmlNodeDump(buf, doc, cpu, 0, 0) < 0)
         goto out;
     cmp = virConnectCompareHypervisorCPU(r->dst, emu, arch, machine, virt,

@@ -470,8 +470,8 @@ pump_loop(struct pump_queue *q, struct pump_sink *s, pump_progress_fn progress,
     return rc;
 }
 
-static int
-pump_run(const struct pump_end *src, const struct pump_end *dst,
+int
+pump_copy(const struct pump_end *src, const struct pump_end *dst,
          unsigned flags, pump_progress_fn progress, void *opaque,
          struct pump_result *res, char *err, size_t errlen)
 {
@@ -581,18 +581,10 @@ pump_run(const struct pump_end *src, const struct pump_end *dst,
 }
 
 int
-pump_copy(const struct pump_end *src, const struct pump_end *dst,
-          unsigned flags, pump_progress_fn progress, void *opaque,
-          struct pump_result *res, char *err, size_t errlen)
-{
-    return pump_run(src, dst, flags, progress, opaque, res, err, errlen);
-}
-
-int
 pump_digest(const struct pump_end *src, pump_progress_fn progress,
             void *opaque, struct pump_result *res, char *err, size_t errlen)
 {
-    return pump_run(src, NULL, 0, progress, opaque, res, err, errlen);
+    return pump_copy(src, NULL, 0, progress, opaque, res, err, errlen);
 }
 
 int

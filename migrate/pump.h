@@ -56,7 +56,8 @@ enum {
 };
 
 /*
- * Copy SRC into DST, which must be empty (a new volume or file).  Holes
+ * Copy SRC into DST, which must be empty (a new volume or file), or only
+ * read and hash it with DST NULL.  Holes
  * and all-zero chunks of SRC become holes in DST.  A file DST is written
  * whole (RES->head_len stays 0) and synced.  Reading the source overlaps
  * with writing the destination.  Returns 0, or -1 with a message in ERR

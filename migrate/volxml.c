@@ -1,38 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <stdlib.h>
 #include <string.h>
-#include <libxml/parser.h>
-#include <libxml/xpath.h>
 
 #include "names.h"
 #include "volxml.h"
 
-xmlDocPtr
-volxml_read(const char *xml)
-{
-    return xmlReadMemory(xml, strlen(xml), "libvirt.xml", NULL,
-                         XML_PARSE_NONET | XML_PARSE_NOERROR |
-                         XML_PARSE_NOWARNING);
-}
-
-char *
-volxml_xpath(xmlDocPtr doc, const char *expr)
-{
-    xmlXPathContextPtr x = xmlXPathNewContext(doc);
-    xmlXPathObjectPtr o = x ? xmlXPathEvalExpression(BAD_CAST expr, x) : NULL;
-    char *ret = NULL;
-
-    if (o && o->type == XPATH_STRING && o->stringval && *o->stringval)
-        ret = strdup((const char *)o->stringval);
-    xmlXPathFreeObject(o);
-    xmlXPathFreeContext(x);
-    return ret;
-}
-
 static uint64_t
 volxml_number(xmlDocPtr doc, const char *expr)
 {
-    char *s = volxml_xpath(doc, expr);
+    char *s = xmlq_string(doc, expr);
     uint64_t n = s ? strtoull(s, NULL, 10) : 0;
 
     free(s);
@@ -42,15 +18,15 @@ volxml_number(xmlDocPtr doc, const char *expr)
 int
 volxml_parse(const char *xml, struct volxml *v)
 {
-    xmlDocPtr doc = volxml_read(xml);
+    xmlDocPtr doc = xmlq_read(xml);
 
     memset(v, 0, sizeof(*v));
     if (!doc)
         return -1;
-    v->format = volxml_xpath(doc, "string(/volume/target/format/@type)");
-    v->backing = volxml_xpath(doc, "string(/volume/backingStore/path)");
+    v->format = xmlq_string(doc, "string(/volume/target/format/@type)");
+    v->backing = xmlq_string(doc, "string(/volume/backingStore/path)");
     v->backing_format =
-        volxml_xpath(doc, "string(/volume/backingStore/format/@type)");
+        xmlq_string(doc, "string(/volume/backingStore/format/@type)");
     v->capacity = volxml_number(doc, "string(/volume/capacity)");
     /* Timestamps are "seconds.nanoseconds". */
     v->atime = volxml_number(doc, "substring-before(concat(/volume/target/timestamps/atime,'.'),'.')");

@@ -7,6 +7,8 @@
 #include <time.h>
 #include <libxml/tree.h>
 
+#include "xmlq.h"
+
 struct volxml {
     char *format;           /* target format type, or NULL */
     char *backing;          /* backingStore path, or NULL */
@@ -14,11 +16,6 @@ struct volxml {
     uint64_t capacity;
     time_t atime, mtime;    /* 0 when libvirt gave none */
 };
-
-/* libvirt XML parsed quietly, no network; NULL if it does not parse. */
-xmlDocPtr volxml_read(const char *xml);
-/* The string value of XPath EXPR in DOC (malloc'ed), NULL if empty. */
-char *volxml_xpath(xmlDocPtr doc, const char *expr);
 
 /* Parse XML (virStorageVolGetXMLDesc); 0 or -1. */
 int volxml_parse(const char *xml, struct volxml *v);

@@ -13,38 +13,18 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <libvirt/virterror.h>
-#include <libxml/parser.h>
 #include <libxml/tree.h>
-#include <libxml/uri.h>
-#include <libxml/xpath.h>
 
 #include "internal.h"
 #include "volfile.h"
 #include "virterr.h"
 #include "names.h"
+#include "xmlq.h"
 
 static void
 conn_silent_error(void *opaque, virErrorPtr err)
 {
     /* Errors are reported once, by the caller that knows the object. */
-}
-
-static char *
-conn_xpath_string(xmlDocPtr doc, const char *expr)
-{
-    xmlXPathContextPtr xctx = xmlXPathNewContext(doc);
-    xmlXPathObjectPtr obj = NULL;
-    char *ret = NULL;
-
-    if (!xctx)
-        return NULL;
-    obj = xmlXPathEvalExpression((const xmlChar *)expr, xctx);
-    if (obj && obj->type == XPATH_STRING && obj->stringval &&
-        *obj->stringval)
-        ret = strdup((const char *)obj->stringval);
-    xmlXPathFreeObject(obj);
-    xmlXPathFreeContext(xctx);
-    return ret;
 }
 
 /* Is PATH (resolved) MOUNT or below it? */
@@ -85,15 +65,13 @@ conn_open_pool(struct pool_ctx *ctx, struct pool_ref *ref)
                  ref->name, pool_virt_message());
         return -1;
     }
-    if (!(doc = xmlReadMemory(xml, strlen(xml), "pool.xml", NULL,
-                              XML_PARSE_NONET | XML_PARSE_NOERROR |
-                              XML_PARSE_NOWARNING))) {
+    if (!(doc = xmlq_read(xml))) {
         pool_log("cannot parse the definition of storage pool '%s'",
                  ref->name);
         goto cleanup;
     }
-    ref->type = conn_xpath_string(doc, "string(/pool/@type)");
-    ref->target = conn_xpath_string(doc, "string(/pool/target/path)");
+    ref->type = xmlq_string(doc, "string(/pool/@type)");
+    ref->target = xmlq_string(doc, "string(/pool/target/path)");
     ref->event_id = ref->lifecycle_id = -1;
     /* In these pool types a volume is the file or device TARGET/NAME. */
     ref->local = ref->type && ref->target &&

@@ -7,11 +7,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <libxml/parser.h>
 #include <libxml/uri.h>
-#include <libxml/xpath.h>
 
 #include "volfile.h"
+#include "xmlq.h"
 
 bool
 volfile_uri_is_local(const char *uri)
@@ -27,39 +26,20 @@ volfile_uri_is_local(const char *uri)
     return local;
 }
 
-static char *
-volfile_xpath(const char *xml, const char *expr)
-{
-    xmlDocPtr doc = xmlReadMemory(xml, strlen(xml), "desc.xml", NULL,
-                                  XML_PARSE_NONET | XML_PARSE_NOERROR |
-                                  XML_PARSE_NOWARNING);
-    xmlXPathContextPtr xctx = doc ? xmlXPathNewContext(doc) : NULL;
-    xmlXPathObjectPtr obj = NULL;
-    char *ret = NULL;
-
-    if (xctx)
-        obj = xmlXPathEvalExpression((const xmlChar *)expr, xctx);
-    if (obj && obj->type == XPATH_STRING && obj->stringval &&
-        *obj->stringval)
-        ret = strdup((const char *)obj->stringval);
-    xmlXPathFreeObject(obj);
-    xmlXPathFreeContext(xctx);
-    xmlFreeDoc(doc);
-    return ret;
-}
-
 /* The pool's target directory, if it keeps its volumes as files there. */
 static char *
 volfile_pool_dir(virStoragePoolPtr pool)
 {
     char *xml = virStoragePoolGetXMLDesc(pool, 0);
-    char *type = NULL, *dir = NULL;
+    xmlDocPtr doc = xml ? xmlq_read(xml) : NULL;
+    char *type = doc ? xmlq_string(doc, "string(/pool/@type)") : NULL;
+    char *dir = NULL;
 
-    if (xml && (type = volfile_xpath(xml, "string(/pool/@type)")) &&
-        (strcmp(type, "dir") == 0 || strcmp(type, "fs") == 0 ||
-         strcmp(type, "netfs") == 0))
-        dir = volfile_xpath(xml, "string(/pool/target/path)");
+    if (type && (strcmp(type, "dir") == 0 || strcmp(type, "fs") == 0 ||
+                 strcmp(type, "netfs") == 0))
+        dir = xmlq_string(doc, "string(/pool/target/path)");
     free(type);
+    xmlFreeDoc(doc);
     free(xml);
     return dir;
 }
@@ -91,6 +71,7 @@ volfile_open(const char *uri, virStoragePoolPtr pool, virStorageVolPtr vol,
              int flags)
 {
     char *dir = NULL, *xml = NULL, *path = NULL, *ctime = NULL;
+    xmlDocPtr doc = NULL;
     char real[PATH_MAX], realdir[PATH_MAX];
     struct timespec want;
     struct stat st;
@@ -98,9 +79,9 @@ volfile_open(const char *uri, virStoragePoolPtr pool, virStorageVolPtr vol,
     int fd = -1, err = ENOTSUP;
 
     if (!volfile_uri_is_local(uri) || !(dir = volfile_pool_dir(pool)) ||
-        !(xml = virStorageVolGetXMLDesc(vol, 0)) ||
-        !(path = volfile_xpath(xml, "string(/volume/target/path)")) ||
-        !(ctime = volfile_xpath(xml, "string(/volume/target/timestamps/ctime)")) ||
+        !(xml = virStorageVolGetXMLDesc(vol, 0)) || !(doc = xmlq_read(xml)) ||
+        !(path = xmlq_string(doc, "string(/volume/target/path)")) ||
+        !(ctime = xmlq_string(doc, "string(/volume/target/timestamps/ctime)")) ||
         !volfile_parse_time(ctime, &want))
         goto out;
     /* In the pool's directory, not through a link out of it. */
@@ -125,6 +106,7 @@ volfile_open(const char *uri, virStoragePoolPtr pool, virStorageVolPtr vol,
  out:
     free(ctime);
     free(path);
+    xmlFreeDoc(doc);
     free(xml);
     free(dir);
     errno = err;

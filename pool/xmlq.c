@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <stdlib.h>
+#include <string.h>
+#include <libxml/parser.h>
+#include <libxml/xpath.h>
+
+#include "xmlq.h"
+
+xmlDocPtr
+xmlq_read(const char *xml)
+{
+    return xmlReadMemory(xml, strlen(xml), "libvirt.xml", NULL,
+                         XML_PARSE_NONET | XML_PARSE_NOERROR |
+                         XML_PARSE_NOWARNING);
+}
+
+char *
+xmlq_string(xmlDocPtr doc, const char *expr)
+{
+    xmlXPathContextPtr x = xmlXPathNewContext(doc);
+    xmlXPathObjectPtr o = x ? xmlXPathEvalExpression(BAD_CAST expr, x) : NULL;
+    char *ret = NULL;
+
+    if (o && o->type == XPATH_STRING && o->stringval && *o->stringval)
+        ret = strdup((const char *)o->stringval);
+    xmlXPathFreeObject(o);
+    xmlXPathFreeContext(x);
+    return ret;
+}
