@@ -31,6 +31,11 @@
 #include "pump.h"
 #include "volxml.h"
 
+/* Download streams at once per volume (lanes.c): enough to keep a source
+ * libvirtd's reading thread and event loop busy; README has what 4 gave
+ * against 1 (bench_migrate's ctl-pull and ctl-pull-1). */
+#define COLD_PARALLEL 4
+
 struct cold_opts {
     const char *from;
     const char *to;
@@ -39,6 +44,7 @@ struct cold_opts {
     bool no_base;
     bool dry_run;
     bool streams;
+    int parallel;
 };
 
 /* One volume to move. */
@@ -188,9 +194,11 @@ cold_move_volume(struct cold_run *r, struct cold_vol *v)
 {
     int pool = v->base ? 1 : 0;
     struct land_pool from = { r->src, r->o->from, r->src_pool[pool],
-                              r->pool_name[pool], r->o->streams };
+                              r->pool_name[pool], r->o->streams,
+                              r->o->parallel };
     struct land_pool to = { r->dst, r->o->to, r->dst_pool[pool],
-                            r->pool_name[pool], r->o->streams };
+                            r->pool_name[pool], r->o->streams,
+                            r->o->parallel };
     virStorageVolPtr src = NULL, fin = NULL;
     struct pump_end in;
     char err[1024];
@@ -515,8 +523,8 @@ static void
 cold_usage(void)
 {
     printf("usage: poolfsctl [-c URI] migrate [--from URI] --to URI [--move]\n"
-           "                 [--no-verify] [--no-base] [--streams] [--dry-run]\n"
-           "                 [--json] UUID...\n"
+           "                 [--no-verify] [--no-base] [--streams] [--parallel N]\n"
+           "                 [--dry-run] [--json] UUID...\n"
            "\n"
            "Copy every volume {uuid}_* of the instances from the disks pool\n"
            "on --from (default: -c) to the same pool on --to, and the base\n"
@@ -531,7 +539,10 @@ cold_usage(void)
            "  --move       delete the source volumes once all are verified\n"
            "  --no-base    refuse instead of copying missing base images\n"
            "  --streams    libvirt streams at both ends, never the files\n"
-           "  --dry-run    print the plan and change nothing\n");
+           "  --parallel N download streams at once per volume read through\n"
+           "               libvirt, each over its own range (1-%d, default %d)\n"
+           "  --dry-run    print the plan and change nothing\n",
+           PUMP_MAX_PARALLEL, COLD_PARALLEL);
 }
 
 int
@@ -545,10 +556,12 @@ cold_main(struct ctl *ctl, int argc, char **argv)
         { "no-base", no_argument, NULL, 'b' },
         { "dry-run", no_argument, NULL, 'd' },
         { "streams", no_argument, NULL, 's' },
+        { "parallel", required_argument, NULL, 'P' },
         CTL_COMMON_OPTIONS,
         { NULL, 0, NULL, 0 },
     };
-    struct cold_opts o = { .verify = true };
+    struct cold_opts o = { .verify = true, .parallel = COLD_PARALLEL };
+    char *end;
     struct cold_run r = { .ctl = ctl, .o = &o };
     int c, i, failed = 0, p;
 
@@ -562,6 +575,16 @@ cold_main(struct ctl *ctl, int argc, char **argv)
         case 'b': o.no_base = true; break;
         case 'd': o.dry_run = true; break;
         case 's': o.streams = true; break;
+        case 'P':
+            errno = 0;
+            o.parallel = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || o.parallel < 1 ||
+                o.parallel > PUMP_MAX_PARALLEL) {
+                ctl_error("migrate: --parallel wants a number of streams "
+                          "from 1 to %d, not '%s'", PUMP_MAX_PARALLEL, optarg);
+                return CTL_USAGE;
+            }
+            break;
         case 'h': cold_usage(); return CTL_OK;
         default:
             if (ctl_common_opt(ctl, c, optarg))

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,34 +13,61 @@ struct digest {
     gnutls_hash_hd_t outer;
     gnutls_hash_hd_t block;
     uint64_t fill;                      /* bytes in the current block */
-    unsigned char zero_block[DIGEST_LEN];
+    /* A part (digest_new_part): where block hashes go instead */
+    unsigned char (*out)[DIGEST_LEN];
+    size_t max, count;
+    bool part;
 };
 
 static const unsigned char digest_zeros[64 * 1024];
+static unsigned char digest_zero_block[DIGEST_LEN];    /* an all-zero block's */
+static pthread_once_t digest_once = PTHREAD_ONCE_INIT;
+static int digest_once_rc;
 
-struct digest *
-digest_new(void)
+static void
+digest_init_once(void)
 {
-    struct digest *d = calloc(1, sizeof(*d));
     gnutls_hash_hd_t z;
     int i;
 
-    if (!d)
+    if ((digest_once_rc = gnutls_hash_init(&z, GNUTLS_DIG_SHA256)) < 0)
+        return;
+    for (i = 0; i < DIGEST_BLOCK / (int)sizeof(digest_zeros); i++)
+        gnutls_hash(z, digest_zeros, sizeof(digest_zeros));
+    gnutls_hash_deinit(z, digest_zero_block);
+}
+
+static struct digest *
+digest_alloc(bool part)
+{
+    struct digest *d;
+
+    if (pthread_once(&digest_once, digest_init_once) != 0 ||
+        digest_once_rc < 0 || !(d = calloc(1, sizeof(*d))))
         return NULL;
     if (gnutls_hash_init(&d->outer, GNUTLS_DIG_SHA256) < 0) {
         free(d);
         return NULL;
     }
-    if (gnutls_hash_init(&d->block, GNUTLS_DIG_SHA256) < 0 ||
-        gnutls_hash_init(&z, GNUTLS_DIG_SHA256) < 0) {
+    if (gnutls_hash_init(&d->block, GNUTLS_DIG_SHA256) < 0) {
         gnutls_hash_deinit(d->outer, NULL);
         free(d);
         return NULL;
     }
-    for (i = 0; i < DIGEST_BLOCK / (int)sizeof(digest_zeros); i++)
-        gnutls_hash(z, digest_zeros, sizeof(digest_zeros));
-    gnutls_hash_deinit(z, d->zero_block);
+    d->part = part;
     return d;
+}
+
+struct digest *
+digest_new(void)
+{
+    return digest_alloc(false);
+}
+
+struct digest *
+digest_new_part(void)
+{
+    return digest_alloc(true);
 }
 
 void
@@ -51,13 +80,23 @@ digest_free(struct digest *d)
     free(d);
 }
 
+/* A block is complete, with hash H. */
+static void
+digest_emit(struct digest *d, const unsigned char *h)
+{
+    if (!d->part)
+        gnutls_hash(d->outer, h, DIGEST_LEN);
+    else if (d->count < d->max)
+        memcpy(d->out[d->count++], h, DIGEST_LEN);
+}
+
 static void
 digest_close_block(struct digest *d)
 {
     unsigned char h[DIGEST_LEN];
 
     gnutls_hash_output(d->block, h);    /* also resets it */
-    gnutls_hash(d->outer, h, sizeof(h));
+    digest_emit(d, h);
     d->fill = 0;
 }
 
@@ -73,7 +112,7 @@ digest_feed(struct digest *d, const void *data, uint64_t len)
             n = len;
         if (!p && d->fill == 0 && n == DIGEST_BLOCK) {
             /* A whole block of zeros: its hash is known. */
-            gnutls_hash(d->outer, d->zero_block, DIGEST_LEN);
+            digest_emit(d, digest_zero_block);
         } else if (!p) {
             uint64_t left = n;
 
@@ -108,4 +147,38 @@ digest_final(struct digest *d, unsigned char *out, char *hex)
     for (i = 0; i < DIGEST_LEN; i++)
         sprintf(hex + 2 * i, "%02x", out[i]);
     return 0;
+}
+
+void
+digest_part_reset(struct digest *d, unsigned char (*out)[DIGEST_LEN],
+                  size_t max)
+{
+    unsigned char h[DIGEST_LEN];
+
+    if (d->fill > 0)
+        gnutls_hash_output(d->block, h);        /* drop it */
+    d->fill = 0;
+    d->out = out;
+    d->max = max;
+    d->count = 0;
+}
+
+void
+digest_part_end(struct digest *d)
+{
+    if (d->fill > 0)
+        digest_close_block(d);
+}
+
+size_t
+digest_part_count(const struct digest *d)
+{
+    return d->count;
+}
+
+void
+digest_feed_hashes(struct digest *d, const unsigned char (*h)[DIGEST_LEN],
+                   size_t n)
+{
+    gnutls_hash(d->outer, h, n * DIGEST_LEN);
 }

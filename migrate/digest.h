@@ -27,4 +27,22 @@ int digest_feed(struct digest *d, const void *data, uint64_t len);
 /* Finish; writes DIGEST_LEN bytes to OUT and 2*DIGEST_LEN+1 hex to HEX. */
 int digest_final(struct digest *d, unsigned char *out, char *hex);
 
+/*
+ * Pieces hashed apart (the lanes of a parallel copy).  A piece starts on a
+ * block boundary; digest_feed() on a part keeps the hash of each block it
+ * completes in OUT (at most MAX of them) instead of hashing it on.  The
+ * piece that ends the volume ends with digest_part_end(), which closes a
+ * short last block.  digest_feed_hashes() then takes the parts' block
+ * hashes, in the volume's order, into the digest of the whole, which comes
+ * out the same as if the bytes had been fed to it.
+ */
+struct digest *digest_new_part(void);
+void digest_part_reset(struct digest *d, unsigned char (*out)[DIGEST_LEN],
+                       size_t max);
+void digest_part_end(struct digest *d);
+/* The block hashes kept since digest_part_reset(). */
+size_t digest_part_count(const struct digest *d);
+void digest_feed_hashes(struct digest *d, const unsigned char (*h)[DIGEST_LEN],
+                        size_t n);
+
 #endif /* POOLFS_DIGEST_H */

@@ -21,7 +21,8 @@ land_virt_message(void)
 struct pump_end
 land_source(const struct land_pool *pool, virStorageVolPtr vol, int *fd)
 {
-    struct pump_end e = { .conn = pool->conn, .vol = vol, .fd = -1 };
+    struct pump_end e = { .conn = pool->conn, .vol = vol, .fd = -1,
+                          .parallel = pool->parallel, .uri = pool->uri };
 
     *fd = pool->streams ? -1 :
           volfile_open(pool->uri, pool->pool, vol, O_RDONLY);

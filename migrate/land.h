@@ -23,6 +23,7 @@ struct land_pool {
     virStoragePoolPtr pool;
     const char *name;           /* the pool's, for messages */
     bool streams;               /* never its files: always libvirt streams */
+    int parallel;               /* streams at once reading a volume of it */
 };
 
 /*

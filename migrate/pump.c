@@ -12,10 +12,11 @@
 #include <libvirt/virterror.h>
 
 #include "pump.h"
+#include "pumpint.h"
 #include "sparse.h"
 
 
-static void
+void
 pump_fail(char *err, size_t errlen, const char *fmt, ...)
 {
     virErrorPtr e = virGetLastError();
@@ -52,7 +53,6 @@ pump_name(const struct pump_end *e)
  * file, the consumer of a stream (whose reader decrypts TLS).
  */
 #define PUMP_SLOTS 16
-#define PUMP_SLOT_SIZE (256 * 1024)     /* a libvirt stream packet at most */
 
 enum pump_kind { PUMP_DATA, PUMP_HOLE, PUMP_EOF, PUMP_ERROR };
 
@@ -208,9 +208,9 @@ pump_done(struct pump_queue *q)
 }
 
 /* Write LEN bytes at P to FD at OFF, all-zero chunks left as holes. */
-static int
+int
 pump_write_file(int fd, const char *p, size_t len, off_t off,
-                struct pump_result *res)
+                uint64_t *data, uint64_t *zeros)
 {
     size_t at = 0;
 
@@ -219,7 +219,7 @@ pump_write_file(int fd, const char *p, size_t len, off_t off,
         size_t run = 0;
 
         if (sparse_is_zero(p + at, n)) {
-            res->zeros += n;
+            *zeros += n;
             at += n;
             continue;
         }
@@ -243,7 +243,7 @@ pump_write_file(int fd, const char *p, size_t len, off_t off,
             }
             done += w;
         }
-        res->data += run;
+        *data += run;
         at += run;
     }
     return 0;
@@ -320,25 +320,21 @@ pump_check_zeros(int fd, char *scratch, off_t off, size_t len)
     return 0;
 }
 
-/*
- * Read piece IT, written at OFF, back from the file and compare.  0 when
- * equal, 1 with *AT set when not, -1 with errno on a read error.
- */
-static int
-pump_check_file(int fd, char *scratch, const struct pump_item *it, off_t off,
-                off_t *at)
+int
+pump_check_file(int fd, char *scratch, const char *buf, long long len,
+                off_t off, off_t *at)
 {
     const off_t page = 4096;
-    off_t end = off + it->len, a, b, d;
+    off_t end = off + len, a, b, d;
     int rc;
 
     *at = off;
-    if (it->kind == PUMP_DATA) {
-        if (!pump_read_back(fd, scratch, it->len, off))
+    if (buf) {
+        if (!pump_read_back(fd, scratch, len, off))
             return -1;
-        if (memcmp(scratch, it->buf, it->len) == 0)
+        if (memcmp(scratch, buf, len) == 0)
             return 0;
-        while (scratch[*at - off] == it->buf[*at - off])
+        while (scratch[*at - off] == buf[*at - off])
             (*at)++;
         return 1;
     }
@@ -360,6 +356,17 @@ pump_check_file(int fd, char *scratch, const struct pump_item *it, off_t off,
     return 0;
 }
 
+void
+pump_check_failed(int rc, off_t at, char *err, size_t errlen)
+{
+    if (rc < 0)
+        snprintf(err, errlen, "reading the destination file back: %s",
+                 strerror(errno));
+    else
+        snprintf(err, errlen, "verification failed: the destination file "
+                 "differs from what was read at byte %lld", (long long)at);
+}
+
 static int
 pump_put(struct pump_sink *s, const struct pump_item *it,
          struct pump_result *res, char *err, size_t errlen)
@@ -371,7 +378,8 @@ pump_put(struct pump_sink *s, const struct pump_item *it,
         int rc;
 
         if (it->kind == PUMP_DATA &&
-            pump_write_file(s->fd, it->buf, it->len, res->length, res) < 0) {
+            pump_write_file(s->fd, it->buf, it->len, res->length, &res->data,
+                            &res->zeros) < 0) {
             snprintf(err, errlen, "writing the destination file: %s",
                      strerror(errno));
             return -1;
@@ -379,14 +387,11 @@ pump_put(struct pump_sink *s, const struct pump_item *it,
         pump_kick(s, res->length + it->len);
         if (!(s->flags & PUMP_VERIFY))
             return 0;
-        rc = pump_check_file(s->fd, s->scratch, it, res->length, &at);
-        if (rc < 0)
-            snprintf(err, errlen, "reading the destination file back: %s",
-                     strerror(errno));
-        else if (rc > 0)
-            snprintf(err, errlen, "verification failed: the destination "
-                     "file differs from what was read at byte %lld",
-                     (long long)at);
+        rc = pump_check_file(s->fd, s->scratch,
+                             it->kind == PUMP_DATA ? it->buf : NULL, it->len,
+                             res->length, &at);
+        if (rc != 0)
+            pump_check_failed(rc, at, err, errlen);
         return rc == 0 ? 0 : -1;
     }
     if (!s->up) {
@@ -470,6 +475,28 @@ pump_loop(struct pump_queue *q, struct pump_sink *s, pump_progress_fn progress,
     return rc;
 }
 
+/* A file destination is complete: its length set, synced, checked. */
+static int
+pump_finish_file(int fd, const struct pump_result *res, char *err,
+                 size_t errlen)
+{
+    struct stat st;
+
+    if (ftruncate(fd, res->length) < 0 || fdatasync(fd) < 0 ||
+        fstat(fd, &st) < 0) {
+        snprintf(err, errlen, "writing the destination file: %s",
+                 strerror(errno));
+        return -1;
+    }
+    if (st.st_size != (off_t)res->length) {
+        snprintf(err, errlen, "verification failed: the destination file "
+                 "has %lld bytes, not %llu", (long long)st.st_size,
+                 (unsigned long long)res->length);
+        return -1;
+    }
+    return 0;
+}
+
 int
 pump_copy(const struct pump_end *src, const struct pump_end *dst,
          unsigned flags, pump_progress_fn progress, void *opaque,
@@ -482,6 +509,15 @@ pump_copy(const struct pump_end *src, const struct pump_end *dst,
     struct stat st;
 
     memset(res, 0, sizeof(*res));
+    if (src->conn && src->parallel > 1 && !(dst && dst->conn)) {
+        int rc = pump_lanes(src, dst ? dst->fd : -1, flags, progress, opaque,
+                            res, err, errlen);
+
+        if (rc <= 0)
+            return rc < 0 ? -1 : dst ? pump_finish_file(dst->fd, res, err,
+                                                          errlen) : 0;
+        memset(res, 0, sizeof(*res));   /* too small: one stream */
+    }
     if (!(q.dg = digest_new())) {
         snprintf(err, errlen, "cannot set up the digest");
         return -1;
@@ -553,19 +589,8 @@ pump_copy(const struct pump_end *src, const struct pump_end *dst,
                       pump_name(dst), (unsigned long long)res->length);
             goto error;
         }
-    } else if (s.fd >= 0) {
-        if (ftruncate(s.fd, res->length) < 0 || fdatasync(s.fd) < 0 ||
-            fstat(s.fd, &st) < 0) {
-            snprintf(err, errlen, "writing the destination file: %s",
-                     strerror(errno));
-            goto error;
-        }
-        if (st.st_size != (off_t)res->length) {
-            snprintf(err, errlen, "verification failed: the destination "
-                     "file has %lld bytes, not %llu", (long long)st.st_size,
-                     (unsigned long long)res->length);
-            goto error;
-        }
+    } else if (s.fd >= 0 && pump_finish_file(s.fd, res, err, errlen) < 0) {
+        goto error;
     }
     digest_final(q.dg, raw, res->hex);
     digest_free(q.dg);

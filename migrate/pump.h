@@ -38,7 +38,15 @@ struct pump_end {
     virConnectPtr conn;
     virStorageVolPtr vol;
     int fd;
+    /* A stream source copied into a file (or only digested): how many
+     * ranges of it may be downloaded at once (lanes.c); 0 or 1 is one
+     * stream from start to end. */
+    int parallel;
+    /* With PARALLEL: the URI of CONN, so that each range has a connection
+     * of its own (else they share CONN). */
+    const char *uri;
 };
+#define PUMP_MAX_PARALLEL 16
 #define PUMP_STREAM(c, v) (&(const struct pump_end){ .conn = (c), .vol = (v), .fd = -1 })
 #define PUMP_FILE(f) (&(const struct pump_end){ .fd = (f) })
 

@@ -263,6 +263,10 @@ def test_unfinished_volume_is_replaced(nodes, poolfsctl):
 def test_usage_errors(poolfsctl):
     r = run([poolfsctl, "migrate", str(uuidlib.uuid4())], check=False)
     assert r.returncode == 2 and "--to" in r.stderr
+    for bad in ("0", "17", "four"):
+        r = run([poolfsctl, "migrate", "--parallel", bad, "--to", "qemu:///system",
+                 str(uuidlib.uuid4())], check=False)
+        assert r.returncode == 2 and "--parallel" in r.stderr and bad in r.stderr, r.stderr
     r = run([poolfsctl, "frobnicate"], check=False)
     assert r.returncode == 2 and "unknown command" in r.stderr
     r = run([poolfsctl, "--help"])

@@ -448,6 +448,8 @@ METHODS = {
     "ctl": ("`poolfsctl migrate` (verified)", True),
     "ctl-noverify": ("`poolfsctl migrate --no-verify`", True),
     "ctl-pull": ("`poolfsctl migrate` (verified) run on B, `--from` A", True),
+    "ctl-pull-noverify": ("`poolfsctl migrate --no-verify` run on B, `--from` A", True),
+    "ctl-pull-1": ("`poolfsctl migrate --parallel 1` (verified) run on B, `--from` A", True),
     "cp": ("`cp --sparse=always` across poolfs mounts", True),
     "scp": ("`scp` over SSH (Nova SshDriver flags)", True),
     "rsync": ("`rsync` over SSH (Nova RsyncDriver flags)", True),
@@ -762,12 +764,16 @@ LogLevel ERROR
                            "--to", self.b_tls, img.uuid]
             if method == "ctl-noverify":
                 client_argv.insert(-1, "--no-verify")
-        elif method == "ctl-pull":
+        elif method in ("ctl-pull", "ctl-pull-noverify", "ctl-pull-1"):
             # The destination pulls: B reads A's volume over TLS and writes
             # its own pool's files; the verification reads them locally.
             client_node = B
             client_argv = [POOLFSCTL, "-c", self.b_local, "--json", "migrate",
                            "--from", h.uri(A), "--to", self.b_local, img.uuid]
+            if method == "ctl-pull-noverify":
+                client_argv.insert(-1, "--no-verify")
+            if method == "ctl-pull-1":
+                client_argv[-1:-1] = ["--parallel", "1"]
         elif method == "cp":
             mnt_a = os.path.join(self.work, "mnt-a")
             mnt_b = os.path.join(self.work, "mnt-b")
