@@ -31,6 +31,7 @@ struct poolfs_args {
     char *io;
     char *pool_map;
     unsigned max_threads;
+    unsigned readahead;             /* KiB */
     int foreground;
     int debug;
     int help;
@@ -49,6 +50,7 @@ static const struct fuse_opt poolfs_opt_spec[] = {
     { "io=%s", offsetof(struct poolfs_args, io), 0 },
     { "pool_map=%s", offsetof(struct poolfs_args, pool_map), 0 },
     { "max_threads=%u", offsetof(struct poolfs_args, max_threads), 0 },
+    { "readahead=%u", offsetof(struct poolfs_args, readahead), 0 },
     FUSE_OPT_KEY("-h", KEY_HELP),
     FUSE_OPT_KEY("--help", KEY_HELP),
     FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -87,6 +89,8 @@ poolfs_usage(FILE *out)
 "                           files of that name in a pool of their own, e.g.\n"
 "                           disk.swap:nova-swap-pool,disk.local:nova-eph-pool\n"
 "    -o max_threads=N       FUSE worker threads at most (default 16)\n"
+"    -o readahead=KIB       the kernel's read-ahead on the mount, in KiB\n"
+"                           (default " POOLFS_READAHEAD_STR "; 0 turns it off)\n"
 "    -o io=auto|local|stream\n"
 "                           data path: local reads and writes the volume's\n"
 "                           file or device directly, stream goes through\n"
@@ -279,7 +283,7 @@ int
 main(int argc, char **argv)
 {
     struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-    struct poolfs_args a = { 0 };
+    struct poolfs_args a = { .readahead = UINT_MAX };
     struct pool_opts opts = { 0 };
     struct poolfs fs = { 0 };
     struct fuse_loop_config *loop = NULL;
@@ -344,6 +348,13 @@ main(int argc, char **argv)
                 "it, so one thread is never enough)\n", a.max_threads);
         return EXIT_USAGE;
     }
+    if (a.readahead == UINT_MAX)
+        a.readahead = POOLFS_READAHEAD;
+    if (a.readahead > 1024 * 1024) {
+        fprintf(stderr, "poolfs: bad option readahead=%u: want 0 to 1048576 "
+                "KiB\n", a.readahead);
+        return EXIT_USAGE;
+    }
     if (poolfs_parse_io(a.io, &opts.io) < 0) {
         fprintf(stderr, "poolfs: bad option io=%s: want auto, local or "
                 "stream\n", a.io);
@@ -364,6 +375,7 @@ main(int argc, char **argv)
     /* What the mount will cover stays reachable: legacy instances. */
     opts.underlay_fd = open(mount_real, O_PATH | O_DIRECTORY | O_CLOEXEC);
 
+    fs.readahead_kb = a.readahead;
     if (!(fs.conn_opts = fuse_parse_conn_info_opts(&args)))
         return EXIT_USAGE;
     /* Hard-wired behaviour; the user's -o options come after and win.
@@ -391,7 +403,7 @@ main(int argc, char **argv)
         fuse_unmount(fuse);
         goto out;
     }
-    poolfs_set_readahead(mount_real, POOLFS_MAX_IO / 1024);
+    poolfs_set_readahead(mount_real, a.readahead);
     if (readyfd >= 0)
         poolfs_detach(readyfd);
 

@@ -45,16 +45,18 @@ poolfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
      * 1008 KiB (max_read, see main.c), so replies splice from the
      * volume's fd.
      */
+    fs = fuse_get_context()->private_data;
     conn->max_write = POOLFS_MAX_WRITE;
     conn->max_read = POOLFS_MAX_IO;         /* as the max_read mount option */
-    conn->max_readahead = POOLFS_MAX_IO;
+    /* The kernel caps the mount's read-ahead (set in main.c) at this when
+     * it takes our answer to INIT; it still asks max_read at a time. */
+    conn->max_readahead = fs->readahead_kb * 1024;
     conn->want |= conn->capable & (FUSE_CAP_SPLICE_WRITE |
                                    FUSE_CAP_SPLICE_MOVE |
                                    FUSE_CAP_ASYNC_DIO |
                                    FUSE_CAP_PARALLEL_DIROPS |
                                    FUSE_CAP_ATOMIC_O_TRUNC |
                                    FUSE_CAP_WRITEBACK_CACHE);
-    fs = fuse_get_context()->private_data;
     if (fs->conn_opts)
         fuse_apply_conn_info_opts(fs->conn_opts, conn);
     return fs;

@@ -11,6 +11,13 @@
 #define POOLFS_MAX_IO (1008 * 1024)
 #define POOLFS_MAX_IO_STR "1032192"
 #define POOLFS_MAX_WRITE (1024 * 1024)
+/* The kernel's read-ahead on the mount, KiB (-o readahead). */
+#ifndef POOLFS_READAHEAD
+#define POOLFS_READAHEAD 1008
+#endif
+#define POOLFS_STR_(x) #x
+#define POOLFS_STR(x) POOLFS_STR_(x)
+#define POOLFS_READAHEAD_STR POOLFS_STR(POOLFS_READAHEAD)
 /* Writes this big start their writeback at once (see write_buf). */
 #ifndef POOLFS_KICK_WRITE
 #define POOLFS_KICK_WRITE (256 * 1024)
@@ -25,6 +32,7 @@ struct poolfs {
     struct pool_ctx *ctx;
     /* -o writeback_cache, no_splice_read, ...: applied after our defaults */
     struct fuse_conn_info_opts *conn_opts;
+    unsigned readahead_kb;          /* -o readahead */
 };
 
 extern const struct fuse_operations poolfs_ops;

@@ -253,7 +253,7 @@ lane_run(void *arg)
     /* A connection of its own if it can have one; the shared one else
      * (the daemon's max_clients, say: the copy still goes on). */
     if (l->uri && l->key &&
-        (own = virConnectOpenAuth(l->uri, virConnectAuthPtrDefault, 0)) &&
+        (own = virConnectOpen(l->uri)) &&
         !(vol = virStorageVolLookupByKey(own, l->key))) {
         virConnectClose(own);
         own = NULL;

@@ -114,14 +114,33 @@ def test_pool_target_under_mountpoint(poolfs_bin, env, virsh, mp, foreground):
     ["-o", "refresh=abc"],
     ["-o", "refresh=-1"],
     ["-o", "no_such_option=1"],
+    ["-o", "readahead=2000000"],
     ["--no-such-flag"],
-], ids=["io-bogus", "refresh-abc", "refresh-negative", "unknown-option", "unknown-flag"])
+], ids=["io-bogus", "refresh-abc", "refresh-negative", "unknown-option",
+        "readahead-huge", "unknown-flag"])
 def test_bad_option_is_usage_error(poolfs_bin, env, mp, args):
     p = run_poolfs(poolfs_bin, args + [env.uri, mp], mp)
     assert p.returncode == 2, p
     msg = one_poolfs_line(p.stderr)
     if "io=bogus" in args:
         assert "io" in msg and "bogus" in msg, msg
+    if "readahead=2000000" in args:
+        assert "readahead" in msg and "2000000" in msg, msg
+
+
+def bdi_read_ahead_kb(mnt):
+    """The kernel's read-ahead of the mount at MNT (its bdi, by device)."""
+    with open("/proc/self/mountinfo") as f:
+        dev = [line.split()[2] for line in f if line.split()[4] == mnt][-1]
+    with open(f"/sys/class/bdi/{dev}/read_ahead_kb") as f:
+        return int(f.read())
+
+
+@pytest.mark.parametrize("opt,kb", [(None, 1008), ("readahead=4096", 4096),
+                                    ("readahead=0", 0)])
+def test_readahead_option_sets_the_mounts_read_ahead(poolfs_factory, opt, kb):
+    pf = poolfs_factory(options=[opt] if opt else [])
+    assert bdi_read_ahead_kb(pf.mnt) == kb
 
 
 @pytest.mark.parametrize("which", ["no-args", "uri-only", "too-many"])
