@@ -183,8 +183,9 @@ def test_pull_in_parallel_ranges_is_one_streams_copy(hosts):
     assert first["state"] == "copied" and first["read"] == "stream", first
     with open(src, "rb") as fa, open(dst, "rb") as fb:
         assert fa.read() == fb.read()
-    # Holes kept, the written zeros left out.
-    assert os.stat(dst).st_blocks * 512 <= os.stat(src).st_blocks * 512 - 2 * MiB
+    # Holes kept, the written zeros left out (give or take a block of the
+    # filesystem's extent tree: ranges written apart can land apart).
+    assert os.stat(dst).st_blocks * 512 <= os.stat(src).st_blocks * 512 - 2 * MiB + 64 * 1024
     assert first["data_sent"] <= 5 * MiB, first
     # Again: the volume is there; its digest is read anew from both ends,
     # in ranges from A and from B's file in one pass, and must agree.
