@@ -292,10 +292,13 @@ pump_lanes(const struct pump_end *src, int fd, unsigned flags,
     int nlanes, started = 0, rc = -1;
     size_t i;
 
-    /* The length of what a download stream gives: the file's bytes (a
-     * qcow2's container, not its virtual size). */
+    /* The length of what a download stream gives: the file's or the
+     * device's bytes (a qcow2's container, not its virtual size).  Known
+     * for those only: a network volume (rbd, gluster) goes in one stream. */
     if (virStorageVolGetInfoFlags(src->vol, &info,
                                   VIR_STORAGE_VOL_GET_PHYSICAL) < 0 ||
+        (info.type != VIR_STORAGE_VOL_FILE &&
+         info.type != VIR_STORAGE_VOL_BLOCK) ||
         info.allocation <= LANE_SEG)
         return 1;
     l.name = virStorageVolGetName(src->vol);

@@ -197,3 +197,58 @@ def test_pull_in_parallel_ranges_is_one_streams_copy(hosts):
                            "pool-refresh", DISKS_POOL], check=True)
     one = pull("--parallel", "1")
     assert one["state"] == "copied" and one["digest"] == first["digest"], one
+
+
+def test_pull_in_parallel_into_full_pool_fails_cleanly(hosts):
+    """The destination's pool fills while several ranges are being written:
+    one clear error, the other ranges stopped, no volume under its final
+    name or as .partial left on B, the source untouched, and a run once
+    there is room completes the job."""
+    uuid = str(uuidlib.uuid4())
+    d = hosts.disks_dir("nodea")
+    name = f"{uuid}_disk.local"
+    open(os.path.join(d, f"{uuid}_"), "w").close()
+    with open(os.path.join(d, name), "wb") as f:
+        f.truncate(320 * MiB)
+        for off in range(0, 320 * MiB, 64 * MiB):      # data in every range
+            f.seek(off + MiB)
+            f.write(os.urandom(12 * MiB))
+    hosts.run_on("nodea", ["virsh", "-q", "-c", hosts.local_uri("nodea"),
+                           "pool-refresh", DISKS_POOL], check=True)
+    bdisks = hosts.disks_dir("nodeb")
+    virsh_b = ["virsh", "-q", "-c", hosts.local_uri("nodeb")]
+
+    def pull():
+        return hosts.run_on("nodeb", [POOLFSCTL, "-c", hosts.local_uri("nodeb"),
+                                      "migrate", "--from", hosts.uri("nodea"),
+                                      "--to", hosts.local_uri("nodeb"), uuid],
+                            timeout=120)
+
+    hosts.run_on("nodeb", virsh_b + ["pool-destroy", DISKS_POOL], check=True)
+    hosts.run_on("nodeb", ["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", bdisks],
+                 check=True)
+    try:
+        hosts.run_on("nodeb", virsh_b + ["pool-create-as", DISKS_POOL, "dir",
+                                         "--target", bdisks], check=True)
+        p = pull()
+        assert p.returncode == 1, p.stdout
+        line = one_line(p.stderr)
+        assert line.startswith("poolfsctl: ") and "disk.local" in line and \
+            "No space left" in line, line
+        # (B's view: the tmpfs is mounted in its namespace only.)
+        left = hosts.run_on("nodeb", ["ls", "-a", bdisks], check=True).stdout.split()
+        assert name not in left and not [n for n in left if ".partial" in n], left
+        vols = hosts.run_on("nodeb", virsh_b + ["vol-list", DISKS_POOL],
+                            check=True).stdout
+        assert name not in vols and ".partial" not in vols, vols
+    finally:
+        hosts.run_on("nodeb", virsh_b + ["pool-destroy", DISKS_POOL])
+        hosts.run_on("nodeb", ["umount", bdisks])
+        hosts.run_on("nodeb", virsh_b + ["pool-create-as", DISKS_POOL, "dir",
+                                         "--target", bdisks], check=True)
+    assert os.path.getsize(os.path.join(d, name)) == 320 * MiB
+    p = pull()
+    assert p.returncode == 0, p.stderr
+    with open(os.path.join(d, name), "rb") as fa, \
+            open(os.path.join(bdisks, name), "rb") as fb:
+        assert fa.read() == fb.read()
