@@ -450,6 +450,7 @@ METHODS = {
     "ctl-pull": ("`poolfsctl migrate` (verified) run on B, `--from` A", True),
     "ctl-pull-noverify": ("`poolfsctl migrate --no-verify` run on B, `--from` A", True),
     "ctl-pull-1": ("`poolfsctl migrate --parallel 1` (verified) run on B, `--from` A", True),
+    "ctl-pull-8": ("`poolfsctl migrate --parallel 8` (verified) run on B, `--from` A", True),
     "cp": ("`cp --sparse=always` across poolfs mounts", True),
     "scp": ("`scp` over SSH (Nova SshDriver flags)", True),
     "rsync": ("`rsync` over SSH (Nova RsyncDriver flags)", True),
@@ -764,7 +765,7 @@ LogLevel ERROR
                            "--to", self.b_tls, img.uuid]
             if method == "ctl-noverify":
                 client_argv.insert(-1, "--no-verify")
-        elif method in ("ctl-pull", "ctl-pull-noverify", "ctl-pull-1"):
+        elif method in ("ctl-pull", "ctl-pull-noverify", "ctl-pull-1", "ctl-pull-8"):
             # The destination pulls: B reads A's volume over TLS and writes
             # its own pool's files; the verification reads them locally.
             client_node = B
@@ -772,8 +773,8 @@ LogLevel ERROR
                            "--from", h.uri(A), "--to", self.b_local, img.uuid]
             if method == "ctl-pull-noverify":
                 client_argv.insert(-1, "--no-verify")
-            if method == "ctl-pull-1":
-                client_argv[-1:-1] = ["--parallel", "1"]
+            if method in ("ctl-pull-1", "ctl-pull-8"):
+                client_argv[-1:-1] = ["--parallel", method.rsplit("-", 1)[1]]
         elif method == "cp":
             mnt_a = os.path.join(self.work, "mnt-a")
             mnt_b = os.path.join(self.work, "mnt-b")
