@@ -175,8 +175,7 @@ land_stream(const struct land_pool *to, const char *name,
     if (res->head_len && pump_put_head(to->conn, fin, res, err, errlen) < 0)
         goto drop;
     if (verify) {
-        if (pump_digest(PUMP_STREAM(to->conn, fin), NULL, NULL, &check, err,
-                        errlen) < 0)
+        if (land_digest(to, fin, &check, err, errlen) < 0)
             goto drop;
         if (strcmp(check.hex, res->hex) != 0 || check.length != res->length) {
             snprintf(err, errlen, "what %s holds differs from what was read "

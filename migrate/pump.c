@@ -298,26 +298,14 @@ pump_read_back(int fd, char *buf, size_t len, off_t off)
     return true;
 }
 
-/* Are LEN bytes of FD at OFF all zeros (read, LEN small)?  Bytes past the
- * end of the file are (it is extended at the end of the copy). */
+/* Are LEN bytes of FD at OFF all zeros (read, LEN less than two pages)?
+ * 0 when they are, 1 when not, -1 on a read error. */
 static int
 pump_check_zeros(int fd, char *scratch, off_t off, size_t len)
 {
-    while (len > 0) {
-        ssize_t n = pread(fd, scratch, len, off);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        if (n == 0)
-            return 0;
-        if (!sparse_is_zero(scratch, n))
-            return 1;
-        off += n;
-        len -= n;
-    }
-    return 0;
+    if (!pump_read_back(fd, scratch, len, off))
+        return -1;
+    return sparse_is_zero(scratch, len) ? 0 : 1;
 }
 
 int
