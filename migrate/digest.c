@@ -8,6 +8,7 @@
 #include <gnutls/crypto.h>
 
 #include "digest.h"
+#include "sha256x16.h"
 
 struct digest {
     gnutls_hash_hd_t outer;
@@ -19,22 +20,29 @@ struct digest {
     bool part;
 };
 
-static const unsigned char digest_zeros[64 * 1024];
+static const unsigned char digest_zeros[DIGEST_BLOCK];
 static unsigned char digest_zero_block[DIGEST_LEN];    /* an all-zero block's */
 static pthread_once_t digest_once = PTHREAD_ONCE_INIT;
 static int digest_once_rc;
+static bool digest_wide;        /* whole blocks sixteen at a time */
 
 static void
 digest_init_once(void)
 {
-    gnutls_hash_hd_t z;
-    int i;
+    const char *env = getenv("POOLFS_DIGEST_SIMD");
 
-    if ((digest_once_rc = gnutls_hash_init(&z, GNUTLS_DIG_SHA256)) < 0)
-        return;
-    for (i = 0; i < DIGEST_BLOCK / (int)sizeof(digest_zeros); i++)
-        gnutls_hash(z, digest_zeros, sizeof(digest_zeros));
-    gnutls_hash_deinit(z, digest_zero_block);
+    digest_wide = sha256x16_usable() && !(env && strcmp(env, "0") == 0);
+    digest_once_rc = gnutls_hash_fast(GNUTLS_DIG_SHA256, digest_zeros,
+                                      DIGEST_BLOCK, digest_zero_block);
+}
+
+bool
+digest_simd(int on)
+{
+    pthread_once(&digest_once, digest_init_once);
+    if (on >= 0)
+        digest_wide = on && sha256x16_usable();
+    return digest_wide;
 }
 
 static struct digest *
@@ -100,6 +108,40 @@ digest_close_block(struct digest *d)
     d->fill = 0;
 }
 
+/*
+ * Whole blocks at P, N of them (N > 0), from a block boundary: sixteen at a
+ * time where the CPU can (lanes left over repeat the first block), and one
+ * by one when fewer than half the lanes would be used.
+ */
+static int
+digest_whole_blocks(struct digest *d, const unsigned char *p, uint64_t n)
+{
+    unsigned char h[SHA256X16_LANES][DIGEST_LEN];
+
+    while (n > 0) {
+        if (digest_wide && n >= SHA256X16_LANES / 2) {
+            const unsigned char *msg[SHA256X16_LANES];
+            unsigned k = n < SHA256X16_LANES ? (unsigned)n : SHA256X16_LANES;
+            unsigned i;
+
+            for (i = 0; i < SHA256X16_LANES; i++)
+                msg[i] = p + (uint64_t)(i < k ? i : 0) * DIGEST_BLOCK;
+            sha256x16(msg, DIGEST_BLOCK, h);
+            for (i = 0; i < k; i++)
+                digest_emit(d, h[i]);
+            p += (uint64_t)k * DIGEST_BLOCK;
+            n -= k;
+        } else {
+            if (gnutls_hash_fast(GNUTLS_DIG_SHA256, p, DIGEST_BLOCK, h[0]) < 0)
+                return -1;
+            digest_emit(d, h[0]);
+            p += DIGEST_BLOCK;
+            n--;
+        }
+    }
+    return 0;
+}
+
 int
 digest_feed(struct digest *d, const void *data, uint64_t len)
 {
@@ -110,25 +152,25 @@ digest_feed(struct digest *d, const void *data, uint64_t len)
 
         if (n > len)
             n = len;
-        if (!p && d->fill == 0 && n == DIGEST_BLOCK) {
-            /* A whole block of zeros: its hash is known. */
-            digest_emit(d, digest_zero_block);
-        } else if (!p) {
-            uint64_t left = n;
+        if (d->fill == 0 && n == DIGEST_BLOCK) {
+            /* Whole blocks: of zeros, their hash is known. */
+            uint64_t whole = len / DIGEST_BLOCK;
 
-            while (left > 0) {
-                size_t m = left > sizeof(digest_zeros) ?
-                           sizeof(digest_zeros) : left;
-
-                gnutls_hash(d->block, digest_zeros, m);
-                left -= m;
+            if (!p) {
+                for (uint64_t i = 0; i < whole; i++)
+                    digest_emit(d, digest_zero_block);
+            } else {
+                if (digest_whole_blocks(d, p, whole) < 0)
+                    return -1;
+                p += whole * DIGEST_BLOCK;
             }
-            d->fill += n;
-        } else {
-            gnutls_hash(d->block, p, n);
-            d->fill += n;
-            p += n;
+            len -= whole * DIGEST_BLOCK;
+            continue;
         }
+        gnutls_hash(d->block, p ? (const void *)p : digest_zeros, n);
+        d->fill += n;
+        if (p)
+            p += n;
         if (d->fill == DIGEST_BLOCK)
             digest_close_block(d);
         len -= n;

@@ -451,6 +451,8 @@ METHODS = {
     "ctl-pull-noverify": ("`poolfsctl migrate --no-verify` run on B, `--from` A", True),
     "ctl-pull-1": ("`poolfsctl migrate --parallel 1` (verified) run on B, `--from` A", True),
     "ctl-pull-8": ("`poolfsctl migrate --parallel 8` (verified) run on B, `--from` A", True),
+    "ctl-pull-generic": ("`poolfsctl migrate` (verified) run on B, `--from` A, "
+                         "SHA-256 one block at a time (`POOLFS_DIGEST_SIMD=0`)", True),
     "cp": ("`cp --sparse=always` across poolfs mounts", True),
     "scp": ("`scp` over SSH (Nova SshDriver flags)", True),
     "rsync": ("`rsync` over SSH (Nova RsyncDriver flags)", True),
@@ -765,7 +767,8 @@ LogLevel ERROR
                            "--to", self.b_tls, img.uuid]
             if method == "ctl-noverify":
                 client_argv.insert(-1, "--no-verify")
-        elif method in ("ctl-pull", "ctl-pull-noverify", "ctl-pull-1", "ctl-pull-8"):
+        elif method in ("ctl-pull", "ctl-pull-noverify", "ctl-pull-1", "ctl-pull-8",
+                        "ctl-pull-generic"):
             # The destination pulls: B reads A's volume over TLS and writes
             # its own pool's files; the verification reads them locally.
             client_node = B
@@ -775,6 +778,8 @@ LogLevel ERROR
                 client_argv.insert(-1, "--no-verify")
             if method in ("ctl-pull-1", "ctl-pull-8"):
                 client_argv[-1:-1] = ["--parallel", method.rsplit("-", 1)[1]]
+            if method == "ctl-pull-generic":        # env(1) execs: same pid
+                client_argv[:0] = ["env", "POOLFS_DIGEST_SIMD=0"]
         elif method == "cp":
             mnt_a = os.path.join(self.work, "mnt-a")
             mnt_b = os.path.join(self.work, "mnt-b")

@@ -35,9 +35,10 @@
 #   --runs N        runs per method (default 3; 1 with --quick)
 #   --keep          keep the work directory (images, logs) afterwards
 #   --methods LIST  a subset of ctl,ctl-noverify,ctl-pull,ctl-pull-noverify,
-#                   ctl-pull-1,ctl-pull-8,cp,scp,rsync,virsh-pipe,
-#                   virsh-sparse,tcp,tls (default: all; ctl-pull* run
-#                   poolfsctl on B, -1 and -8 with --parallel 1 and 8)
+#                   ctl-pull-1,ctl-pull-8,ctl-pull-generic,cp,scp,rsync,
+#                   virsh-pipe,virsh-sparse,tcp,tls (default: all; ctl-pull*
+#                   run poolfsctl on B, -1 and -8 with --parallel 1 and 8,
+#                   -generic with POOLFS_DIGEST_SIMD=0)
 #   --images LIST   a subset of qcow2,raw (default: both)
 #   --workdir DIR   parent of the work directory (default /var/tmp); the full
 #                   run needs about 15 GiB free there
