@@ -5,6 +5,7 @@ private daemon whose URI the session fixture hands out.
 """
 
 import errno
+import hashlib
 import os
 import re
 import shutil
@@ -71,6 +72,20 @@ def run(cmd, *, timeout=60, check=True, env=None, input=None, text=True, cwd=Non
             f"command failed with status {p.returncode}: {cmd!r}\n"
             f"stdout: {p.stdout!r}\nstderr: {p.stderr!r}")
     return p
+
+
+def content_digest(path):
+    """poolfsctl's content digest of a file, by its definition
+    (migrate/digest.h): SHA-256 over the SHA-256s of its 16 KiB blocks, the
+    last one possibly short; holes read as zeros."""
+    outer = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(16 * 1024)
+            if not block:
+                break
+            outer.update(hashlib.sha256(block).digest())
+    return outer.hexdigest()
 
 
 def have(tool):

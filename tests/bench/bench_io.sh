@@ -488,9 +488,11 @@ run_cp() {   # target in|out run
             cp_failed "$t" "cp in"; return
         fi
     else
-        if [ "$r" -eq 1 ] && ! cmp "$src" "$copy_out" >"$work/cp.err" 2>&1; then
-            log "cp out of $t: the copy differs from the source!"
-            note "$t, cp out: the data copied out differs from the data copied in ($(head -c 200 "$work/cp.err"))."
+        # Against the volume's file as it is now (the write workloads
+        # change it; without cp in there is no other copy of it).
+        if [ "$r" -eq 1 ] && ! cmp "$disks_dir/$vol" "$copy_out" >"$work/cp.err" 2>&1; then
+            log "cp out of $t: the copy differs from the volume!"
+            note "$t, cp out: the data copied out differs from the volume's file ($(head -c 200 "$work/cp.err"))."
             rm -f "$copy_out"; echo bad; return
         fi
         rm -f "$copy_out"
