@@ -224,17 +224,20 @@ class TwoHosts:
     """Node A and node B, each with a TLS-listening libvirtd.  See the module doc."""
 
     def __init__(self, workdir=None, key_type="rsa", tool=None,
-                 timeout=BRINGUP_TIMEOUT, allowed_clients=(), keep=None):
+                 timeout=BRINGUP_TIMEOUT, allowed_clients=(), keep=None,
+                 libvirtd_env=None):
         """workdir: where everything goes (default: a new /tmp/poolfs-tls-*;
         removed by close() unless keep or $POOLFS_TEST_KEEP).  key_type and
         tool go to libvirt-tls-setup.sh (--key-type, --tool).
-        allowed_clients: extra client CNs for tls_allowed_dn_list."""
+        allowed_clients: extra client CNs for tls_allowed_dn_list.
+        libvirtd_env: extra environment of both libvirtds (a dict)."""
         self._own_workdir = workdir is None
         self.workdir = workdir
         self.key_type = key_type
         self.tool = tool
         self.timeout = timeout
         self.allowed_clients = tuple(allowed_clients)
+        self.libvirtd_env = dict(libvirtd_env or {})
         self.keep = bool(os.environ.get("POOLFS_TEST_KEEP")) if keep is None else keep
         self.token = secrets.token_hex(3)
         self.nodes = {}
@@ -650,7 +653,8 @@ log_outputs = "3:file:{n.log}"
             n.libvirtd = subprocess.Popen(
                 self.nsenter_argv(n.short) + ["libvirtd", "--listen", "-f", n.conf,
                                               "-p", n.pidfile],
-                stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=_env(),
+                stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                env={**_env(), **self.libvirtd_env},
                 cwd=self.workdir, start_new_session=True)
 
     def _wait_for_libvirtds(self):

@@ -473,6 +473,9 @@ class Bench:
         self.data = 200 * MiB if args.quick else 1536 * MiB
         self.timeout = 900 if args.quick else 3600
         self.methods = [m for m in ORDER if m in args.methods]
+        # --tuned-libvirtd: both libvirtds with the environment of
+        # contrib/libvirtd-streams.conf (its Environment= lines).
+        self.libvirtd_env = tuned_libvirtd_env() if args.tuned_libvirtd else {}
         self.kinds = [k for k in ("qcow2", "raw") if k in args.images]
         self.hosts = None
         self.work = None
@@ -512,7 +515,7 @@ class Bench:
         log(f"work dir {self.work}; starting the two test hosts")
         try:
             self.hosts = TwoHosts(workdir=os.path.join(self.work, "hosts"), timeout=120,
-                                  keep=True).start()
+                                  keep=True, libvirtd_env=self.libvirtd_env).start()
         except Unavailable as e:
             raise RuntimeError(f"cannot make the two test hosts here: {e}")
         h = self.hosts
@@ -1056,6 +1059,10 @@ LogLevel ERROR
             f"method, {int(self.t_end - self.t_start)} s in all; load average "
             f"{self.load_start[0]:.2f} at start, {self.load_end[0]:.2f} at end")
         out(f"- machine: {os.cpu_count()} CPUs ({cpu}), {platform.release()}; poolfs {git}")
+        out("- libvirtd environment: " + (
+            ", ".join(f"{k}={v}" for k, v in self.libvirtd_env.items()) +
+            " (--tuned-libvirtd: contrib/libvirtd-streams.conf)"
+            if self.libvirtd_env else "as started, nothing added"))
         out(f"- {ver(['libvirtd', '--version'])}; {ver(['ssh', '-V'])}; "
             f"{ver(['rsync', '--version'])}; {socat_version()}")
         aes = "yes" if " aes " in open("/proc/cpuinfo").read() else "no"
@@ -1169,6 +1176,20 @@ LogLevel ERROR
         return "\n".join(L) + "\n"
 
 
+def tuned_libvirtd_env():
+    """The Environment= settings of contrib/libvirtd-streams.conf."""
+    env = {}
+    with open(os.path.join(REPO, "contrib", "libvirtd-streams.conf")) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("Environment="):
+                k, _, v = line[len("Environment="):].partition("=")
+                env[k] = v
+    if not env:
+        raise RuntimeError("contrib/libvirtd-streams.conf sets no Environment=")
+    return env
+
+
 def socat_version():
     try:
         p = subprocess.run(["socat", "-V"], capture_output=True, text=True, timeout=20)
@@ -1262,6 +1283,7 @@ def main(argv):
     ap.add_argument("--methods", default=",".join(ORDER))
     ap.add_argument("--images", default="qcow2,raw")
     ap.add_argument("--workdir")
+    ap.add_argument("--tuned-libvirtd", action="store_true")
     args = ap.parse_args(argv)
     args.methods = args.methods.split(",")
     args.images = args.images.split(",")

@@ -27,7 +27,7 @@
 #
 #   sudo tests/bench/bench_migrate.sh [-o FILE] [--quick] [--runs N] [--keep]
 #                                     [--methods LIST] [--images LIST]
-#                                     [--workdir DIR]
+#                                     [--workdir DIR] [--tuned-libvirtd]
 #
 #   -o FILE         also write the markdown report to FILE (it always goes to
 #                   stdout; progress goes to stderr)
@@ -42,6 +42,9 @@
 #   --images LIST   a subset of qcow2,raw (default: both)
 #   --workdir DIR   parent of the work directory (default /var/tmp); the full
 #                   run needs about 15 GiB free there
+#   --tuned-libvirtd  start both libvirtds with the environment of
+#                   contrib/libvirtd-streams.conf (glibc's mmap threshold
+#                   raised for libvirt's stream buffers)
 #
 # Nova's flags (openstack/nova master at commit 00a03040, 2026-08-21;
 # nova/virt/libvirt/volume/remotefs.py, lines 190-197 and 310-316):
@@ -89,7 +92,7 @@ args=()
 while [ $# -gt 0 ]; do
     case $1 in
         -o) [ $# -ge 2 ] || usage; args+=(-o "$(realpath -m "$2")"); shift 2 ;;
-        --quick|--keep) args+=("$1"); shift ;;
+        --quick|--keep|--tuned-libvirtd) args+=("$1"); shift ;;
         --runs)
             [ $# -ge 2 ] || usage
             case $2 in ''|*[!0-9]*|0) echo "bench_migrate: --runs must be a positive integer" >&2; exit 2 ;; esac
