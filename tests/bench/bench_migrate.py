@@ -524,6 +524,9 @@ class Bench:
         self.b_tls = h.uri(B)
         self.netns_a = h.netns(A)
         self.sampler.start()
+        # libvirtd's peak is over the whole bench (VmHWM never goes down).
+        self.sampler.add(h.libvirtd_pid(A), "libvirtd A (whole bench)")
+        self.sampler.add(h.libvirtd_pid(B), "libvirtd B (whole bench)")
         self.libvirt_tls = self.probe_libvirt_tls()
         if any(m in self.methods for m in ("scp", "rsync")):
             self.start_sshd()
