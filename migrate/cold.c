@@ -20,7 +20,9 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+#include <sys/random.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <libxml/xpath.h>
@@ -112,6 +114,52 @@ cold_pool_shared(virStoragePoolPtr a, virStoragePoolPtr b)
     xmlFreeDoc(db);
     free(xa);
     free(xb);
+    return shared;
+}
+
+/*
+ * Do pools P at both ends hold the same files though libvirt does not
+ * tell (a dir pool on an NFS or CephFS mount both nodes share; netfs pools
+ * naming their server differently)?  A probe volume made at the
+ * destination shows up in the source's pool after a refresh, or not.
+ * 1 shared, 0 not, -1 (an error printed) when it cannot be told: copying
+ * onto itself, and --move deleting the only copy, must not be guessed.
+ */
+static int
+cold_probe_shared(struct cold_run *r, int p)
+{
+    char name[64], xml[256];
+    unsigned long long tag;
+    virStorageVolPtr probe, seen;
+    int shared = -1;
+
+    if (getrandom(&tag, sizeof(tag), 0) != sizeof(tag))
+        tag = (unsigned long long)getpid() << 32 ^ (unsigned long long)time(NULL);
+    snprintf(name, sizeof(name), ".poolfs-probe-%016llx", tag);
+    snprintf(xml, sizeof(xml), "<volume><name>%s</name>"
+             "<capacity unit='bytes'>0</capacity>"
+             "<target><format type='raw'/></target></volume>", name);
+    if (!(probe = virStorageVolCreateXML(r->dst_pool[p], xml, 0))) {
+        ctl_error("cannot make a probe volume in pool '%s' on %s (to tell "
+                  "whether it is the storage of pool '%s' on %s): %s",
+                  r->pool_name[p], r->o->to, r->pool_name[p], r->o->from,
+                  ctl_virt_message());
+        return -1;
+    }
+    if (virStoragePoolRefresh(r->src_pool[p], 0) < 0) {
+        ctl_error("cannot refresh pool '%s' on %s (to tell whether it is "
+                  "the storage of pool '%s' on %s): %s", r->pool_name[p],
+                  r->o->from, r->pool_name[p], r->o->to, ctl_virt_message());
+    } else if ((seen = virStorageVolLookupByName(r->src_pool[p], name))) {
+        virStorageVolFree(seen);
+        shared = 1;
+    } else {
+        shared = 0;
+    }
+    virStorageVolDelete(probe, 0);
+    virStorageVolFree(probe);
+    if (shared == 1)
+        virStoragePoolRefresh(r->src_pool[p], 0);   /* the probe is gone */
     return shared;
 }
 
@@ -241,11 +289,14 @@ cold_move_volume(struct cold_run *r, struct cold_vol *v)
 
     in = land_source(&from, src, &fd);
     v->read = fd >= 0 ? "file" : "stream";
-    if (land_volume(&to, v->name, &in, r->o->verify, cold_progress_cb,
-                    &r->prog, &v->res, &v->wrote_file, err,
-                    sizeof(err)) < 0) {
-        ctl_error("volume '%s': %s; nothing under that name on %s, the "
-                  "source is untouched", v->name, err, r->o->to);
+    if ((rc = land_volume(&to, v->name, &in, r->o->verify,
+                          cold_progress_cb, &r->prog, &v->res,
+                          &v->wrote_file, err, sizeof(err))) < 0) {
+        ctl_error("volume '%s': %s; %s on %s, the source is untouched",
+                  v->name, err, rc == LAND_NAMED ? "run again to finish" :
+                  rc == LAND_STUCK ? "the next run replaces it" :
+                  "nothing under that name", r->o->to);
+        rc = -1;
         goto out;
     }
     r->prog.base += v->length;
@@ -261,29 +312,41 @@ cold_move_volume(struct cold_run *r, struct cold_vol *v)
     return rc;
 }
 
-/* Is any running domain on the source using one of the volumes? */
+/*
+ * Is the instance running on the source?  Any running domain that names
+ * it is: by its UUID (Nova's domain has the instance's), by a volume
+ * {uuid}_* of the pool, or by a file MOUNT/{uuid}/... (poolfs, or a legacy
+ * instance directory).  Base images are not looked for: they are read-only
+ * to the domains that run on them, and copying one while they run is safe.
+ */
 static int
-cold_check_idle(struct cold_run *r, struct cold_vol *vols, size_t n)
+cold_check_idle(struct cold_run *r, const char *uuid)
 {
     virDomainPtr *doms = NULL;
     int nd = virConnectListAllDomains(r->src, &doms,
                                       VIR_CONNECT_LIST_DOMAINS_ACTIVE);
     int i, busy = 0;
-    size_t j;
 
+    if (nd < 0) {
+        ctl_error("instance %s: cannot list the running domains on %s to "
+                  "check that it is shut down: %s", uuid, r->o->from,
+                  ctl_virt_message());
+        return -1;
+    }
     for (i = 0; i < nd; i++) {
-        char *xml = virDomainGetXMLDesc(doms[i], 0);
+        char *xml = busy ? NULL : virDomainGetXMLDesc(doms[i], 0);
 
-        for (j = 0; xml && j < n && !busy; j++) {
-            char quoted[NAMES_VOL_MAX + 3];
-
-            snprintf(quoted, sizeof(quoted), "'%s'", vols[j].name);
-            if (strstr(xml, quoted) || strstr(xml, vols[j].name)) {
-                ctl_error("volume '%s' is in use by running domain '%s': "
-                          "shut it down before a cold migration",
-                          vols[j].name, virDomainGetName(doms[i]));
-                busy = 1;
-            }
+        if (!busy && !xml && virDomainIsActive(doms[i]) == 1) {
+            ctl_error("instance %s: cannot read the XML of running domain "
+                      "'%s' on %s to check that it does not use the "
+                      "instance: %s", uuid, virDomainGetName(doms[i]),
+                      r->o->from, ctl_virt_message());
+            busy = 1;
+        } else if (xml && strstr(xml, uuid)) {
+            ctl_error("instance %s is in use by running domain '%s' on %s: "
+                      "shut it down before a cold migration", uuid,
+                      virDomainGetName(doms[i]), r->o->from);
+            busy = 1;
         }
         free(xml);
         virDomainFree(doms[i]);
@@ -359,12 +422,15 @@ cold_plan(struct cold_run *r, const char *uuid, struct cold_vol **volsp,
 
         if (!bname || vols[i].base || cold_has(vols, n, bname, true))
             continue;
-        if ((there = virStorageVolLookupByName(r->dst_pool[1], bname))) {
-            virStorageVolFree(there);
-            continue;
-        }
         if (r->shared[1])
             continue;
+        /* There, unless an interrupted run left it half made (its
+         * .partial beside it: cold_move_volume() then copies it again). */
+        if ((there = virStorageVolLookupByName(r->dst_pool[1], bname))) {
+            virStorageVolFree(there);
+            if (!land_has_partial(r->dst_pool[1], bname))
+                continue;
+        }
         if (r->o->no_base) {
             ctl_error("instance %s: base image '%s' (backing file of '%s') is "
                       "missing from pool '%s' on %s, and --no-base forbids "
@@ -463,7 +529,7 @@ cold_instance(struct cold_run *r, const char *uuid, bool first)
             cold_report(r, uuid, status, NULL, 0, 0, first);
         return 0;
     }
-    if (cold_plan(r, uuid, &vols, &n) < 0 || cold_check_idle(r, vols, n) < 0)
+    if (cold_plan(r, uuid, &vols, &n) < 0 || cold_check_idle(r, uuid) < 0)
         goto out;
     for (i = 0; i < n; i++)
         total += vols[i].length;
@@ -608,6 +674,14 @@ cold_main(struct ctl *ctl, int argc, char **argv)
             !(r.dst_pool[p] = cold_pool(r.dst, r.pool_name[p], o.to)))
             goto fail;
         r.shared[p] = cold_pool_shared(r.src_pool[p], r.dst_pool[p]);
+        /* Not by libvirt's account: by a probe (a dry run makes none). */
+        if (!r.shared[p] && !o.dry_run) {
+            int s = cold_probe_shared(&r, p);
+
+            if (s < 0)
+                goto fail;
+            r.shared[p] = s;
+        }
     }
 
     if (ctl->json)

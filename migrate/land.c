@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <libvirt/virterror.h>
+#include <libxml/entities.h>
 
 #include "land.h"
 #include "volfile.h"
@@ -46,15 +47,18 @@ land_digest(const struct land_pool *pool, virStorageVolPtr vol,
     return rc;
 }
 
-static void
+/* Delete volume NAME of POOL if it is there; false if it stays. */
+static bool
 land_delete(virStoragePoolPtr pool, const char *name)
 {
     virStorageVolPtr v = virStorageVolLookupByName(pool, name);
+    bool gone = true;
 
     if (v) {
-        virStorageVolDelete(v, 0);
+        gone = virStorageVolDelete(v, 0) == 0;
         virStorageVolFree(v);
     }
+    return gone;
 }
 
 /* Where a copy of NAME waits until it is complete and verified. */
@@ -64,6 +68,18 @@ land_partname(const char *name)
     char *partname;
 
     return asprintf(&partname, ".partial-%s", name) < 0 ? NULL : partname;
+}
+
+bool
+land_has_partial(virStoragePoolPtr pool, const char *name)
+{
+    virStorageVolPtr part = NULL;
+    char *partname = land_partname(name);
+
+    if (partname && (part = virStorageVolLookupByName(pool, partname)))
+        virStorageVolFree(part);
+    free(partname);
+    return part != NULL;
 }
 
 bool
@@ -86,16 +102,23 @@ land_unfinished(const struct land_pool *to, const char *name)
     return unfinished;
 }
 
+/* An empty raw volume NAME (any characters a volume name may hold,
+ * '&' and '<' among them, escaped). */
 static char *
 land_volume_xml(const char *name)
 {
+    xmlChar *esc = xmlEncodeSpecialChars(NULL, BAD_CAST name);
     char *xml;
 
+    if (!esc)
+        return NULL;
     if (asprintf(&xml, "<volume><name>%s</name>"
                  "<capacity unit='bytes'>0</capacity>"
                  "<allocation unit='bytes'>0</allocation>"
-                 "<target><format type='raw'/></target></volume>", name) < 0)
-        return NULL;
+                 "<target><format type='raw'/></target></volume>",
+                 (const char *)esc) < 0)
+        xml = NULL;
+    xmlFree(esc);
     return xml;
 }
 
@@ -117,16 +140,25 @@ land_local(const struct land_pool *to, const char *name, const char *partname,
     if (rc < 0)
         return -1;
     if (volfile_rename(to->pool, partname, name) < 0) {
+        if (errno == EIO) {
+            /* Renamed: the copy is whole and verified under NAME, but
+             * libvirt has not taken it in. */
+            snprintf(err, errlen, "the copy is complete and verified as "
+                     "%s, but refreshing pool '%s' failed: %s", name,
+                     to->name, land_virt_message());
+            return LAND_NAMED;
+        }
         snprintf(err, errlen, "cannot rename %s to %s in the directory of "
                  "pool '%s': %s", partname, name, to->name,
                  errno == EEXIST ? "the volume appeared meanwhile" :
-                 errno == EIO ? land_virt_message() : strerror(errno));
+                 strerror(errno));
         return -1;
     }
     if (!(fin = virStorageVolLookupByName(to->pool, name))) {
-        snprintf(err, errlen, "volume '%s' is not in pool '%s' after the "
-                 "rename: %s", name, to->name, land_virt_message());
-        return -1;
+        snprintf(err, errlen, "the copy is complete and verified as %s, "
+                 "but pool '%s' does not list it after a refresh: %s", name,
+                 to->name, land_virt_message());
+        return LAND_NAMED;
     }
     virStorageVolFree(fin);
     return 0;
@@ -187,7 +219,15 @@ land_stream(const struct land_pool *to, const char *name,
     rc = 0;
     goto out;
  drop:
-    virStorageVolDelete(fin, 0);
+    /* If it cannot go, ".partial-NAME" must stay beside it: that is what
+     * marks it unfinished for the next run (land_unfinished()). */
+    if (virStorageVolDelete(fin, 0) < 0) {
+        size_t n = strlen(err);
+
+        snprintf(err + n, errlen - n, "; and the bad copy could not be "
+                 "deleted: %s", land_virt_message());
+        rc = LAND_STUCK;
+    }
  out:
     if (fin)
         virStorageVolFree(fin);
@@ -229,8 +269,10 @@ land_volume(const struct land_pool *to, const char *name,
         rc = land_stream(to, name, part, src, verify, progress, opaque, res,
                          err, errlen);
     }
-    /* After a rename, this is a no-op (the name is gone). */
-    land_delete(to->pool, partname);
+    /* After a rename, this is a no-op (the name is gone).  Kept while a
+     * bad NAME could not be deleted: it marks NAME unfinished. */
+    if (rc != LAND_STUCK)
+        land_delete(to->pool, partname);
  out:
     if (part)
         virStorageVolFree(part);

@@ -28,10 +28,15 @@ struct land_pool {
 
 /*
  * Copy SRC into POOL as volume NAME, which must not exist yet.  With
- * VERIFY, what the pool holds is read back and its digest compared with
- * what was read from SRC (RES->hex).  0, or -1 with the reason in ERR and
- * nothing left under NAME.  *LOCAL (if LOCAL) says which way the data went.
+ * VERIFY, what the pool holds is read back and compared with what was read
+ * from SRC.  0, or with the reason in ERR: -1, nothing left under NAME;
+ * LAND_NAMED, NAME holds the whole copy, verified, but libvirt did not take
+ * it in (a failed pool refresh); LAND_STUCK, NAME holds a bad copy that
+ * could not be deleted, and ".partial-NAME" stays beside it so that the
+ * next run replaces it.  *LOCAL (if LOCAL) says which way the data went.
  */
+#define LAND_NAMED (-2)
+#define LAND_STUCK (-3)
 int land_volume(const struct land_pool *to, const char *name,
                 const struct pump_end *src, bool verify,
                 pump_progress_fn progress, void *opaque,
@@ -46,6 +51,9 @@ int land_volume(const struct land_pool *to, const char *name,
  * volume is deleted, and true returned, so that the caller lands it anew.
  */
 bool land_unfinished(const struct land_pool *to, const char *name);
+
+/* Is ".partial-NAME" in POOL (NAME unfinished)?  Changes nothing. */
+bool land_has_partial(virStoragePoolPtr pool, const char *name);
 
 /* The digest of volume VOL of POOL, read from its file here if it can be. */
 int land_digest(const struct land_pool *pool, virStorageVolPtr vol,

@@ -264,6 +264,105 @@ def test_unfinished_volume_is_replaced(nodes, poolfsctl):
         assert f.read() == "something else"
 
 
+def test_half_made_base_is_copied_again(nodes, poolfsctl):
+    """A base image on the destination with its .partial beside it is the
+    leftover of an interrupted copy: a rerun copies it again rather than
+    taking it as there (the disks would run on a torn backing file)."""
+    a, b = nodes
+    uuid = str(uuidlib.uuid4())
+    make_instance(a, uuid)
+    ctl(poolfsctl, "-c", a.uri, "migrate", "--to", b.uri, uuid)
+    with open(os.path.join(b.base, BASE), "r+b") as f:
+        f.seek(MiB)
+        f.write(b"torn" * 1000)
+    open(os.path.join(b.base, f".partial-{BASE}"), "w").close()
+    b.virsh.pool_refresh(BASE_POOL)
+    ctl(poolfsctl, "-c", a.uri, "migrate", "--to", b.uri, uuid)
+    assert same_file(os.path.join(a.base, BASE), os.path.join(b.base, BASE))
+    assert os.listdir(b.base) == [BASE]
+
+
+def test_names_with_xml_characters_migrate(nodes, poolfsctl):
+    """Volume names are text in the XML poolfsctl sends: '&' and '<' are
+    escaped, not pasted."""
+    a, b = nodes
+    uuid = str(uuidlib.uuid4())
+    make_instance(a, uuid)
+    odd = f"{uuid}_notes&<x>.txt"
+    with open(os.path.join(a.disks, odd), "w") as f:
+        f.write("odd name")
+    a.virsh.pool_refresh(DISKS_POOL)
+    for mode in MODES.values():
+        b.clean()
+        ctl(poolfsctl, "-c", a.uri, "migrate", *mode, "--to", b.uri, uuid)
+        with open(os.path.join(b.disks, odd)) as f:
+            assert f.read() == "odd name"
+
+
+def test_shared_dir_pool_is_found_by_a_probe(nodes, poolfsctl, tmp_path):
+    """A dir pool on storage both nodes mount (NFS, CephFS) has a different
+    UUID and no <source> on each: libvirt cannot tell it is shared.  A probe
+    volume made on the destination shows it, so nothing is copied onto
+    itself and --move does not delete the only copy."""
+    a, b = nodes
+    shared = str(tmp_path / "shared")
+    os.makedirs(shared)
+    pool = "nova-shared-pool"
+    uuid = str(uuidlib.uuid4())
+    for node in (a, b):
+        node.virsh("pool-create-as", pool, "dir", "--target", shared)
+    try:
+        open(os.path.join(shared, f"{uuid}_"), "w").close()
+        with open(os.path.join(shared, f"{uuid}_disk.info"), "w") as f:
+            f.write("the only copy")
+        a.virsh.pool_refresh(pool)
+        r = ctl(poolfsctl, "-c", a.uri, "--disks-pool", pool, "migrate", "--move",
+                "--to", b.uri, uuid)
+        assert r.stdout.startswith(f"shared {uuid}"), r.stdout
+        with open(os.path.join(shared, f"{uuid}_disk.info")) as f:
+            assert f.read() == "the only copy"
+        # The probe is gone from both ends' view.
+        assert sorted(os.listdir(shared)) == [f"{uuid}_", f"{uuid}_disk.info"]
+        for node in (a, b):
+            assert not [v for v in node.virsh.vol_list(pool) if "probe" in v]
+    finally:
+        for node in (a, b):
+            node.virsh("pool-destroy", pool, check=False)
+
+
+@pytest.mark.skipif(not have("qemu-system-x86_64"), reason="needs QEMU")
+def test_running_instance_is_refused(nodes, poolfsctl, poolfs, env):
+    """A cold migration of an instance whose domain runs is refused, also
+    when the domain has its disk through the mount (MOUNT/{uuid}/disk.local,
+    the path Nova's legacy backends use), and nothing is copied."""
+    a, b = nodes
+    uuid = str(uuidlib.uuid4())
+    make_instance(a, uuid)
+    from helpers import SEEN_WITHIN, wait_for
+    disk = os.path.join(poolfs.mnt, uuid, "disk.local")
+    wait_for(lambda: os.path.exists(disk), SEEN_WITHIN, "the instance in the mount")
+    name = f"instance-{uuid[:8]}"
+    xml = os.path.join(env.scratch, f"{name}.xml")
+    with open(xml, "w") as f:
+        f.write(f"""<domain type='qemu'><name>{name}</name>
+<memory unit='MiB'>64</memory><os><type arch='x86_64' machine='pc'>hvm</type></os>
+<devices><emulator>/usr/bin/qemu-system-x86_64</emulator>
+<disk type='file' device='disk'><driver name='qemu' type='raw'/>
+<source file='{disk}'/><target dev='vda' bus='virtio'/></disk>
+</devices></domain>""")
+    a.virsh("create", xml, timeout=60)
+    try:
+        r = ctl(poolfsctl, "-c", a.uri, "migrate", "--move", "--to", b.uri, uuid,
+                check=False)
+        assert r.returncode == 1, r.stdout
+        assert f"in use by running domain '{name}'" in r.stderr, r.stderr
+        assert r.stderr.count("\n") == 1, r.stderr
+        assert os.listdir(b.disks) == [] and os.listdir(b.base) == []
+        assert os.path.exists(os.path.join(a.disks, f"{uuid}_disk.local"))
+    finally:
+        a.virsh("destroy", name, check=False)
+
+
 def test_usage_errors(poolfsctl):
     r = run([poolfsctl, "migrate", str(uuidlib.uuid4())], check=False)
     assert r.returncode == 2 and "--to" in r.stderr
