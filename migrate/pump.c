@@ -17,9 +17,8 @@
 
 
 void
-pump_fail(char *err, size_t errlen, const char *fmt, ...)
+pump_fail_with(virErrorPtr e, char *err, size_t errlen, const char *fmt, ...)
 {
-    virErrorPtr e = virGetLastError();
     size_t n;
     va_list ap;
 
@@ -28,6 +27,7 @@ pump_fail(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
     if (e && e->message && n < errlen)
         snprintf(err + n, errlen - n, ": %s", e->message);
+    virFreeError(e);
 }
 
 static void
@@ -298,14 +298,33 @@ pump_read_back(int fd, char *buf, size_t len, off_t off)
     return true;
 }
 
-/* Are LEN bytes of FD at OFF all zeros (read, LEN less than two pages)?
- * 0 when they are, 1 when not, -1 on a read error. */
+/* Do LEN bytes of FD at OFF read as zeros?  0 when they do, 1 with *AT
+ * at the first that does not, -1 on a read error.  SCRATCH holds
+ * PUMP_SLOT_SIZE bytes. */
 static int
-pump_check_zeros(int fd, char *scratch, off_t off, size_t len)
+pump_check_zeros(int fd, char *scratch, off_t off, off_t len, off_t *at)
 {
-    if (!pump_read_back(fd, scratch, len, off))
-        return -1;
-    return sparse_is_zero(scratch, len) ? 0 : 1;
+    while (len > 0) {
+        size_t n = len < PUMP_SLOT_SIZE ? (size_t)len : PUMP_SLOT_SIZE;
+        size_t i;
+
+        if (!pump_read_back(fd, scratch, n, off))
+            return -1;
+        for (i = 0; i < n; i += SPARSE_CHUNK) {
+            size_t k = n - i < SPARSE_CHUNK ? n - i : SPARSE_CHUNK;
+            size_t j;
+
+            if (sparse_is_zero(scratch + i, k))
+                continue;
+            for (j = i; j < i + k && !scratch[j]; j++)
+                ;
+            *at = off + j;
+            return 1;
+        }
+        off += n;
+        len -= n;
+    }
+    return 0;
 }
 
 int
@@ -313,7 +332,7 @@ pump_check_file(int fd, char *scratch, const char *buf, long long len,
                 off_t off, off_t *at)
 {
     const off_t page = 4096;
-    off_t end = off + len, a, b, d;
+    off_t end = off + len, a, b, d, h, p;
     int rc;
 
     *at = off;
@@ -330,16 +349,27 @@ pump_check_file(int fd, char *scratch, const char *buf, long long len,
     a = (off + page - 1) / page * page;
     b = end / page * page;
     if (a >= b)
-        return pump_check_zeros(fd, scratch, off, end - off);
-    if ((rc = pump_check_zeros(fd, scratch, off, a - off)) != 0 ||
-        (rc = pump_check_zeros(fd, scratch, b, end - b)) != 0)
+        return pump_check_zeros(fd, scratch, off, end - off, at);
+    if ((rc = pump_check_zeros(fd, scratch, off, a - off, at)) != 0 ||
+        (rc = pump_check_zeros(fd, scratch, b, end - b, at)) != 0)
         return rc;
-    d = lseek(fd, a, SEEK_DATA);
-    if (d < 0 && errno != ENXIO)
-        return -1;
-    if (d >= 0 && d < b) {
-        *at = d;
-        return 1;
+    /* Data where the hole is must read as zeros: some filesystems keep no
+     * holes, and the kernel's generic SEEK_DATA (NFS before 4.2, say)
+     * calls every byte before the end of the file data. */
+    for (p = a; p < b; p = h) {
+        if ((d = lseek(fd, p, SEEK_DATA)) < 0) {
+            if (errno == ENXIO)
+                break;
+            return -1;
+        }
+        if (d >= b)
+            break;
+        if ((h = lseek(fd, d, SEEK_HOLE)) < 0)
+            return -1;
+        if (h > b || h <= d)
+            h = b;
+        if ((rc = pump_check_zeros(fd, scratch, d, h - d, at)) != 0)
+            return rc;
     }
     return 0;
 }
@@ -580,7 +610,11 @@ pump_copy(const struct pump_end *src, const struct pump_end *dst,
     } else if (s.fd >= 0 && pump_finish_file(s.fd, res, err, errlen) < 0) {
         goto error;
     }
-    digest_final(q.dg, raw, res->hex);
+    if (digest_final(q.dg, raw, res->hex) < 0) {
+        snprintf(err, errlen, "computing the digest of %s failed",
+                 src->conn ? "the volume" : "the file");
+        goto error;
+    }
     digest_free(q.dg);
     free(s.scratch);
     return 0;

@@ -5,14 +5,25 @@
 
 #include <stdint.h>
 #include <sys/types.h>
+#include <libvirt/virterror.h>
 
 #include "pump.h"
 
 #define PUMP_SLOT_SIZE (256 * 1024)     /* a libvirt stream packet at most */
 
-/* ERR = the message, then ": " and libvirt's last error of this thread. */
-void pump_fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/*
+ * ERR = the message, then ": " and libvirt's last error of this thread as
+ * it was before the message's arguments were evaluated: a name taken with
+ * virStorageVolGetName() there would reset it, as every libvirt call does.
+ */
+#define pump_fail(err, errlen, ...) do {                                  \
+        virErrorPtr pump_saved_ = virSaveLastError();                     \
+        pump_fail_with(pump_saved_, err, errlen, __VA_ARGS__);            \
+    } while (0)
+/* The same with libvirt's error E (freed here; NULL for none). */
+void pump_fail_with(virErrorPtr e, char *err, size_t errlen,
+                    const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Write LEN bytes at P to FD at OFF, all-zero chunks left as holes; the
  * bytes written and left out are added to *DATA and *ZEROS. */
