@@ -18,6 +18,7 @@ struct digest {
     unsigned char (*out)[DIGEST_LEN];
     size_t max, count;
     bool part;
+    bool broken;                        /* a hash failed: the digest is wrong */
 };
 
 static const unsigned char digest_zeros[DIGEST_BLOCK];
@@ -92,10 +93,14 @@ digest_free(struct digest *d)
 static void
 digest_emit(struct digest *d, const unsigned char *h)
 {
-    if (!d->part)
-        gnutls_hash(d->outer, h, DIGEST_LEN);
-    else if (d->count < d->max)
+    if (!d->part) {
+        if (gnutls_hash(d->outer, h, DIGEST_LEN) < 0)
+            d->broken = true;
+    } else if (d->count < d->max) {
         memcpy(d->out[d->count++], h, DIGEST_LEN);
+    } else {
+        d->broken = true;               /* more blocks than the part holds */
+    }
 }
 
 static void
@@ -160,14 +165,19 @@ digest_feed(struct digest *d, const void *data, uint64_t len)
                 for (uint64_t i = 0; i < whole; i++)
                     digest_emit(d, digest_zero_block);
             } else {
-                if (digest_whole_blocks(d, p, whole) < 0)
+                if (digest_whole_blocks(d, p, whole) < 0) {
+                    d->broken = true;
                     return -1;
+                }
                 p += whole * DIGEST_BLOCK;
             }
             len -= whole * DIGEST_BLOCK;
             continue;
         }
-        gnutls_hash(d->block, p ? (const void *)p : digest_zeros, n);
+        if (gnutls_hash(d->block, p ? (const void *)p : digest_zeros, n) < 0) {
+            d->broken = true;
+            return -1;
+        }
         d->fill += n;
         if (p)
             p += n;
@@ -188,7 +198,7 @@ digest_final(struct digest *d, unsigned char *out, char *hex)
     gnutls_hash_output(d->outer, out);
     for (i = 0; i < DIGEST_LEN; i++)
         sprintf(hex + 2 * i, "%02x", out[i]);
-    return 0;
+    return d->broken ? -1 : 0;
 }
 
 void
@@ -218,9 +228,16 @@ digest_part_count(const struct digest *d)
     return d->count;
 }
 
+bool
+digest_broken(const struct digest *d)
+{
+    return d->broken;
+}
+
 void
 digest_feed_hashes(struct digest *d, const unsigned char (*h)[DIGEST_LEN],
                    size_t n)
 {
-    gnutls_hash(d->outer, h, n * DIGEST_LEN);
+    if (gnutls_hash(d->outer, h, n * DIGEST_LEN) < 0)
+        d->broken = true;
 }

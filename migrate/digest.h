@@ -28,8 +28,11 @@ struct digest *digest_new(void);
 void digest_free(struct digest *d);
 /* Feed the next LEN bytes of the volume: DATA, or zeros if DATA is NULL. */
 int digest_feed(struct digest *d, const void *data, uint64_t len);
-/* Finish; writes DIGEST_LEN bytes to OUT and 2*DIGEST_LEN+1 hex to HEX. */
+/* Finish; writes DIGEST_LEN bytes to OUT and 2*DIGEST_LEN+1 hex to HEX.
+ * -1 when any hashing on the way failed (the digest is then wrong). */
 int digest_final(struct digest *d, unsigned char *out, char *hex);
+/* Whether any hashing into D has failed so far. */
+bool digest_broken(const struct digest *d);
 /* Whether whole blocks are hashed sixteen at a time (AVX-512; never when
  * the environment has POOLFS_DIGEST_SIMD=0).  ON: 0 turns it off, 1 on
  * where the CPU can, -1 leaves it.  The digest is the same either way. */

@@ -223,6 +223,12 @@ lane_segment(struct lanes *l, virConnectPtr conn, virStorageVolPtr vol,
         sync_file_range(l->fd, off, len, SYNC_FILE_RANGE_WRITE);
     if (off + len == l->size)
         digest_part_end(part);
+    if (digest_broken(part)) {
+        snprintf(err, errlen, "hashing bytes %llu to %llu of '%s' failed",
+                 (unsigned long long)off, (unsigned long long)(off + len),
+                 l->name);
+        return -1;
+    }
     lanes_finish(l, n, digest_part_count(part));
     return 0;
 
@@ -344,7 +350,10 @@ pump_lanes(const struct pump_end *src, int fd, unsigned flags,
     res->length = l.size;
     res->data = l.data;
     res->zeros = l.zeros;
-    digest_final(l.dg, raw, res->hex);
+    if (digest_final(l.dg, raw, res->hex) < 0) {
+        snprintf(err, errlen, "computing the digest of '%s' failed", l.name);
+        goto out;
+    }
     rc = 0;
  out:
     if (l.slot)
