@@ -11,9 +11,12 @@
  * would fill memory with data nobody asked for yet.
  *
  * Writes: an upload stream is held while the writer stays sequential; a
- * write elsewhere finishes it and starts another at the new offset.  An
- * upload's errors surface when it is finished, so they are kept and
- * returned from the next write, flush, fsync or close: never dropped.
+ * write elsewhere finishes it and starts another at the new offset.  A
+ * hole in a sparse upload is an ftruncate() at libvirtd's end, so a gap is
+ * sent as a hole only past the volume's end: inside it, that would cut off
+ * everything after the hole.  An upload's errors surface when it is
+ * finished or when it breaks, so they are kept and returned from the next
+ * write, flush, fsync or close: never dropped.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -268,6 +271,9 @@ io_stream_start_upload(struct pool_file *f, off_t off)
 {
     struct io_stream *s = f->st;
 
+    /* Where the volume ends now (another handle may have grown it):
+     * holes are sent only past that. */
+    io_stream_refresh_size(f);
     if (!(s->wr = virStreamNew(f->ctx->conn, 0)))
         goto error;
     if (virStorageVolUpload(s->vol, s->wr, off, 0,
@@ -297,9 +303,11 @@ io_stream_write(struct pool_file *f, const void *buf, size_t size, off_t off)
     if ((rc = io_stream_take_error(s)) < 0)
         goto error;
     io_stream_drop(&s->rd);
-    /* Backwards means a new upload; forwards, a hole over the gap (it
-     * keeps what is there, and past the end it stays a hole). */
-    if (s->wr && s->wr_pos > off &&
+    /* Backwards, or forwards to a place inside the volume as it was,
+     * means a new upload there; forwards past its end, a hole over the
+     * gap (libvirtd's ftruncate() then only extends the file). */
+    if (s->wr &&
+        (s->wr_pos > off || (off > s->wr_pos && off < s->wr_zero_from)) &&
         (rc = io_stream_finish_upload(f)) < 0) {
         io_stream_take_error(s);
         goto error;
@@ -342,6 +350,10 @@ io_stream_write(struct pool_file *f, const void *buf, size_t size, off_t off)
  stream_error:
     rc = -pool_virt_errno();
     pool_log("upload to volume '%s' failed: %s", f->vol, pool_virt_message());
+    /* Earlier writes of this upload were acknowledged and may be lost
+     * with it: flush, fsync and close must say so too. */
+    if (!s->err)
+        s->err = rc;
     io_stream_drop(&s->wr);
  error:
     pthread_mutex_unlock(&s->lock);

@@ -98,3 +98,30 @@ def test_remote_daemon_gone_is_an_error_not_silence(poolfs_factory, nodes,
     assert failed is not None, "writes to a dead node were reported as success"
     b.stop()
     b.start()
+
+
+def test_stream_writes_inside_a_file_keep_the_rest(poolfs_factory, nodes, uuid):
+    """A sparse upload's hole is an ftruncate() at libvirtd's end: a write
+    that skips forward inside a file must not send one (it would cut the
+    file there).  Write 8 MiB, then 4 KiB at 0 and at 4 MiB: the rest stays."""
+    a, b = nodes
+    mb = poolfs_factory(["io=stream"], uri=b.uri)
+    os.mkdir(os.path.join(mb.mnt, uuid))
+    path = os.path.join(mb.mnt, uuid, "disk")
+    data = bytearray(os.urandom(8 * MiB))
+    with open(path, "wb") as f:
+        f.write(data)
+    patch = os.urandom(4096)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.pwrite(fd, patch, 0)
+        os.pwrite(fd, patch, 4 * MiB)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    data[0:4096] = patch
+    data[4 * MiB:4 * MiB + 4096] = patch
+    on_b = os.path.join(b.disks, f"{uuid}_disk")
+    assert os.path.getsize(on_b) == 8 * MiB
+    with open(on_b, "rb") as f:
+        assert f.read() == bytes(data)
