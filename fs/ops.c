@@ -59,6 +59,7 @@ poolfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
                                    FUSE_CAP_WRITEBACK_CACHE);
     if (fs->conn_opts)
         fuse_apply_conn_info_opts(fs->conn_opts, conn);
+    fs->wbcache = conn->want & FUSE_CAP_WRITEBACK_CACHE;
     return fs;
 }
 
@@ -273,10 +274,17 @@ poolfs_write_buf(const char *path, struct fuse_bufvec *src, off_t off,
          * Writes inside the file (a guest's) stay in the cache to merge. */
         grows = size >= POOLFS_KICK_WRITE && fstat(fd, &st) == 0 &&
                 off + (off_t)size > st.st_size;
-        dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+        /* Short writes retried; one that still stops short (the disk
+         * filled up) is an error, not a short count: the kernel's
+         * writeback does not look at the count. */
+        dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK |
+                           FUSE_BUF_FD_RETRY;
         dst.buf[0].fd = fd;
         dst.buf[0].pos = off;
+        errno = 0;
         n = fuse_buf_copy(&dst, src, FUSE_BUF_SPLICE_NONBLOCK);
+        if (n >= 0 && (size_t)n < size)
+            return errno ? -errno : -EIO;
         if (grows && n > 0)
             sync_file_range(fd, off, n, SYNC_FILE_RANGE_WRITE);
         return n;
@@ -319,6 +327,17 @@ static off_t
 poolfs_lseek(const char *path, off_t off, int whence,
              struct fuse_file_info *fi)
 {
+    struct poolfs *fs = fuse_get_context()->private_data;
+    /* (libfuse passes no open flags with lseek: the handle keeps them) */
+    int oflags = pool_file_oflags(poolfs_file(fi));
+
+    /* With the writeback cache, what was written through this handle may
+     * still sit in the kernel's cache, unseen here, and the kernel does
+     * not write it back before asking: where the holes are is not known.
+     * "Not supported" makes cp copy it all and QEMU take it as data. */
+    if ((whence == SEEK_DATA || whence == SEEK_HOLE) && fs->wbcache &&
+        (oflags & O_ACCMODE) != O_RDONLY && !(oflags & O_DIRECT))
+        return -EOPNOTSUPP;
     return pool_file_lseek(poolfs_file(fi), off, whence);
 }
 

@@ -33,6 +33,7 @@ struct poolfs {
     /* -o writeback_cache, no_splice_read, ...: applied after our defaults */
     struct fuse_conn_info_opts *conn_opts;
     unsigned readahead_kb;          /* -o readahead */
+    bool wbcache;                   /* the kernel's writeback cache is on */
 };
 
 extern const struct fuse_operations poolfs_ops;

@@ -26,6 +26,9 @@ struct pool_ref {
     char *type;         /* "dir", "logical", ... */
     char *target;       /* the pool's target path, or NULL */
     bool local;         /* volumes are TARGET/NAME on this host */
+    bool files;         /* ... and files there (dir, fs, netfs), which
+                         * rename(2) and unlink(2) may move and remove; a
+                         * logical pool's are device links: not those */
     bool dirty;         /* libvirt's view is stale: refresh it */
     unsigned long refresh_asked;    /* refreshes asked for ... */
     unsigned long refresh_done;     /* ... and the last one done */
@@ -119,7 +122,7 @@ int io_open(struct pool_ctx *ctx, const char *path, int pool,
             struct pool_file **filep);
 
 /* io.c: a handle on a legacy file's open fd. */
-int io_open_fd(struct pool_ctx *ctx, const char *path, int fd,
+int io_open_fd(struct pool_ctx *ctx, const char *path, int fd, int flags,
                struct pool_file **filep);
 
 /* tree.c */

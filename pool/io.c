@@ -25,6 +25,7 @@ io_open(struct pool_ctx *ctx, const char *path, int pool, const char *vol,
 
     if (!f)
         return -ENOMEM;
+    f->oflags = flags;
     if (!(f->vol = strdup(vol)) || !(f->path = strdup(path))) {
         io_free(f);
         return -ENOMEM;
@@ -70,7 +71,7 @@ io_open(struct pool_ctx *ctx, const char *path, int pool, const char *vol,
 }
 
 int
-io_open_fd(struct pool_ctx *ctx, const char *path, int fd,
+io_open_fd(struct pool_ctx *ctx, const char *path, int fd, int flags,
            struct pool_file **filep)
 {
     struct pool_file *f = calloc(1, sizeof(*f));
@@ -82,6 +83,7 @@ io_open_fd(struct pool_ctx *ctx, const char *path, int fd,
         return -ENOMEM;
     }
     f->ctx = ctx;
+    f->oflags = flags;
     f->pool = -1;       /* legacy: a plain file underneath the mount */
     f->fd = fd;
     f->ops = &io_local_ops;
@@ -173,6 +175,12 @@ pool_file_fallocate(struct pool_file *f, int mode, off_t off, off_t len)
     return f->ops->fallocate(f, mode, off, len);
 }
 
+int
+pool_file_oflags(const struct pool_file *f)
+{
+    return f->oflags;
+}
+
 off_t
 pool_file_lseek(struct pool_file *f, off_t off, int whence)
 {
@@ -222,12 +230,25 @@ pool_file_copy(struct pool_file *in, off_t off_in, struct pool_file *out,
 
         if (fd < 0)
             return -EIO;
-        close(out->fd);
-        out->fd = fd;
-    } else {
-        out->ops->close(out);
-        if ((rc = io_stream_open(out, O_RDWR)) < 0)
+        /* In place: another thread may be using the number right now. */
+        if (dup2(fd, out->fd) < 0) {
+            rc = -errno;
+            close(fd);
             return rc;
+        }
+        close(fd);
+    } else {
+        /* The new state first: a handle is never left without one. */
+        struct io_stream *old = out->st, *fresh;
+
+        if ((rc = io_stream_open(out, O_RDWR)) < 0) {
+            out->st = old;
+            return rc;
+        }
+        fresh = out->st;
+        out->st = old;
+        out->ops->close(out);
+        out->st = fresh;
     }
     listing_request_refresh(out->ctx, out->pool);
     return si.st_size;

@@ -39,6 +39,7 @@ struct pool_file {
     char *path;             /* where it is in the tree */
     char *vol;
     int fd;                 /* local: the open file or device */
+    int oflags;             /* open(2)'s flags */
     bool written;           /* libvirt's view of the pool is now stale */
     struct io_stream *st;   /* stream: its state */
 };

@@ -84,6 +84,8 @@ int pool_create(struct pool_ctx *ctx, const char *path, mode_t mode,
                 uid_t uid, gid_t gid, int flags, struct pool_file **filep);
 int pool_open_file(struct pool_ctx *ctx, const char *path, int flags,
                    struct pool_file **filep);
+/* The flags FILE was opened with (open(2)'s). */
+int pool_file_oflags(const struct pool_file *file);
 /* The local fd behind FILE for zero-copy reads, or -1 for streams. */
 int pool_file_fd(struct pool_file *file);
 /* The same for writing straight to it (the file counts as written). */

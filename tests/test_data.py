@@ -84,6 +84,34 @@ def make_sparse(path):
     return data
 
 
+def test_holes_of_a_file_being_written_are_not_guessed(mnt, uuid):
+    """With the writeback cache, data written through a handle may not have
+    reached poolfs when the writer asks where the holes are (the kernel
+    does not write it back first): such a handle gets "not supported"
+    (cp then copies it all, QEMU takes it as data), never a hole where
+    data was written.  A reader's handle still sees the holes."""
+    import errno
+    os.mkdir(os.path.join(mnt, uuid))
+    path = os.path.join(mnt, uuid, "disk")
+    data = os.urandom(64 * 1024)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.pwrite(fd, data, MiB)
+        try:
+            off = os.lseek(fd, 0, os.SEEK_DATA)
+            assert off <= MiB, f"SEEK_DATA skipped written data: {off}"
+        except OSError as e:
+            assert e.errno == errno.EOPNOTSUPP, e
+    finally:
+        os.close(fd)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert os.lseek(fd, 0, os.SEEK_DATA) == MiB
+        assert os.pread(fd, len(data), MiB) == data
+    finally:
+        os.close(fd)
+
+
 def test_sparse_file_stays_sparse(mnt, env, uuid):
     src = os.path.join(env.scratch, f"{uuid}-sparse")
     data = make_sparse(src)
