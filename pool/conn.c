@@ -80,6 +80,7 @@ conn_open_pool(struct pool_ctx *ctx, struct pool_ref *ref)
                   strcmp(ref->type, "fs") == 0 ||
                   strcmp(ref->type, "netfs") == 0 ||
                   strcmp(ref->type, "logical") == 0);
+    ref->files = ref->local && strcmp(ref->type, "logical") != 0;
 
     if (ref->local) {
         char real[PATH_MAX];

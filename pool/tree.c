@@ -371,8 +371,9 @@ tree_keep_parent(struct pool_ctx *ctx, const char *path)
     *slash = '\0';
     pthread_rwlock_rdlock(&ctx->lock);
     node = catalog_lookup(ctx->cat, parent);
-    needed = node && node->kind == CAT_DIR && !node->marker && !node->fixed &&
-             node->nkids == 1;
+    /* Not only for the last file: two unlinks at once would each see the
+     * other's file and neither keep the directory. */
+    needed = node && node->kind == CAT_DIR && !node->marker && !node->fixed;
     pthread_rwlock_unlock(&ctx->lock);
     if (!needed || tree_locate(ctx, parent, true, &loc) < 0 ||
         volume_create(ctx, loc.pool, loc.vol, 0755, getuid(), getgid()) < 0)
@@ -594,7 +595,7 @@ pool_rename(struct pool_ctx *ctx, const char *from, const char *to,
     /* The pools with files whose volumes move: libvirt learns of renames
      * there by a refresh. */
     for (i = 0; i < plan.n; i++)
-        touched[plan.moves[i].pool] = ctx->pools[plan.moves[i].pool].local;
+        touched[plan.moves[i].pool] = ctx->pools[plan.moves[i].pool].files;
     pool_change_begin(ctx);
     for (i = 0; i < plan.n; i++) {
         if ((rc = volume_rename(ctx, plan.moves[i].pool, plan.moves[i].from,
@@ -724,6 +725,29 @@ pool_chown(struct pool_ctx *ctx, const char *path, uid_t uid, gid_t gid)
     return 0;
 }
 
+/* The times of a volume without a file here: the server's, only the view
+ * follows (as through an open handle, io_stream_utimens()). */
+static int
+tree_view_times(struct pool_ctx *ctx, const char *path,
+                const struct timespec tv[2])
+{
+    struct cat_node *node;
+    int rc = -EOPNOTSUPP;
+
+    pthread_rwlock_wrlock(&ctx->lock);
+    if ((node = catalog_lookup(ctx->cat, path)) && node->kind == CAT_FILE &&
+        !node->local) {
+        if (tv[1].tv_nsec == UTIME_NOW)
+            node->mtime = time(NULL);
+        else if (tv[1].tv_nsec != UTIME_OMIT)
+            node->mtime = tv[1].tv_sec;
+        node->info.mtime = node->mtime;
+        rc = 0;
+    }
+    pthread_rwlock_unlock(&ctx->lock);
+    return rc;
+}
+
 int
 pool_utimens(struct pool_ctx *ctx, const char *path,
              const struct timespec tv[2])
@@ -734,7 +758,9 @@ pool_utimens(struct pool_ctx *ctx, const char *path,
 
     if (tree_legacy(ctx, path, &rel))
         return legacy_utimens(ctx->under, rel, tv);
-    if ((rc = tree_local_target(ctx, path, &local)) < 0)
+    if ((rc = tree_local_target(ctx, path, &local)) == -EOPNOTSUPP)
+        return tree_view_times(ctx, path, tv);
+    if (rc < 0)
         return rc;
     if (utimensat(AT_FDCWD, local, tv, 0) < 0)
         return -errno;
@@ -780,7 +806,7 @@ pool_create(struct pool_ctx *ctx, const char *path, mode_t mode, uid_t uid,
     if (tree_legacy(ctx, path, &rel)) {
         int fd = legacy_open(ctx->under, rel, flags | O_CREAT, mode, uid, gid);
 
-        return fd < 0 ? fd : io_open_fd(ctx, path, fd, filep);
+        return fd < 0 ? fd : io_open_fd(ctx, path, fd, flags, filep);
     }
     if ((rc = tree_locate(ctx, path, false, &loc)) < 0)
         return rc;
@@ -816,7 +842,7 @@ pool_open_file(struct pool_ctx *ctx, const char *path, int flags,
     if (tree_legacy(ctx, path, &rel)) {
         int fd = legacy_open(ctx->under, rel, flags & ~O_CREAT, 0, 0, 0);
 
-        return fd < 0 ? fd : io_open_fd(ctx, path, fd, filep);
+        return fd < 0 ? fd : io_open_fd(ctx, path, fd, flags, filep);
     }
     if ((rc = tree_find_file(ctx, path, &pool, &vol, &local)) < 0)
         return rc;
@@ -836,7 +862,7 @@ tree_update_size(struct pool_ctx *ctx, const char *path, const char *vol,
         node->info.physical = size;
         if (node->info.capacity < (unsigned long long)size)
             node->info.capacity = size;
-        node->mtime = time(NULL);
+        node->mtime = node->info.mtime = time(NULL);
     }
     pthread_rwlock_unlock(&ctx->lock);
 }

@@ -13,6 +13,7 @@
 #include <libxml/tree.h>
 
 #include "internal.h"
+#include "xmlq.h"
 
 char *
 volume_local_path(struct pool_ctx *ctx, int pool, const char *vol)
@@ -90,11 +91,25 @@ volume_create(struct pool_ctx *ctx, int pool, const char *vol, mode_t mode,
     if (!xml)
         return -ENOMEM;
     v = virStorageVolCreateXML(ctx->pools[pool].pool, xml, 0);
-    if (!v && pool_virt_errno() == EEXIST &&
+    if (!v && pool_virt_errno() == EEXIST && ctx->pools[pool].files &&
         volume_libvirt_stale(ctx, pool, vol)) {
-        /* Bring libvirt up to date and try once more. */
-        if (pool_refresh_retry(ctx, pool, 20) == 0)
-            v = virStorageVolCreateXML(ctx->pools[pool].pool, xml, 0);
+        /* libvirt still lists a name poolfs renamed away in the pool's
+         * directory.  No refresh here: libvirtd probes volumes, which can
+         * read through this very mount (a qcow2's backing file), and this
+         * request would wait on it.  The file is made where libvirt would
+         * make it, and libvirt learns of it in the background. */
+        AUTOFREE char *local = volume_local_path(ctx, pool, vol);
+        int fd = local ? open(local, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                              mode & 07777) : -1;
+
+        if (fd < 0)
+            return local ? -errno : -ENOMEM;
+        if (fchown(fd, uid, gid) < 0 || fchmod(fd, mode & 07777) < 0)
+            pool_log("volume '%s': cannot set its owner and mode: %s", vol,
+                     strerror(errno));
+        close(fd);
+        listing_request_refresh(ctx, pool);
+        return 0;
     }
     if (!v) {
         int err = pool_virt_errno();
@@ -125,7 +140,7 @@ volume_delete(struct pool_ctx *ctx, int pool, const char *vol)
 
         /* libvirt may not know the name yet: a volume renamed by poolfs
          * in the pool's directory waits for the background refresh. */
-        if (pool_virt_errno() == ENOENT && local) {
+        if (pool_virt_errno() == ENOENT && local && ctx->pools[pool].files) {
             if (unlink(local) < 0)
                 return -errno;
             listing_request_refresh(ctx, pool);
@@ -164,15 +179,68 @@ volume_rename_local(struct pool_ctx *ctx, int pool, const char *from,
     return 0;
 }
 
-/* Any pool: clone under the new name, then delete the old volume. */
+static int volume_copy_head(struct pool_ctx *ctx, virStorageVolPtr src,
+                            virStorageVolPtr dst, unsigned long long len);
+
+/*
+ * A byte-for-byte copy of SRC as a new volume NAME of POOL, or NULL
+ * (logged).  libvirt copies a raw volume as it is (a reflink where it can)
+ * but would convert any other (a qcow2 flattened onto its backing file),
+ * so those go through a download and an upload of their bytes.
+ */
+static virStorageVolPtr
+volume_clone_as(struct pool_ctx *ctx, int pool, virStorageVolPtr src,
+                const char *name)
+{
+    virStoragePoolPtr p = ctx->pools[pool].pool;
+    AUTOFREE char *xml = volume_xml(name, 0, 0600, 0, 0);
+    AUTOFREE char *sxml = virStorageVolGetXMLDesc(src, 0);
+    /* Before the calls: every libvirt call resets the last error. */
+    const char *from = virStorageVolGetName(src);
+    virStorageVolInfo vi;
+    virStorageVolPtr v = NULL;
+
+    if (!xml || !sxml)
+        goto fail;
+    if (strstr(sxml, "<format type='raw'/>")) {
+        if (!(v = virStorageVolCreateXMLFrom(p, xml, src,
+                                             VIR_STORAGE_VOL_CREATE_REFLINK)))
+            v = virStorageVolCreateXMLFrom(p, xml, src, 0);
+        if (!v)
+            goto fail;
+        return v;
+    }
+    if (virStorageVolGetInfoFlags(src, &vi, VIR_STORAGE_VOL_GET_PHYSICAL) < 0 ||
+        !(v = virStorageVolCreateXML(p, xml, 0)))
+        goto fail;
+    if (vi.allocation && volume_copy_head(ctx, src, v, vi.allocation) < 0) {
+        pool_log("cannot copy volume '%s' to '%s' in pool '%s': %s", from,
+                 name, ctx->pools[pool].name, pool_virt_message());
+        virStorageVolDelete(v, 0);
+        virStorageVolFree(v);
+        return NULL;
+    }
+    return v;
+
+ fail:
+    pool_log("cannot copy volume '%s' to '%s' in pool '%s': %s", from, name,
+             ctx->pools[pool].name, pool_virt_message());
+    return NULL;
+}
+
+/*
+ * Any pool: clone under the new name, then delete the old volume.  An
+ * existing target is replaced (as rename(2) does), but only once a copy of
+ * the source has been made beside it: what fails for want of space then
+ * fails before anything is deleted.
+ */
 static int
 volume_rename_clone(struct pool_ctx *ctx, int pool, const char *from,
                     const char *to)
 {
     virStorageVolPtr src = volume_lookup(ctx, pool, from);
-    virStorageVolPtr dst = NULL;
-    virStorageVolPtr old = NULL;
-    AUTOFREE char *xml = NULL;
+    virStorageVolPtr dst = NULL, old = NULL, aside = NULL;
+    AUTOFREE char *asidename = NULL;
     int rc = 0;
 
     if (!src) {
@@ -181,8 +249,20 @@ volume_rename_clone(struct pool_ctx *ctx, int pool, const char *from,
                  ctx->pools[pool].name, pool_virt_message());
         return rc;
     }
-    /* rename(2) replaces the target. */
     if ((old = volume_lookup(ctx, pool, to))) {
+        if (asprintf(&asidename, "%s.poolfs-rename", to) < 0) {
+            asidename = NULL;
+            rc = -ENOMEM;
+            goto cleanup;
+        }
+        if ((aside = volume_lookup(ctx, pool, asidename))) {
+            virStorageVolDelete(aside, 0);      /* an interrupted rename's */
+            virStorageVolFree(aside);
+        }
+        if (!(aside = volume_clone_as(ctx, pool, src, asidename))) {
+            rc = -pool_virt_errno();
+            goto cleanup;
+        }
         if (virStorageVolDelete(old, 0) < 0) {
             rc = -pool_virt_errno();
             pool_log("cannot replace volume '%s' in pool '%s': %s", to,
@@ -190,15 +270,11 @@ volume_rename_clone(struct pool_ctx *ctx, int pool, const char *from,
             goto cleanup;
         }
     }
-    if (!(xml = volume_xml(to, 0, 0600, 0, 0))) {
-        rc = -ENOMEM;
-        goto cleanup;
-    }
-    if (!(dst = virStorageVolCreateXMLFrom(ctx->pools[pool].pool, xml, src,
-                                           0))) {
+    if (!(dst = volume_clone_as(ctx, pool, aside ? aside : src, to))) {
         rc = -pool_virt_errno();
-        pool_log("cannot copy volume '%s' to '%s' in pool '%s': %s", from,
-                 to, ctx->pools[pool].name, pool_virt_message());
+        if (old)
+            pool_log("volume '%s' was replaced, but the copy of '%s' could "
+                     "not take its name; '%s' is unchanged", to, from, from);
         goto cleanup;
     }
     if (virStorageVolDelete(src, 0) < 0) {
@@ -208,6 +284,10 @@ volume_rename_clone(struct pool_ctx *ctx, int pool, const char *from,
     }
 
  cleanup:
+    if (aside) {
+        virStorageVolDelete(aside, 0);
+        virStorageVolFree(aside);
+    }
     if (old)
         virStorageVolFree(old);
     if (dst)
@@ -220,7 +300,7 @@ int
 volume_rename(struct pool_ctx *ctx, int pool, const char *from,
               const char *to)
 {
-    if (ctx->pools[pool].local)
+    if (ctx->pools[pool].files)
         return volume_rename_local(ctx, pool, from, to);
     return volume_rename_clone(ctx, pool, from, to);
 }
@@ -294,12 +374,16 @@ volume_shrink(struct pool_ctx *ctx, int pool, virStorageVolPtr v,
         !(xml = volume_xml(vol, 0, 0644, 0, 0)) ||
         !(tmpxml = volume_xml(tmpname, 0, 0600, 0, 0)))
         return -ENOMEM;
+    bool gone = false;          /* V deleted: TMP may be all there is */
+
     if (size > 0 &&
         (!(tmp = virStorageVolCreateXML(p, tmpxml, 0)) ||
          volume_copy_head(ctx, v, tmp, size) < 0))
         goto error;
-    if (virStorageVolDelete(v, 0) < 0 ||
-        !(fresh = virStorageVolCreateXML(p, xml, 0)))
+    if (virStorageVolDelete(v, 0) < 0)
+        goto error;
+    gone = true;
+    if (!(fresh = virStorageVolCreateXML(p, xml, 0)))
         goto error;
     if (tmp && volume_copy_head(ctx, tmp, fresh, size) < 0)
         goto error;
@@ -310,11 +394,17 @@ volume_shrink(struct pool_ctx *ctx, int pool, virStorageVolPtr v,
     rc = -pool_virt_errno();
     pool_log("cannot shrink volume '%s' of pool '%s' to %llu bytes: %s%s",
              vol, ctx->pools[pool].name, size, pool_virt_message(),
-             tmp ? "; its head is kept in the volume with suffix "
-                   ".poolfs-shrink" : "");
-    if (tmp && !fresh) {
+             gone && tmp ? "; its head is kept in the volume with suffix "
+                           ".poolfs-shrink" : "");
+    if (gone && tmp) {
+        /* Keep it, and no half copy under the name. */
         virStorageVolFree(tmp);
-        tmp = NULL;     /* keep it: it may be all that is left */
+        tmp = NULL;
+        if (fresh) {
+            virStorageVolDelete(fresh, 0);
+            virStorageVolFree(fresh);
+            fresh = NULL;
+        }
     }
  cleanup:
     if (tmp) {
@@ -400,12 +490,26 @@ volume_info(struct pool_ctx *ctx, int pool, const char *vol,
     if (virStorageVolGetInfoFlags(v, &vi, VIR_STORAGE_VOL_GET_PHYSICAL) < 0) {
         rc = -pool_virt_errno();
     } else {
+        AUTOFREE char *xml = NULL;
+        xmlDocPtr doc;
+
         info->capacity = vi.capacity;
         info->physical = vi.allocation;   /* GET_PHYSICAL puts it here */
         if (virStorageVolGetInfo(v, &vi) == 0)
             info->allocation = vi.allocation;
         else
             info->allocation = info->physical;
+        /* The file's mtime where there is one (dir, fs, netfs pools):
+         * Nova's image cache ages base images by it. */
+        info->mtime = 0;
+        if ((xml = virStorageVolGetXMLDesc(v, 0)) && (doc = xmlq_read(xml))) {
+            AUTOFREE char *t = xmlq_string(doc,
+                "string(/volume/target/timestamps/mtime)");
+
+            if (t && *t)
+                info->mtime = (time_t)strtoll(t, NULL, 10);
+            xmlFreeDoc(doc);
+        }
     }
     virStorageVolFree(v);
     return rc;
