@@ -272,7 +272,7 @@ catalog_add_file(struct catalog *cat, const char *path, int pool,
     node->local = nlocal;
     if (info)
         node->info = *info;
-    node->mtime = time(NULL);
+    node->mtime = info && info->mtime ? info->mtime : time(NULL);
     return node;
 
  error:

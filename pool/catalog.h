@@ -17,6 +17,8 @@ struct cat_volinfo {
     unsigned long long capacity;    /* virtual size */
     unsigned long long allocation;  /* bytes allocated */
     unsigned long long physical;    /* byte length as stored */
+    time_t mtime;                   /* of the volume, as libvirt tells; 0
+                                     * when it does not */
 };
 
 struct cat_node {

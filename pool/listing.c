@@ -43,6 +43,15 @@ listing_add_unmapped(struct catalog *cat, int pool, const char *vol,
     return catalog_add_file(cat, path, pool, vol, local, info);
 }
 
+/* Is DIR's first component NAME ("_base", not "_basement")? */
+static bool
+listing_top_is(const char *dir, const char *name)
+{
+    size_t n = strlen(name);
+
+    return strncmp(dir, name, n) == 0 && (dir[n] == '\0' || dir[n] == '/');
+}
+
 static int
 listing_add_volume(struct pool_ctx *ctx, struct catalog *cat, int pool,
                    const char *vol, const struct cat_volinfo *info)
@@ -65,8 +74,8 @@ listing_add_volume(struct pool_ctx *ctx, struct catalog *cat, int pool,
     }
 
     if (names_decode(vol, &dir, &file) < 0 ||
-        strncmp(dir, NAMES_UNMAPPED_DIR, strlen(NAMES_UNMAPPED_DIR)) == 0 ||
-        strncmp(dir, NAMES_BASE_DIR, strlen(NAMES_BASE_DIR)) == 0 ||
+        listing_top_is(dir, NAMES_UNMAPPED_DIR) ||
+        listing_top_is(dir, NAMES_BASE_DIR) ||
         (*dir == '\0' && (strcmp(file, NAMES_BASE_DIR) == 0 ||
                           strcmp(file, NAMES_UNMAPPED_DIR) == 0)))
         goto unmapped;
@@ -214,7 +223,7 @@ listing_libvirt_stale(struct pool_ctx *ctx)
  * pending pool refresh means stop: the thread refreshes, then lists.
  */
 static void
-listing_relist(struct pool_ctx *ctx)
+listing_relist(struct pool_ctx *ctx, bool reread)
 {
     int attempt;
 
@@ -232,7 +241,9 @@ listing_relist(struct pool_ctx *ctx)
         old = ctx->cat;
         pthread_rwlock_unlock(&ctx->lock);
 
-        if (listing_load(ctx, old, &cat) < 0)
+        /* The info of volumes without a local path (a round trip each)
+         * is carried over unless asked for afresh. */
+        if (listing_load(ctx, reread ? NULL : old, &cat) < 0)
             return;     /* reported; keep the view we have */
 
         pthread_rwlock_wrlock(&ctx->lock);
@@ -251,15 +262,24 @@ listing_relist(struct pool_ctx *ctx)
     }
 }
 
+/* Refreshes failed in a row before the view is relisted anyway. */
+#define LISTING_MAX_FAILS 5
+/* Seconds between two readings of every remote volume's info (sizes,
+ * mtime: a round trip or three each) when nothing asked for one sooner. */
+#define LISTING_REREAD_SECS 60
+
 static void *
 listing_thread(void *arg)
 {
     struct pool_ctx *ctx = arg;
     struct timespec deadline;
+    bool failed = false;        /* the last refresh failed: wait, retry */
+    int fails = 0;              /* in a row */
+    time_t last_reread = time(NULL);
 
     pthread_mutex_lock(&ctx->bg_lock);
     while (!ctx->bg_quit) {
-        bool dirty[POOL_MAX];
+        bool dirty[POOL_MAX], reread;
         unsigned long serving[POOL_MAX];
         int i;
 
@@ -271,33 +291,56 @@ listing_thread(void *arg)
             deadline.tv_sec++;
             deadline.tv_nsec -= 1000000000L;
         }
-        while (!ctx->bg_quit && !ctx->bg_relist && !listing_any_dirty(ctx)) {
+        while (!ctx->bg_quit && !ctx->bg_relist &&
+               (failed || !listing_any_dirty(ctx))) {
             if (pthread_cond_timedwait(&ctx->bg_cond, &ctx->bg_lock,
                                        &deadline) == ETIMEDOUT)
                 break;
         }
         if (ctx->bg_quit)
             break;
+        /* Remote volumes' sizes and times are read again when the pools
+         * changed (an event, a refresh asked for) and every so often. */
+        reread = ctx->bg_relist ||
+                 time(NULL) - last_reread >= LISTING_REREAD_SECS;
         for (i = 0; i < ctx->npools; i++) {
             dirty[i] = ctx->pools[i].dirty;
+            reread = reread || dirty[i];
             ctx->pools[i].dirty = false;
             serving[i] = ctx->pools[i].refresh_asked;
         }
         ctx->bg_relist = false;
         pthread_mutex_unlock(&ctx->bg_lock);
 
+        failed = false;
         for (i = 0; i < ctx->npools; i++)
-            if (dirty[i] && pool_refresh_retry(ctx, i, 100) < 0)
+            if (dirty[i] && pool_refresh_retry(ctx, i, 100) < 0) {
                 pool_log("cannot refresh storage pool '%s': %s",
                          ctx->pools[i].name, pool_virt_message());
+                dirty[i] = false;       /* not served */
+                failed = true;
+            }
         pthread_mutex_lock(&ctx->bg_lock);
-        for (i = 0; i < ctx->npools; i++)
+        for (i = 0; i < ctx->npools; i++) {
             if (dirty[i] && ctx->pools[i].refresh_done < serving[i])
                 ctx->pools[i].refresh_done = serving[i];
+            /* libvirt's list is stale where the refresh failed: it would
+             * undo poolfs's own renames.  Keep the view, retry later. */
+            if (failed &&
+                ctx->pools[i].refresh_asked > ctx->pools[i].refresh_done)
+                ctx->pools[i].dirty = true;
+        }
         pthread_cond_broadcast(&ctx->bg_cond);
         pthread_mutex_unlock(&ctx->bg_lock);
 
-        listing_relist(ctx);
+        /* A pool whose refresh keeps failing (gone inactive) must not
+         * freeze the view of the others for good. */
+        fails = failed ? fails + 1 : 0;
+        if (!failed || fails >= LISTING_MAX_FAILS) {
+            listing_relist(ctx, reread);
+            if (reread)
+                last_reread = time(NULL);
+        }
 
         pthread_mutex_lock(&ctx->bg_lock);
     }

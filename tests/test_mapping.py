@@ -5,6 +5,7 @@ import fcntl
 import os
 import stat
 import tempfile
+import time
 
 from helpers import (BASE_POOL, DISKS_POOL, MiB, SEEN_WITHIN, expect_errno, marker_name,
                      read_file, vol_name, wait_for, write_file)
@@ -180,3 +181,17 @@ def test_root_listing_and_attributes(mnt):
     assert "_unmapped" not in names  # only when there are such volumes
     expect_errno(errno.ENOENT, os.stat, os.path.join(mnt, "no-such-thing"))
     expect_errno(errno.ENOENT, os.stat, os.path.join(mnt, "no-such-dir", "disk"))
+
+
+def test_names_that_only_start_like_base_stay_put(mnt, virsh):
+    """`_basement/` is a directory like any other: only `_base` itself (and
+    `_unmapped`) are special, so a relist must not move it aside."""
+    d = os.path.join(mnt, "_basement")
+    os.mkdir(d)
+    write_file(os.path.join(d, "notes"), b"kept")
+    virsh.pool_refresh(DISKS_POOL)          # an event: the view is relisted
+    time.sleep(SEEN_WITHIN)
+    assert read_file(os.path.join(d, "notes")) == b"kept"
+    assert "_basement_notes" not in "".join(os.listdir(os.path.join(mnt, "_unmapped"))
+                                            if os.path.isdir(os.path.join(mnt, "_unmapped"))
+                                            else [])

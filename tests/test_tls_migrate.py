@@ -4,6 +4,7 @@ anywhere: the data goes through libvirt volume streams."""
 
 import json
 import os
+import subprocess
 import uuid as uuidlib
 
 
@@ -145,6 +146,58 @@ fusermount3 -u {mnt}
     b = os.path.join(hosts.disks_dir("nodeb"), f"{uuid}_disk")
     assert os.path.getsize(b) == 64 * MiB
     assert os.stat(b).st_blocks * 512 <= 3 * MiB
+
+
+def test_remote_mount_renames_over_a_file_and_shows_real_times(hosts):
+    """Over TLS the pool is not local: a rename is a copy (libvirt has no
+    rename), byte for byte also for a qcow2 (libvirt's own copy would
+    flatten it), and over an existing file done without losing either on
+    the way; a volume's mtime is the one libvirt reports for its file, not
+    the time the view was last listed."""
+    uuid = str(uuidlib.uuid4())
+    mnt = os.path.join(hosts.workdir, "mnt-b2")
+    os.makedirs(mnt, exist_ok=True)
+    old = os.path.join(hosts.disks_dir("nodeb"), f"{uuid}_old")
+    with open(old, "w") as f:
+        f.write("from 2020")
+    os.utime(old, (1577934245, 1577934245))     # 2020-01-02 03:04:05 UTC
+    qcow = os.path.join(hosts.disks_dir("nodeb"), f"{uuid}_q")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", qcow, "1G"], check=True)
+    with open(qcow, "rb") as f:
+        qbytes = f.read()
+    p = hosts.popen_on("nodea", [POOLFS, "-f", hosts.uri("nodeb"), mnt])
+    script = f"""
+set -e
+for i in $(seq 100); do grep -q " {mnt} " /proc/self/mountinfo && break; sleep 0.1; done
+virsh -q -c '{hosts.uri("nodeb")}' pool-refresh {DISKS_POOL} >/dev/null
+for i in $(seq 100); do test -e {mnt}/{uuid}/old && break; sleep 0.1; done
+test "$(stat -c %Y {mnt}/{uuid}/old)" = 1577934245
+echo one > {mnt}/{uuid}/a
+echo two > {mnt}/{uuid}/b
+mv {mnt}/{uuid}/a {mnt}/{uuid}/b
+test "$(cat {mnt}/{uuid}/b)" = one
+test ! -e {mnt}/{uuid}/a
+mv {mnt}/{uuid}/q {mnt}/{uuid}/q2
+ls {mnt}/{uuid} | sort | tr '\n' ' '
+fusermount3 -u {mnt}
+"""
+    try:
+        r = hosts.run_on("nodea", ["bash", "-c", script], timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.stdout.split() == ["b", "old", "q2"], r.stdout
+        p.wait(timeout=20)
+    finally:
+        if p.poll() is None:
+            hosts.run_on("nodea", ["fusermount3", "-u", "-z", mnt])
+            p.kill()
+            p.wait(timeout=10)
+    d = hosts.disks_dir("nodeb")
+    assert sorted(n for n in os.listdir(d) if n.startswith(uuid)) == \
+        [f"{uuid}_b", f"{uuid}_old", f"{uuid}_q2"]
+    with open(os.path.join(d, f"{uuid}_b")) as f:
+        assert f.read() == "one\n"
+    with open(os.path.join(d, f"{uuid}_q2"), "rb") as f:
+        assert f.read() == qbytes
 
 
 def test_pull_in_parallel_ranges_is_one_streams_copy(hosts):
