@@ -408,3 +408,18 @@ def expect_errno(err, fn, *args, **kwargs):
         return e
     raise AssertionError(f"{fn.__name__}{args}: expected {errno.errorcode[err]}, "
                          f"but it succeeded")
+
+
+def tiny_domain_xml(directory, name, disk, fmt):
+    """Write the XML of a small QEMU domain NAME (64 MiB, no boot device)
+    whose one disk is the file DISK of format FMT into DIRECTORY; return
+    its path (for `virsh create`)."""
+    xml = os.path.join(directory, f"{name}.xml")
+    with open(xml, "w") as f:
+        f.write(f"""<domain type='qemu'><name>{name}</name>
+<memory unit='MiB'>64</memory><os><type arch='x86_64' machine='pc'>hvm</type></os>
+<devices><emulator>/usr/bin/qemu-system-x86_64</emulator>
+<disk type='file' device='disk'><driver name='qemu' type='{fmt}'/>
+<source file='{disk}'/><target dev='vda' bus='virtio'/></disk>
+</devices></domain>""")
+    return xml

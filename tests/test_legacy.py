@@ -7,7 +7,8 @@ import shutil
 
 import pytest
 
-from helpers import DISKS_POOL, MiB, backend, have, read_file, run, write_file
+from helpers import (DISKS_POOL, MiB, backend, have, read_file, run, tiny_domain_xml,
+                     write_file)
 
 pytestmark = pytest.mark.skipif(not (have("qemu-img") and have("qemu-io")),
                                 reason="needs qemu-utils")
@@ -200,14 +201,7 @@ def test_adopt_by_copy_refused_while_running(poolfs_factory,
     p.expect_stderr(r"still on legacy storage")
     mnt = p.mnt
     name = f"instance-{LEGACY[:8]}"
-    xml = os.path.join(env.scratch, f"{name}.xml")
-    with open(xml, "w") as f:
-        f.write(f"""<domain type='qemu'><name>{name}</name>
-<memory unit='MiB'>64</memory><os><type arch='x86_64' machine='pc'>hvm</type></os>
-<devices><emulator>/usr/bin/qemu-system-x86_64</emulator>
-<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>
-<source file='{mnt}/{LEGACY}/disk'/><target dev='vda' bus='virtio'/></disk>
-</devices></domain>""")
+    xml = tiny_domain_xml(env.scratch, name, f"{mnt}/{LEGACY}/disk", "qcow2")
     run(["qemu-img", "rebase", "-u", "-F", "raw", "-b",
          os.path.join(mnt, "_base", "cafe0123"), os.path.join(mnt, LEGACY, "disk")])
     virsh("create", xml, timeout=60)

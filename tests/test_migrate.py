@@ -338,18 +338,11 @@ def test_running_instance_is_refused(nodes, poolfsctl, poolfs, env):
     a, b = nodes
     uuid = str(uuidlib.uuid4())
     make_instance(a, uuid)
-    from helpers import SEEN_WITHIN, wait_for
+    from helpers import SEEN_WITHIN, tiny_domain_xml, wait_for
     disk = os.path.join(poolfs.mnt, uuid, "disk.local")
     wait_for(lambda: os.path.exists(disk), SEEN_WITHIN, "the instance in the mount")
     name = f"instance-{uuid[:8]}"
-    xml = os.path.join(env.scratch, f"{name}.xml")
-    with open(xml, "w") as f:
-        f.write(f"""<domain type='qemu'><name>{name}</name>
-<memory unit='MiB'>64</memory><os><type arch='x86_64' machine='pc'>hvm</type></os>
-<devices><emulator>/usr/bin/qemu-system-x86_64</emulator>
-<disk type='file' device='disk'><driver name='qemu' type='raw'/>
-<source file='{disk}'/><target dev='vda' bus='virtio'/></disk>
-</devices></domain>""")
+    xml = tiny_domain_xml(env.scratch, name, disk, "raw")
     a.virsh("create", xml, timeout=60)
     try:
         r = ctl(poolfsctl, "-c", a.uri, "migrate", "--move", "--to", b.uri, uuid,
