@@ -325,6 +325,7 @@ pool_open(const struct pool_opts *opts, struct pool_ctx **ctxp)
     ctx->wake_timer = -1;
     ctx->under = opts->underlay_fd;
     pthread_rwlock_init(&ctx->lock, NULL);
+    pthread_rwlock_init(&ctx->names_lock, NULL);
     pthread_mutex_init(&ctx->bg_lock, NULL);
     pthread_cond_init(&ctx->bg_cond, NULL);
 

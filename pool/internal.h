@@ -47,6 +47,11 @@ struct pool_ctx {
 
     /* The catalog and the generation of changes poolfs made to it. */
     pthread_rwlock_t lock;
+    /* Held for writing through a rename(2) (its plan, the volumes' moves,
+     * the catalog's), for reading by what adds or removes names: a file
+     * made inside a directory being renamed must land before or after,
+     * never between. */
+    pthread_rwlock_t names_lock;
     struct catalog *cat;
     unsigned long gen;
     int busy;           /* changes in several steps under way */

@@ -294,18 +294,24 @@ pool_mkdir(struct pool_ctx *ctx, const char *path, mode_t mode, uid_t uid,
                legacy_mkdir(ctx->under, rel, mode, uid, gid);
     if ((rc = tree_locate(ctx, path, true, &loc)) < 0)
         return rc;
-    if (tree_exists(ctx, path))
-        return -EEXIST;
+    pthread_rwlock_rdlock(&ctx->names_lock);
+    if (tree_exists(ctx, path)) {
+        rc = -EEXIST;
+        goto out;
+    }
     /* The marker keeps the directory's mode and owner. */
     if ((rc = volume_create(ctx, loc.pool, loc.vol, mode, uid, gid)) < 0)
-        return rc;
+        goto out;
 
     pthread_rwlock_wrlock(&ctx->lock);
     ctx->gen++;
     if ((node = catalog_add_dir(ctx->cat, path, false)))
         node->marker = true;
     pthread_rwlock_unlock(&ctx->lock);
-    return node ? 0 : -ENOMEM;
+    rc = node ? 0 : -ENOMEM;
+ out:
+    pthread_rwlock_unlock(&ctx->names_lock);
+    return rc;
 }
 
 int
@@ -396,18 +402,21 @@ pool_unlink(struct pool_ctx *ctx, const char *path)
 
     if (tree_legacy(ctx, path, &rel))
         return legacy_unlink(ctx->under, rel);
+    pthread_rwlock_rdlock(&ctx->names_lock);
     if ((rc = tree_find_file(ctx, path, &pool, &vol, NULL)) < 0)
-        return rc;
+        goto out;
     tree_keep_parent(ctx, path);
     if ((rc = volume_delete(ctx, pool, vol)) < 0)
-        return rc;
+        goto out;
     pthread_rwlock_wrlock(&ctx->lock);
     ctx->gen++;
     if ((node = catalog_lookup(ctx->cat, path)) && node->kind == CAT_FILE &&
         strcmp(node->vol, vol) == 0)
         catalog_remove(ctx->cat, node);
     pthread_rwlock_unlock(&ctx->lock);
-    return 0;
+ out:
+    pthread_rwlock_unlock(&ctx->names_lock);
+    return rc;
 }
 
 /* One volume to rename as part of a rename(2). */
@@ -561,6 +570,7 @@ pool_rename(struct pool_ctx *ctx, const char *from, const char *to,
     if (legacy_to)
         return -EXDEV;
 
+    pthread_rwlock_wrlock(&ctx->names_lock);
     pthread_rwlock_rdlock(&ctx->lock);
     src = catalog_lookup(ctx->cat, from);
     dst = catalog_lookup(ctx->cat, to);
@@ -637,6 +647,7 @@ pool_rename(struct pool_ctx *ctx, const char *from, const char *to,
             listing_wait_refresh(ctx, p, ticket[p], 2000);
 
  cleanup:
+    pthread_rwlock_unlock(&ctx->names_lock);
     tree_plan_free(&plan);
     return rc;
 }
@@ -810,19 +821,24 @@ pool_create(struct pool_ctx *ctx, const char *path, mode_t mode, uid_t uid,
     }
     if ((rc = tree_locate(ctx, path, false, &loc)) < 0)
         return rc;
+    pthread_rwlock_rdlock(&ctx->names_lock);
     if (tree_exists(ctx, path)) {
+        pthread_rwlock_unlock(&ctx->names_lock);
         if (flags & O_EXCL)
             return -EEXIST;
         return pool_open_file(ctx, path, flags, filep);
     }
-    if ((rc = volume_create(ctx, loc.pool, loc.vol, mode, uid, gid)) < 0)
+    if ((rc = volume_create(ctx, loc.pool, loc.vol, mode, uid, gid)) < 0) {
+        pthread_rwlock_unlock(&ctx->names_lock);
         return rc;
+    }
     local = volume_local_path(ctx, loc.pool, loc.vol);
 
     pthread_rwlock_wrlock(&ctx->lock);
     ctx->gen++;
     node = catalog_add_file(ctx->cat, path, loc.pool, loc.vol, local, NULL);
     pthread_rwlock_unlock(&ctx->lock);
+    pthread_rwlock_unlock(&ctx->names_lock);
     if (!node)
         return -ENOMEM;
     return io_open(ctx, path, loc.pool, loc.vol, local,
