@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <libvirt/virterror.h>
 
 #include "ctl.h"
 #include "volxml.h"
@@ -42,6 +43,68 @@ cache_cmp(const void *a, const void *b)
                   ((const struct cache_base *)b)->name);
 }
 
+/* The volumes of every active pool backed by one of BASES: their users.
+ * 0, or -1 (an error printed) when a pool or a volume cannot be read. */
+static int
+cache_find_users(virConnectPtr conn, struct cache_base *bases, size_t nb)
+{
+    virStoragePoolPtr *pools = NULL;
+    int np, p, rc = 0;
+
+    if ((np = virConnectListAllStoragePools(conn, &pools,
+                                            VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE)) < 0) {
+        ctl_error("cannot list the storage pools: %s", ctl_virt_message());
+        return -1;
+    }
+    for (p = 0; p < np; p++) {
+        virStorageVolPtr *vols = NULL;
+        int n = rc < 0 ? 0 : virStoragePoolListAllVolumes(pools[p], &vols, 0);
+        int i;
+        size_t j;
+
+        if (n < 0) {
+            ctl_error("cannot list pool '%s' to find the users of the base "
+                      "images: %s", virStoragePoolGetName(pools[p]),
+                      ctl_virt_message());
+            rc = -1;
+        }
+        for (i = 0; i < n; i++) {
+            char *xml = rc < 0 ? NULL : virStorageVolGetXMLDesc(vols[i], 0);
+            struct volxml vx;
+            char *base;
+
+            if (rc < 0) {
+                /* an earlier error stands */
+            } else if (!xml && virGetLastError() &&
+                       virGetLastError()->code == VIR_ERR_NO_STORAGE_VOL) {
+                /* deleted meanwhile: uses nothing */
+            } else if (!xml || volxml_parse(xml, &vx) < 0) {
+                ctl_error("cannot read volume '%s' of pool '%s' to find the "
+                          "users of the base images: %s",
+                          virStorageVolGetName(vols[i]),
+                          virStoragePoolGetName(pools[p]),
+                          xml ? "its XML does not parse" : ctl_virt_message());
+                rc = -1;
+            } else {
+                if (vx.backing && (base = volxml_base_name(vx.backing))) {
+                    for (j = 0; j < nb; j++)
+                        if (strcmp(bases[j].name, base) == 0)
+                            cache_add_user(&bases[j],
+                                           virStorageVolGetName(vols[i]));
+                    free(base);
+                }
+                volxml_clear(&vx);
+            }
+            free(xml);
+            virStorageVolFree(vols[i]);
+        }
+        free(vols);
+        virStoragePoolFree(pools[p]);
+    }
+    free(pools);
+    return rc;
+}
+
 /* Every base image of the base pool, with the volumes backed by it. */
 static int
 cache_load(virConnectPtr conn, struct ctl *ctl, struct cache_base **basesp,
@@ -52,7 +115,7 @@ cache_load(virConnectPtr conn, struct ctl *ctl, struct cache_base **basesp,
     virStorageVolPtr *vols = NULL;
     struct cache_base *bases = NULL;
     int n = -1, i;
-    size_t j, nb = 0;
+    size_t nb = 0;
     int rc = -1;
 
     if (!bp || !dp) {
@@ -88,29 +151,13 @@ cache_load(virConnectPtr conn, struct ctl *ctl, struct cache_base **basesp,
     free(vols);
     vols = NULL;
 
-    /* Who uses what: one XML read per disk volume, no qemu-img. */
-    if ((n = virStoragePoolListAllVolumes(dp, &vols, 0)) < 0) {
-        ctl_error("cannot list pool '%s': %s", ctl->disks_pool,
-                  ctl_virt_message());
+    /* Who uses what: one XML read per volume, no qemu-img.  Every active
+     * pool of the node, not only the disks pool: poolfs may map files to
+     * other pools (-o pool_map, disk.local and disk.swap overlays backed
+     * by _base/ephemeral_*), and a base image may back another.  A volume
+     * that cannot be read makes the whole answer unknown. */
+    if (cache_find_users(conn, bases, nb) < 0)
         goto out;
-    }
-    for (i = 0; i < n; i++) {
-        char *xml = virStorageVolGetXMLDesc(vols[i], 0);
-        struct volxml vx;
-        char *base;
-
-        if (xml && volxml_parse(xml, &vx) == 0) {
-            if (vx.backing && (base = volxml_base_name(vx.backing))) {
-                for (j = 0; j < nb; j++)
-                    if (strcmp(bases[j].name, base) == 0)
-                        cache_add_user(&bases[j],
-                                       virStorageVolGetName(vols[i]));
-                free(base);
-            }
-            volxml_clear(&vx);
-        }
-        free(xml);
-    }
     qsort(bases, nb, sizeof(*bases), cache_cmp);
     rc = 0;
  out:
@@ -201,7 +248,8 @@ cache_main(struct ctl *ctl, int argc, char **argv)
     for (i = 0; i < nb; i++) {
         struct cache_base *b = &bases[i];
         const char *action = NULL;
-        long long age = b->last_used ? (long long)(now - b->last_used) : -1;
+        long long age = b->last_used && b->last_used <= now ?
+                        (long long)(now - b->last_used) : -1;
 
         if ((unused || remove) && b->nusers > 0)
             continue;
@@ -209,7 +257,9 @@ cache_main(struct ctl *ctl, int argc, char **argv)
             virStorageVolPtr v = NULL;
             virStoragePoolPtr bp;
 
-            if (age >= 0 && age < min_age)
+            /* An age not known (no timestamps: logical, rbd) or in the
+             * future (another clock) is never old enough. */
+            if (age < 0 || age < min_age)
                 continue;
             action = "removed";
             bp = virStoragePoolLookupByName(conn, ctl->base_pool);

@@ -78,3 +78,33 @@ def test_create_cow_errors(poolfs, env, poolfsctl):
     r = ctl(poolfsctl, env, "create-cow", "--mount", poolfs.mnt,
             "abc/disk", "--backing", "/etc/passwd", check=False)
     assert r.returncode == 2 and "_base/IMAGE" in r.stderr
+
+
+def test_cache_keeps_images_used_elsewhere_or_of_unknown_age(poolfs, env, virsh,
+                                                              poolfsctl, tmp_path):
+    """A base image backing a volume of another pool (poolfs's pool_map puts
+    disk.local and disk.swap there) is in use; one whose age cannot be told
+    (no timestamps, or a clock ahead) is never old enough to remove."""
+    mnt = poolfs.mnt
+    make_base(mnt, "ephemeral_1_0706d66", "0x44")
+    make_base(mnt, "ahead", "0x55")
+    future = time.time() + 3600
+    os.utime(os.path.join(mnt, "_base", "ahead"), (future, future))
+    virsh.pool_refresh(BASE_POOL)
+    other = tmp_path / "eph-pool"
+    other.mkdir()
+    run(["qemu-img", "create", "-q", "-f", "qcow2", "-u", "-F", "raw", "-b",
+         os.path.join(mnt, "_base", "ephemeral_1_0706d66"),
+         str(other / "6c0b6f5e-0000-4000-8000-000000000003_disk.local"), "1G"])
+    virsh("pool-create-as", "nova-eph-pool", "dir", "--target", str(other))
+    try:
+        doc = json.loads(ctl(poolfsctl, env, "--json", "cache").stdout)
+        users = {i["name"]: i["users"] for i in doc["images"]}
+        assert users["ephemeral_1_0706d66"] == \
+            ["6c0b6f5e-0000-4000-8000-000000000003_disk.local"], users
+        ctl(poolfsctl, env, "cache", "--remove-unused", "--min-age", "0")
+        assert virsh.vol_list(BASE_POOL) >= {"ephemeral_1_0706d66", "ahead"}
+    finally:
+        virsh("pool-destroy", "nova-eph-pool", check=False)
+        for n in ("ephemeral_1_0706d66", "ahead"):
+            virsh("vol-delete", "--pool", BASE_POOL, n, check=False)
