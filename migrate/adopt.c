@@ -62,6 +62,12 @@ adopt_check_idle(virConnectPtr conn, const char *dirpath, const char *uuid)
                                      VIR_CONNECT_LIST_DOMAINS_ACTIVE);
     int i, busy = 0;
 
+    if (n < 0) {
+        ctl_error("adopt %s: cannot list the running domains to check that "
+                  "none uses its files: %s", uuid, ctl_virt_message());
+        return -1;
+    }
+
     for (i = 0; i < n; i++) {
         char *xml = virDomainGetXMLDesc(doms[i], 0);
 
@@ -125,9 +131,15 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
     virStoragePoolPtr pool = NULL;
     struct dirent *de;
     DIR *dir = NULL;
+    struct adopt_done { char *name; struct stat st; } *done = NULL;
+    size_t ndone = 0, k;
+    size_t mlen = strlen(mount);
     int rc = -1, fd;
 
-    snprintf(dirpath, sizeof(dirpath), "%s/%s/", mount, uuid);
+    /* As domains name the files: no doubled slash. */
+    while (mlen > 1 && mount[mlen - 1] == '/')
+        mlen--;
+    snprintf(dirpath, sizeof(dirpath), "%.*s/%s/", (int)mlen, mount, uuid);
     if (!(conn = ctl_connect(ctl->uri)))
         return -1;
     if (!(pool = virStoragePoolLookupByName(conn, ctl->disks_pool))) {
@@ -158,6 +170,18 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
             ctl_error("adopt %s: %s: %s", uuid, path, strerror(errno));
             goto out;
         }
+        {
+            struct adopt_done *d = realloc(done, (ndone + 1) * sizeof(*d));
+
+            if (!d || fstat(fd, &d[ndone].st) < 0 ||
+                !(d[ndone].name = strdup(de->d_name))) {
+                done = d ? d : done;
+                close(fd);
+                ctl_error("adopt %s: out of memory", uuid);
+                goto out;
+            }
+            done = d;
+        }
         rc = adopt_copy_file(&(struct land_pool){ .conn = conn,
                                                   .uri = ctl->uri,
                                                   .pool = pool,
@@ -167,8 +191,12 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
         if (rc < 0)
             goto out;
         rc = -1;
+        ndone++;
         (*files)++;
     }
+    /* A domain started meanwhile would have written past the copies. */
+    if (adopt_check_idle(conn, dirpath, uuid) < 0)
+        goto out;
     /* All verified: the instance directory marker, then the legacy files
      * go, and a pool refresh tells poolfs mounts (an event). */
     if (names_encode(uuid, "", vol, sizeof(vol)) == 0) {
@@ -183,11 +211,20 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
         if (m)
             virStorageVolFree(m);
     }
-    rewinddir(dir);
-    while ((de = readdir(dir))) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof(path), "%s%s", dirpath, de->d_name);
+    /* Only what was copied, and only as it was copied: a file changed or
+     * made since stays (and so does the directory). */
+    for (k = 0; k < ndone; k++) {
+        struct stat st;
+
+        snprintf(path, sizeof(path), "%s%s", dirpath, done[k].name);
+        if (stat(path, &st) < 0 || st.st_size != done[k].st.st_size ||
+            st.st_mtim.tv_sec != done[k].st.st_mtim.tv_sec ||
+            st.st_mtim.tv_nsec != done[k].st.st_mtim.tv_nsec ||
+            st.st_ino != done[k].st.st_ino) {
+            ctl_error("adopt %s: %s changed while it was copied: it stays, "
+                      "and so do the legacy files after it", uuid, path);
+            goto out;
+        }
         if (unlink(path) < 0) {
             ctl_error("adopt %s: copied and verified, but %s stays: %s",
                       uuid, path, strerror(errno));
@@ -201,6 +238,9 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
     virStoragePoolRefresh(pool, 0);
     rc = 0;
  out:
+    for (k = 0; k < ndone; k++)
+        free(done[k].name);
+    free(done);
     if (dir)
         closedir(dir);
     if (pool)

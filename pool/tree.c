@@ -900,6 +900,26 @@ pool_backend(struct pool_ctx *ctx, const char *path, const char **what)
     return 0;
 }
 
+/* Are DIRFD/REL and FD on one mount, as rename(2) wants (the same
+ * filesystem may be mounted twice, by a bind mount)? */
+static bool
+tree_same_mount(int dirfd, const char *rel, int fd)
+{
+    struct statx a, b;
+
+    if (statx(dirfd, rel, 0, STATX_MNT_ID, &a) < 0 ||
+        statx(fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &b) < 0 ||
+        !(a.stx_mask & b.stx_mask & STATX_MNT_ID))
+        return true;        /* cannot tell: rename(2) will */
+    return a.stx_mnt_id == b.stx_mnt_id;
+}
+
+/* One file of a legacy instance directory, and its volume. */
+struct tree_adopt {
+    char *name;
+    char vol[NAMES_VOL_MAX + 1];
+};
+
 int
 pool_adopt(struct pool_ctx *ctx, const char *path)
 {
@@ -911,6 +931,8 @@ pool_adopt(struct pool_ctx *ctx, const char *path)
     int dfd = -1, tfd = -1, rc = 0;
     char marker[NAMES_VOL_MAX + 1];
     unsigned long ticket;
+    struct tree_adopt *moves = NULL;
+    size_t nmoves = 0, i;
 
     if (!tree_legacy(ctx, path, &rel) || strchr(rel, '/') ||
         strcmp(rel, NAMES_BASE_DIR) == 0)
@@ -926,7 +948,7 @@ pool_adopt(struct pool_ctx *ctx, const char *path)
         rc = -errno;
         goto out;
     }
-    if (pst.st_dev != ust.st_dev) {
+    if (pst.st_dev != ust.st_dev || !tree_same_mount(ctx->under, rel, tfd)) {
         rc = -EXDEV;        /* a copy, which poolfsctl does */
         goto out;
     }
@@ -936,27 +958,53 @@ pool_adopt(struct pool_ctx *ctx, const char *path)
         goto out;
     }
     dfd = -1;
-    pool_change_begin(ctx);
+    /* Every entry checked before any moves, and what moved put back if
+     * one cannot: never half an instance in the pool. */
     while ((de = readdir(dir))) {
-        char vol[NAMES_VOL_MAX + 1];
+        struct tree_adopt *m;
         struct stat st;
 
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
         if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
             !S_ISREG(st.st_mode)) {
-            pool_log("adopt %s: %s is not a regular file: left where it is",
+            pool_log("adopt %s: %s is not a regular file: nothing moved",
                      rel, de->d_name);
             rc = -ENOTSUP;
-            break;
+            goto free_moves;
         }
-        if ((rc = names_encode(rel, de->d_name, vol, sizeof(vol))) < 0)
-            break;
+        if (!(m = realloc(moves, (nmoves + 1) * sizeof(*moves)))) {
+            rc = -ENOMEM;
+            goto free_moves;
+        }
+        moves = m;
+        m = &moves[nmoves];
+        if ((rc = names_encode(rel, de->d_name, m->vol, sizeof(m->vol))) < 0)
+            goto free_moves;
+        if (faccessat(tfd, m->vol, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+            pool_log("adopt %s/%s: volume %s is already in %s: nothing moved",
+                     rel, de->d_name, m->vol, ref->target);
+            rc = -EEXIST;
+            goto free_moves;
+        }
+        if (!(m->name = strdup(de->d_name))) {
+            rc = -ENOMEM;
+            goto free_moves;
+        }
+        nmoves++;
+    }
+    pool_change_begin(ctx);
+    for (i = 0; i < nmoves; i++) {
         /* RENAME_NOREPLACE: a volume of that name is never overwritten. */
-        if (renameat2(dirfd(dir), de->d_name, tfd, vol, RENAME_NOREPLACE) < 0) {
+        if (renameat2(dirfd(dir), moves[i].name, tfd, moves[i].vol,
+                      RENAME_NOREPLACE) < 0) {
             rc = -errno;
-            pool_log("adopt %s/%s into %s/%s: %s", rel, de->d_name,
-                     ref->target, vol, strerror(errno));
+            pool_log("adopt %s/%s into %s/%s: %s; the files moved so far are "
+                     "put back", rel, moves[i].name, ref->target,
+                     moves[i].vol, strerror(errno));
+            while (i-- > 0)
+                renameat2(tfd, moves[i].vol, dirfd(dir), moves[i].name,
+                          RENAME_NOREPLACE);
             break;
         }
     }
@@ -973,6 +1021,10 @@ pool_adopt(struct pool_ctx *ctx, const char *path)
     pool_change_end(ctx);
     listing_wait_refresh(ctx, POOL_DISKS, ticket, 5000);
     listing_request_relist(ctx);
+ free_moves:
+    for (i = 0; i < nmoves; i++)
+        free(moves[i].name);
+    free(moves);
  out:
     if (dir)
         closedir(dir);

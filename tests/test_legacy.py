@@ -206,14 +206,40 @@ def test_adopt_by_copy_refused_while_running(poolfs_factory,
          os.path.join(mnt, "_base", "cafe0123"), os.path.join(mnt, LEGACY, "disk")])
     virsh("create", xml, timeout=60)
     try:
-        r = run([poolfsctl, "-c", env.uri, "adopt", "--mount", mnt, LEGACY],
-                check=False)
-        assert r.returncode == 1
-        assert f"running domain '{name}' uses its files" in r.stderr, r.stderr
+        # Also with a trailing slash on --mount: domains name the files
+        # without a doubled one.
+        for m in (mnt, mnt + "/"):
+            r = run([poolfsctl, "-c", env.uri, "adopt", "--mount", m, LEGACY],
+                    check=False)
+            assert r.returncode == 1
+            assert f"running domain '{name}' uses its files" in r.stderr, r.stderr
         assert not [v for v in virsh.vol_list(DISKS_POOL) if v.startswith(LEGACY)]
         assert backend(os.path.join(mnt, LEGACY)) == b"legacy"
     finally:
         virsh("destroy", name, check=False)
+
+
+def test_adopt_by_rename_is_all_or_nothing(poolfs_factory, mountpoint_factory,
+                                            virsh, poolfsctl, env, adopt_pool):
+    """A legacy directory holding something a volume cannot be (a symlink)
+    is refused with every file still where it was: never half an instance
+    in the pool and half in the legacy tree (its disk would vanish)."""
+    pool, target = adopt_pool
+    under = mountpoint_factory()
+    populate(under)
+    d = os.path.join(under, LEGACY)
+    for i in range(4):
+        write_file(os.path.join(d, f"disk.eph{i}"), b"eph")
+    os.symlink("disk", os.path.join(d, "disk.link"))
+    before = sorted(os.listdir(d))
+    p = poolfs_factory([f"disks_pool={pool}"], mountpoint=under)
+    p.expect_stderr(r"still on legacy storage|conflict|not a regular file")
+    r = run([poolfsctl, "-c", env.uri, "--disks-pool", pool, "adopt",
+             "--mount", p.mnt, LEGACY], check=False)
+    assert r.returncode == 1, r.stdout
+    assert sorted(os.listdir(d)) == before
+    assert not [n for n in os.listdir(target) if n.startswith(LEGACY)]
+    assert read_file(os.path.join(p.mnt, LEGACY, "disk.info")) == b'{"disk": "qcow2"}'
 
 
 def test_adopt_by_rename_interrupted_then_finished(poolfs_factory,
