@@ -140,16 +140,25 @@ cow_main(struct ctl *ctl, int argc, char **argv)
     }
     if (size < 0)
         size = bx.capacity;
-    if (asprintf(&xml,
-                 "<volume><name>%s</name>"
-                 "<capacity unit='bytes'>%lld</capacity>"
-                 "<target><format type='qcow2'/></target>"
-                 "<backingStore><path>%s/" NAMES_BASE_DIR "/%s</path>"
-                 "<format type='%s'/></backingStore></volume>",
-                 vol, size, mount, image,
-                 bx.format ? bx.format : "raw") < 0) {
-        ctl_error("out of memory");
-        goto out;
+    {
+        char *ev = ctl_xml_text(vol), *em = ctl_xml_text(mount);
+        char *ei = ctl_xml_text(image);
+        int n = ev && em && ei ?
+            asprintf(&xml, "<volume><name>%s</name>"
+                     "<capacity unit='bytes'>%lld</capacity>"
+                     "<target><format type='qcow2'/></target>"
+                     "<backingStore><path>%s/" NAMES_BASE_DIR "/%s</path>"
+                     "<format type='%s'/></backingStore></volume>",
+                     ev, size, em, ei, bx.format ? bx.format : "raw") : -1;
+
+        free(ev);
+        free(em);
+        free(ei);
+        if (n < 0) {
+            xml = NULL;
+            ctl_error("out of memory");
+            goto out;
+        }
     }
     if (!(v = virStorageVolCreateXML(dp, xml, 0))) {
         ctl_error("cannot create volume '%s' in pool '%s': %s", vol,

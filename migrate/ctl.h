@@ -39,6 +39,9 @@ virConnectPtr ctl_connect(const char *uri);
 const char *ctl_size(uint64_t bytes, char *buf, size_t len);
 /* A JSON string literal of S (escaped) to OUT. */
 void ctl_json_string(FILE *out, const char *s);
+/* S as XML text ('&', '<', quotes escaped), malloc'ed; NULL if out of
+ * memory. */
+char *ctl_xml_text(const char *s);
 
 /* Progress of long work, drawn on stderr when ctl->progress is set. */
 struct ctl_progress {

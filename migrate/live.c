@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <libvirt/virterror.h>
 #include <libxml/parser.h>
 #include <libxml/xpath.h>
 
@@ -271,18 +272,24 @@ live_create_volumes(struct live_run *r)
 
         if (!d->copy)
             continue;
+        char *ev = ctl_xml_text(d->vol);
+
         dp = virStoragePoolLookupByName(r->dst, d->pool);
-        if (asprintf(&xml, "<volume><name>%s</name><capacity unit='bytes'>"
+        if (!ev || !dp ||
+            asprintf(&xml, "<volume><name>%s</name><capacity unit='bytes'>"
                      "%llu</capacity><allocation unit='bytes'>0</allocation>"
-                     "<target><format type='%s'/></target></volume>", d->vol,
+                     "<target><format type='%s'/></target></volume>", ev,
                      d->capacity, d->format[0] ? d->format : "raw") < 0 ||
             !(v = virStorageVolCreateXML(dp, xml, 0))) {
+            free(ev);
             ctl_error("cannot create volume '%s' in pool '%s' on %s: %s",
                       d->vol, d->pool, r->to, ctl_virt_message());
             free(xml);
-            virStoragePoolFree(dp);
+            if (dp)
+                virStoragePoolFree(dp);
             return -1;
         }
+        free(ev);
         d->created = true;
         virStorageVolFree(v);
         free(xml);
@@ -525,10 +532,36 @@ live_main(struct ctl *ctl, int argc, char **argv)
     r.done = 1;
     pthread_join(prog, NULL);
     if (i < 0) {
-        ctl_error("live-migrate %s failed: %s; it still runs on %s, the "
-                  "volumes made on %s are removed", argv[optind],
-                  ctl_virt_message(), ctl->uri, r.to);
-        goto fail;
+        /* The migration goes on inside libvirtd (peer to peer): an error
+         * here may be this connection's, not the migration's.  The copies
+         * go only if the guest is known to run on the source alone. */
+        char *why = strdup(ctl_virt_message());
+        unsigned char uuid[VIR_UUID_BUFLEN];
+        virDomainPtr there = NULL;
+        int here = virDomainIsActive(r.dom), away = -1;
+
+        if (virDomainGetUUID(r.dom, uuid) == 0) {
+            if ((there = virDomainLookupByUUID(r.dst, uuid)))
+                away = virDomainIsActive(there);
+            else if (virGetLastError() &&
+                     virGetLastError()->code == VIR_ERR_NO_DOMAIN)
+                away = 0;           /* not there at all */
+        }
+        if (there)
+            virDomainFree(there);
+        if (here == 1 && away == 0) {
+            ctl_error("live-migrate %s failed: %s; it still runs on %s, the "
+                      "volumes made on %s are removed", argv[optind],
+                      why ? why : "?", ctl->uri, r.to);
+            free(why);
+            goto fail;
+        }
+        ctl_error("live-migrate %s reported a failure (%s), but the domain "
+                  "%s on %s: the volumes made on %s are kept; check where it "
+                  "runs", argv[optind], why ? why : "?",
+                  away == 1 ? "is running" : "may be running", r.to, r.to);
+        free(why);
+        goto out;
     }
     if (!ctl->json)
         printf("migrated %s to %s\n", argv[optind], r.to);

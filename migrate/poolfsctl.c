@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <libvirt/virterror.h>
+#include <libxml/entities.h>
 
 #include "ctl.h"
 #include "virterr.h"
@@ -73,6 +74,16 @@ ctl_size(uint64_t bytes, char *buf, size_t len)
     }
     snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", v, units[u]);
     return buf;
+}
+
+char *
+ctl_xml_text(const char *s)
+{
+    xmlChar *e = xmlEncodeSpecialChars(NULL, BAD_CAST s);
+    char *copy = e ? strdup((const char *)e) : NULL;
+
+    xmlFree(e);
+    return copy;
 }
 
 void

@@ -6,9 +6,11 @@
  * effect at the domain's next boot or migration, as the nova-spec plans.
  */
 #include <getopt.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #include "ctl.h"
 #include "domxml.h"
@@ -25,23 +27,31 @@ transition_write(const char *path, const char *text)
     return fclose(f);
 }
 
-/* A unified diff of the two definitions on stdout (diff(1)). */
+/* A unified diff of the two definitions on stdout (diff(1), run without a
+ * shell: the domain's name goes in as an argument, never as shell text). */
 static void
 transition_diff(const char *name, const char *old, const char *new)
 {
     char a[] = "/tmp/poolfsctl-old-XXXXXX", b[] = "/tmp/poolfsctl-new-XXXXXX";
     int fa = mkstemp(a), fb = mkstemp(b);
-    char *cmd = NULL;
+    char *la = NULL, *lb = NULL;
 
     if (fa >= 0 && fb >= 0 && transition_write(a, old) == 0 &&
         transition_write(b, new) == 0 &&
-        asprintf(&cmd, "diff -u --label '%s (defined)' --label '%s "
-                 "(transitioned)' %s %s", name, name, a, b) >= 0) {
+        asprintf(&la, "%s (defined)", name) >= 0 &&
+        asprintf(&lb, "%s (transitioned)", name) >= 0) {
+        char *argv[] = { "diff", "-u", "--label", la, "--label", lb, a, b,
+                         NULL };
+        pid_t pid;
+        int status;
+
         fflush(stdout);
-        if (system(cmd) < 0)
+        if (posix_spawnp(&pid, "diff", NULL, NULL, argv, environ) != 0 ||
+            waitpid(pid, &status, 0) < 0)
             ctl_error("cannot run diff");
     }
-    free(cmd);
+    free(la);
+    free(lb);
     if (fa >= 0) {
         close(fa);
         unlink(a);
