@@ -41,6 +41,7 @@ struct live_run {
     struct live_disk disks[LIVE_MAX_DISKS];
     int ndisks;
     int ncopy;
+    bool postcopy;              /* switch to post-copy when it will not converge */
     volatile int done;
 };
 
@@ -325,14 +326,32 @@ live_progress(void *arg)
 {
     struct live_run *r = arg;
 
+    unsigned long long tried = 0;
+
     while (!r->done) {
         virTypedParameterPtr st = NULL;
         int n = 0, type;
-        unsigned long long rem = 0, total = 0, dirty = 0;
+        unsigned long long rem = 0, total = 0, dirty = 0, iter = 0;
         char a[32], b[32], c[32];
 
-        if (r->ctl->progress &&
+        if ((r->ctl->progress || r->postcopy) &&
             virDomainGetJobStats(r->dom, &type, &st, &n, 0) == 0) {
+            /* VIR_MIGRATE_POSTCOPY only allows it: once a whole pass over
+             * memory is done and more is dirty, pre-copy is not getting
+             * there; switch (libvirt refuses while disks still mirror:
+             * tried again on the next pass). */
+            virTypedParamsGetULLong(st, n, VIR_DOMAIN_JOB_MEMORY_ITERATION,
+                                    &iter);
+            if (r->postcopy && iter >= 2 && iter > tried) {
+                tried = iter;
+                if (virDomainMigrateStartPostCopy(r->dom, 0) == 0) {
+                    r->postcopy = false;
+                    if (r->ctl->progress)
+                        fputs("\r\033[Kswitched to post-copy\n", stderr);
+                }
+            }
+        }
+        if (r->ctl->progress && st) {
             virTypedParamsGetULLong(st, n, VIR_DOMAIN_JOB_DATA_REMAINING, &rem);
             virTypedParamsGetULLong(st, n, VIR_DOMAIN_JOB_DATA_TOTAL, &total);
             virTypedParamsGetULLong(st, n, VIR_DOMAIN_JOB_MEMORY_DIRTY_RATE,
@@ -345,8 +364,8 @@ live_progress(void *arg)
                         ctl_size(dirty * 4096, c, sizeof(c)));
                 fflush(stderr);
             }
-            virTypedParamsFree(st, n);
         }
+        virTypedParamsFree(st, n);
         usleep(250 * 1000);
     }
     if (r->ctl->progress)
@@ -411,7 +430,8 @@ live_usage(void)
            "  --tunnelled auto|yes|no  the tunnel through libvirtd (default\n"
            "                 auto); never combined with copying disks\n"
            "  --insecure     allow an unencrypted migration channel\n"
-           "  --postcopy     switch to post-copy if pre-copy cannot converge:\n"
+           "  --postcopy     switch to post-copy when pre-copy does not\n"
+           "                 converge (after the first whole pass over memory):\n"
            "                 a guest dirtying memory faster than the link\n"
            "                 still moves, but a network failure during\n"
            "                 post-copy loses the guest\n"
@@ -527,6 +547,7 @@ live_main(struct ctl *ctl, int argc, char **argv)
                                     VIR_MIGRATE_PARAM_MIGRATE_DISKS,
                                     r.disks[i].dev) < 0)
             goto fail;
+    r.postcopy = facts.postcopy;
     pthread_create(&prog, NULL, live_progress, &r);
     i = virDomainMigrateToURI3(r.dom, r.to, params, nparams, plan.flags);
     r.done = 1;
