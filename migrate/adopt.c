@@ -24,8 +24,8 @@
 #include "pump.h"
 
 /* "legacy", "pool", or NULL with errno (ENOTTY: not a poolfs mount). */
-static const char *
-adopt_backend(const char *path, char *buf, size_t len)
+const char *
+ctl_poolfs_backend(const char *path, char *buf, size_t len)
 {
     struct poolfs_ioc_backend b;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
@@ -262,7 +262,7 @@ adopt_one(struct ctl *ctl, const char *mount, const char *uuid, bool dry_run,
     const char *how = "rename";
 
     snprintf(path, sizeof(path), "%s/%s", mount, uuid);
-    if (!(backend = adopt_backend(path, kind, sizeof(kind)))) {
+    if (!(backend = ctl_poolfs_backend(path, kind, sizeof(kind)))) {
         ctl_error("adopt %s: %s: %s", uuid, path,
                   errno == ENOTTY || errno == ENOSYS || errno == EINVAL ?
                   "not a poolfs mount (see --mount)" : strerror(errno));
@@ -370,7 +370,7 @@ adopt_main(struct ctl *ctl, int argc, char **argv)
 
             snprintf(path, sizeof(path), "%s/%s", mount, de->d_name);
             if (adopt_skip_top(de->d_name) || stat(path, &st) < 0 ||
-                !S_ISDIR(st.st_mode) || !adopt_backend(path, kind, sizeof(kind)) ||
+                !S_ISDIR(st.st_mode) || !ctl_poolfs_backend(path, kind, sizeof(kind)) ||
                 strcmp(kind, "legacy") != 0)
                 continue;
             if (adopt_one(ctl, mount, de->d_name, dry_run, n++ == 0) < 0)

@@ -42,6 +42,9 @@ void ctl_json_string(FILE *out, const char *s);
 /* S as XML text ('&', '<', quotes escaped), malloc'ed; NULL if out of
  * memory. */
 char *ctl_xml_text(const char *s);
+/* What a poolfs mount says backs PATH ("pool", "legacy", ...; ioctl
+ * POOLFS_IOC_BACKEND) into BUF, or NULL with errno (ENOTTY: not poolfs). */
+const char *ctl_poolfs_backend(const char *path, char *buf, size_t len);
 
 /* Progress of long work, drawn on stderr when ctl->progress is set. */
 struct ctl_progress {

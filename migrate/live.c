@@ -55,7 +55,8 @@ live_attr(xmlNodePtr n, const char *name)
     return s;
 }
 
-/* The pool and volume a disk <source> is, if any. */
+/* The pool and volume a disk <source> is: 1 when it is one, 0 when not
+ * ours (network, block), -2 for a file through a poolfs mount. */
 static int
 live_disk_source(struct live_run *r, xmlNodePtr disk, struct live_disk *d)
 {
@@ -88,9 +89,12 @@ live_disk_source(struct live_run *r, xmlNodePtr disk, struct live_disk *d)
                 free(vol);
             } else if (type && strcmp(type, "file") == 0) {
                 char *file = live_attr(c, "file");
+                char kind[32];
 
                 if (file && (v = virStorageVolLookupByPath(r->src, file)))
                     p = virStoragePoolLookupByVolume(v);
+                else if (file && ctl_poolfs_backend(file, kind, sizeof(kind)))
+                    rc = -2;    /* through a poolfs mount: not shared */
                 free(file);
             }
         }
@@ -133,12 +137,23 @@ live_disks(struct live_run *r)
     for (i = 0; o->nodesetval && i < o->nodesetval->nodeNr; i++) {
         struct live_disk *d = &r->disks[r->ndisks];
         virStoragePoolPtr sp, dp;
+        int found;
 
         if (r->ndisks == LIVE_MAX_DISKS)
             break;
         memset(d, 0, sizeof(*d));
-        /* Network and block disks (attached volumes) are not ours. */
-        if (live_disk_source(r, o->nodesetval->nodeTab[i], d) != 1)
+        /* Network and block disks (attached volumes) are not ours.  A file
+         * through a poolfs mount is neither a volume libvirt knows nor
+         * shared storage: the destination's mount has its own. */
+        found = live_disk_source(r, o->nodesetval->nodeTab[i], d);
+        if (found == -2) {
+            ctl_error("disk %s of domain '%s' is a file through a poolfs "
+                      "mount, not a pool volume: run poolfsctl transition "
+                      "first (or migrate it cold)", d->dev[0] ? d->dev : "?",
+                      virDomainGetName(r->dom));
+            goto out;
+        }
+        if (found != 1)
             continue;
         sp = virStoragePoolLookupByName(r->src, d->pool);
         dp = virStoragePoolLookupByName(r->dst, d->pool);

@@ -367,3 +367,27 @@ def test_usage_errors(poolfsctl):
     assert r.returncode == 2 and "unknown command" in r.stderr
     r = run([poolfsctl, "--help"])
     assert "migrate" in r.stdout
+
+
+@pytest.mark.skipif(not have("qemu-system-x86_64"), reason="needs QEMU")
+def test_live_migrate_refuses_a_disk_through_the_mount(nodes, poolfsctl, poolfs, env):
+    """A domain whose disk is a file through a poolfs mount (not yet
+    transitioned) has no volume libvirt knows and is not shared storage:
+    the destination's mount has its own tree.  A live migration would leave
+    the disk behind; it is refused before anything moves."""
+    a, b = nodes
+    uuid = str(uuidlib.uuid4())
+    make_instance(a, uuid)
+    from helpers import SEEN_WITHIN, tiny_domain_xml, wait_for
+    disk = os.path.join(poolfs.mnt, uuid, "disk.local")
+    wait_for(lambda: os.path.exists(disk), SEEN_WITHIN, "the instance in the mount")
+    name = f"instance-{uuid[:8]}"
+    a.virsh("create", tiny_domain_xml(env.scratch, name, disk, "raw"), timeout=60)
+    try:
+        r = ctl(poolfsctl, "-c", a.uri, "live-migrate", name, "--to", b.uri,
+                "--dry-run", check=False)
+        assert r.returncode == 1, r.stdout
+        assert "through a poolfs mount" in r.stderr and "transition" in r.stderr, r.stderr
+        assert os.listdir(b.disks) == []
+    finally:
+        a.virsh("destroy", name, check=False)
