@@ -3,6 +3,7 @@ volume streams.  Node A is the session's private libvirtd; node B is a
 second private libvirtd in its own mount namespace (these tests talk to both
 over their unix sockets; tests/test_tls.py covers the TLS channel)."""
 
+import contextlib
 import json
 import os
 import signal
@@ -330,21 +331,30 @@ def test_shared_dir_pool_is_found_by_a_probe(nodes, poolfsctl, tmp_path):
             node.virsh("pool-destroy", pool, check=False)
 
 
+@contextlib.contextmanager
+def running_through_mount(a, poolfs, env):
+    """An instance on node A whose domain runs with its disk.local through
+    the mount (MOUNT/{uuid}/disk.local); yields (uuid, domain name)."""
+    from helpers import SEEN_WITHIN, tiny_domain_xml, wait_for
+    uuid = str(uuidlib.uuid4())
+    make_instance(a, uuid)
+    disk = os.path.join(poolfs.mnt, uuid, "disk.local")
+    wait_for(lambda: os.path.exists(disk), SEEN_WITHIN, "the instance in the mount")
+    name = f"instance-{uuid[:8]}"
+    a.virsh("create", tiny_domain_xml(env.scratch, name, disk, "raw"), timeout=60)
+    try:
+        yield uuid, name
+    finally:
+        a.virsh("destroy", name, check=False)
+
+
 @pytest.mark.skipif(not have("qemu-system-x86_64"), reason="needs QEMU")
 def test_running_instance_is_refused(nodes, poolfsctl, poolfs, env):
     """A cold migration of an instance whose domain runs is refused, also
     when the domain has its disk through the mount (MOUNT/{uuid}/disk.local,
     the path Nova's legacy backends use), and nothing is copied."""
     a, b = nodes
-    uuid = str(uuidlib.uuid4())
-    make_instance(a, uuid)
-    from helpers import SEEN_WITHIN, tiny_domain_xml, wait_for
-    disk = os.path.join(poolfs.mnt, uuid, "disk.local")
-    wait_for(lambda: os.path.exists(disk), SEEN_WITHIN, "the instance in the mount")
-    name = f"instance-{uuid[:8]}"
-    xml = tiny_domain_xml(env.scratch, name, disk, "raw")
-    a.virsh("create", xml, timeout=60)
-    try:
+    with running_through_mount(a, poolfs, env) as (uuid, name):
         r = ctl(poolfsctl, "-c", a.uri, "migrate", "--move", "--to", b.uri, uuid,
                 check=False)
         assert r.returncode == 1, r.stdout
@@ -352,8 +362,6 @@ def test_running_instance_is_refused(nodes, poolfsctl, poolfs, env):
         assert r.stderr.count("\n") == 1, r.stderr
         assert os.listdir(b.disks) == [] and os.listdir(b.base) == []
         assert os.path.exists(os.path.join(a.disks, f"{uuid}_disk.local"))
-    finally:
-        a.virsh("destroy", name, check=False)
 
 
 def test_usage_errors(poolfsctl):
@@ -376,18 +384,9 @@ def test_live_migrate_refuses_a_disk_through_the_mount(nodes, poolfsctl, poolfs,
     the destination's mount has its own tree.  A live migration would leave
     the disk behind; it is refused before anything moves."""
     a, b = nodes
-    uuid = str(uuidlib.uuid4())
-    make_instance(a, uuid)
-    from helpers import SEEN_WITHIN, tiny_domain_xml, wait_for
-    disk = os.path.join(poolfs.mnt, uuid, "disk.local")
-    wait_for(lambda: os.path.exists(disk), SEEN_WITHIN, "the instance in the mount")
-    name = f"instance-{uuid[:8]}"
-    a.virsh("create", tiny_domain_xml(env.scratch, name, disk, "raw"), timeout=60)
-    try:
+    with running_through_mount(a, poolfs, env) as (uuid, name):
         r = ctl(poolfsctl, "-c", a.uri, "live-migrate", name, "--to", b.uri,
                 "--dry-run", check=False)
         assert r.returncode == 1, r.stdout
         assert "through a poolfs mount" in r.stderr and "transition" in r.stderr, r.stderr
         assert os.listdir(b.disks) == []
-    finally:
-        a.virsh("destroy", name, check=False)
