@@ -75,11 +75,13 @@ struct cold_run {
 };
 
 /*
- * Is the pool the same storage at both ends?  The same pool UUID (one
- * libvirtd), or network storage with the same source.
+ * Is the pool the same storage at both ends, by libvirt's account?  The
+ * same pool UUID on ONE_DAEMON (both ends one URI: pool definitions made
+ * from one XML carry one UUID to every node, so elsewhere it proves
+ * nothing), or network storage with the same source.
  */
 bool
-cold_pool_shared(virStoragePoolPtr a, virStoragePoolPtr b)
+cold_pool_shared(virStoragePoolPtr a, virStoragePoolPtr b, bool one_daemon)
 {
     char ua[VIR_UUID_STRING_BUFLEN], ub[VIR_UUID_STRING_BUFLEN];
     char *xa = NULL, *xb = NULL;
@@ -87,7 +89,7 @@ cold_pool_shared(virStoragePoolPtr a, virStoragePoolPtr b)
     char *ta = NULL, *sa = NULL, *sb = NULL;
     bool shared = false;
 
-    if (virStoragePoolGetUUIDString(a, ua) == 0 &&
+    if (one_daemon && virStoragePoolGetUUIDString(a, ua) == 0 &&
         virStoragePoolGetUUIDString(b, ub) == 0 && strcmp(ua, ub) == 0)
         return true;
     if (!(xa = virStoragePoolGetXMLDesc(a, 0)) ||
@@ -673,7 +675,8 @@ cold_main(struct ctl *ctl, int argc, char **argv)
         if (!(r.src_pool[p] = cold_pool(r.src, r.pool_name[p], o.from)) ||
             !(r.dst_pool[p] = cold_pool(r.dst, r.pool_name[p], o.to)))
             goto fail;
-        r.shared[p] = cold_pool_shared(r.src_pool[p], r.dst_pool[p]);
+        r.shared[p] = cold_pool_shared(r.src_pool[p], r.dst_pool[p],
+                                       strcmp(o.from, o.to) == 0);
         /* Not by libvirt's account: by a probe (a dry run makes none). */
         if (!r.shared[p] && !o.dry_run) {
             int s = cold_probe_shared(&r, p);

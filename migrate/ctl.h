@@ -62,7 +62,8 @@ void ctl_progress_end(struct ctl_progress *p);
 double ctl_now(void);
 
 /* Is the pool the same storage at both ends (cold.c)? */
-bool cold_pool_shared(virStoragePoolPtr a, virStoragePoolPtr b);
+bool cold_pool_shared(virStoragePoolPtr a, virStoragePoolPtr b,
+                      bool one_daemon);
 
 int cold_main(struct ctl *ctl, int argc, char **argv);
 int live_main(struct ctl *ctl, int argc, char **argv);

@@ -164,7 +164,8 @@ live_disks(struct live_run *r)
                 virStoragePoolFree(sp);
             goto out;
         }
-        d->copy = !(sp && cold_pool_shared(sp, dp));
+        d->copy = !(sp && cold_pool_shared(sp, dp,
+                                            strcmp(r->ctl->uri, r->to) == 0));
         r->ncopy += d->copy;
         r->ndisks++;
         if (sp)

@@ -377,6 +377,37 @@ def test_usage_errors(poolfsctl):
     assert "migrate" in r.stdout
 
 
+def test_one_uuid_on_two_nodes_is_not_shared_storage(nodes, poolfsctl, tmp_path):
+    """Pools defined from one XML (config management) carry one UUID to
+    every node: on two libvirtds that proves nothing, so the instance is
+    copied (the probe finds two storages), not taken as already there."""
+    a, b = nodes
+    pool, puuid = "nova-twin-pool", str(uuidlib.uuid4())
+    dirs = {}
+    for node, name in ((a, "a"), (b, "b")):
+        d = tmp_path / name
+        d.mkdir()
+        dirs[name] = str(d)
+        xml = tmp_path / f"{name}.xml"
+        xml.write_text(f"<pool type='dir'><name>{pool}</name><uuid>{puuid}</uuid>"
+                       f"<target><path>{d}</path></target></pool>")
+        node.virsh("pool-create", str(xml))
+    try:
+        uuid = str(uuidlib.uuid4())
+        open(os.path.join(dirs["a"], f"{uuid}_"), "w").close()
+        with open(os.path.join(dirs["a"], f"{uuid}_disk.info"), "w") as f:
+            f.write("only on a")
+        a.virsh.pool_refresh(pool)
+        r = ctl(poolfsctl, "-c", a.uri, "--disks-pool", pool, "migrate",
+                "--to", b.uri, uuid)
+        assert r.stdout.startswith(f"migrated {uuid}"), r.stdout
+        with open(os.path.join(dirs["b"], f"{uuid}_disk.info")) as f:
+            assert f.read() == "only on a"
+    finally:
+        for node in (a, b):
+            node.virsh("pool-destroy", pool, check=False)
+
+
 @pytest.mark.skipif(not have("qemu-system-x86_64"), reason="needs QEMU")
 def test_live_migrate_refuses_a_disk_through_the_mount(nodes, poolfsctl, poolfs, env):
     """A domain whose disk is a file through a poolfs mount (not yet
