@@ -12,8 +12,11 @@
 #include <unistd.h>
 #include <sys/wait.h>
 
+#include <libxml/xpath.h>
+
 #include "ctl.h"
 #include "domxml.h"
+#include "xmlq.h"
 #include "names.h"
 
 static int
@@ -60,6 +63,45 @@ transition_diff(const char *name, const char *old, const char *new)
         close(fb);
         unlink(b);
     }
+}
+
+/*
+ * No disk under MOUNT may still be a legacy file: its volume, if one of the
+ * name exists (an adoption cut short), holds stale data.  poolfs says what
+ * backs each path (ctl_poolfs_backend()); where it cannot be asked (no
+ * mount here), the volume check that follows is all there is.
+ */
+static int
+transition_check_legacy(const char *xml, const char *mount)
+{
+    xmlDocPtr doc = xmlq_read(xml);
+    xmlXPathContextPtr x = doc ? xmlXPathNewContext(doc) : NULL;
+    xmlXPathObjectPtr o = x ? xmlXPathEvalExpression(
+        BAD_CAST "/domain/devices/disk[@type='file']/source/@file", x) : NULL;
+    size_t mlen = strlen(mount);
+    int i, legacy = 0;
+
+    while (mlen > 1 && mount[mlen - 1] == '/')
+        mlen--;
+    for (i = 0; o && o->nodesetval && i < o->nodesetval->nodeNr; i++) {
+        xmlChar *path = xmlNodeGetContent(o->nodesetval->nodeTab[i]);
+        char kind[32];
+
+        if (path && strncmp((const char *)path, mount, mlen) == 0 &&
+            path[mlen] == '/' &&
+            ctl_poolfs_backend((const char *)path, kind, sizeof(kind)) &&
+            strcmp(kind, "legacy") == 0) {
+            ctl_error("%s is still on legacy storage: adopt the instance "
+                      "first (poolfsctl adopt), then transition it",
+                      (const char *)path);
+            legacy++;
+        }
+        xmlFree(path);
+    }
+    xmlXPathFreeObject(o);
+    xmlXPathFreeContext(x);
+    xmlFreeDoc(doc);
+    return legacy ? -1 : 0;
 }
 
 /* Every volume the new definition names must exist. */
@@ -165,7 +207,8 @@ transition_main(struct ctl *ctl, int argc, char **argv)
         ctl_error("domain '%s': %s", argv[optind], err);
         goto out;
     }
-    if (n > 0 && transition_check_volumes(conn, out) < 0)
+    if (n > 0 && (transition_check_legacy(xml, mount) < 0 ||
+                  transition_check_volumes(conn, out) < 0))
         goto out;
     if (ctl->json) {
         printf("{\"domain\": ");

@@ -262,3 +262,26 @@ def test_adopt_by_rename_interrupted_then_finished(poolfs_factory,
     assert {f"{LEGACY}_disk", f"{LEGACY}_disk.info",
             f"{LEGACY}_console.log"} <= virsh.vol_list(pool)
     assert read_file(os.path.join(p.mnt, LEGACY, "console.log")) == b"boot\n"
+
+
+def test_transition_refuses_a_legacy_instance(poolfs_factory, mountpoint_factory,
+                                              virsh, poolfsctl, env):
+    """A domain whose disk is still a legacy file is not switched to a
+    volume of the same name (here a stale one: an adoption cut short, or a
+    conflict): it would boot on the wrong data.  Adopt first."""
+    under = mountpoint_factory()
+    populate(under)
+    virsh.vol_create_as(DISKS_POOL, f"{CONFLICT}_disk", 1 * MiB)
+    p = poolfs_factory(mountpoint=under)
+    p.expect_stderr(r"still on legacy storage|conflict")
+    name = f"instance-{CONFLICT[:8]}"
+    virsh("define", tiny_domain_xml(env.scratch, name,
+                                    f"{p.mnt}/{CONFLICT}/disk", "qcow2"))
+    try:
+        r = run([poolfsctl, "-c", env.uri, "transition", "--mount", p.mnt, name],
+                check=False)
+        assert r.returncode == 1, r.stdout
+        assert "still on legacy storage" in r.stderr and "adopt" in r.stderr, r.stderr
+        assert "type='file'" in virsh("dumpxml", "--inactive", name).stdout
+    finally:
+        virsh("undefine", name, check=False)
