@@ -168,9 +168,9 @@ def test_remote_mount_renames_over_a_file_and_shows_real_times(hosts):
     p = hosts.popen_on("nodea", [POOLFS, "-f", hosts.uri("nodeb"), mnt])
     script = f"""
 set -e
-for i in $(seq 100); do grep -q " {mnt} " /proc/self/mountinfo && break; sleep 0.1; done
+for i in $(seq 300); do grep -q " {mnt} " /proc/self/mountinfo && break; sleep 0.1; done
 virsh -q -c '{hosts.uri("nodeb")}' pool-refresh {DISKS_POOL} >/dev/null
-for i in $(seq 100); do test -e {mnt}/{uuid}/old && break; sleep 0.1; done
+for i in $(seq 300); do test -e {mnt}/{uuid}/old && break; sleep 0.1; done
 test "$(stat -c %Y {mnt}/{uuid}/old)" = 1577934245
 echo one > {mnt}/{uuid}/a
 echo two > {mnt}/{uuid}/b
