@@ -130,7 +130,7 @@ cold_pool_shared(virStoragePoolPtr a, virStoragePoolPtr b, bool one_daemon)
 static int
 cold_probe_shared(struct cold_run *r, int p)
 {
-    char name[64], xml[256];
+    char name[64], *xml;
     unsigned long long tag;
     virStorageVolPtr probe, seen;
     int shared = -1;
@@ -138,10 +138,13 @@ cold_probe_shared(struct cold_run *r, int p)
     if (getrandom(&tag, sizeof(tag), 0) != sizeof(tag))
         tag = (unsigned long long)getpid() << 32 ^ (unsigned long long)time(NULL);
     snprintf(name, sizeof(name), ".poolfs-probe-%016llx", tag);
-    snprintf(xml, sizeof(xml), "<volume><name>%s</name>"
-             "<capacity unit='bytes'>0</capacity>"
-             "<target><format type='raw'/></target></volume>", name);
-    if (!(probe = virStorageVolCreateXML(r->dst_pool[p], xml, 0))) {
+    if (!(xml = land_volume_xml(name))) {
+        ctl_error("out of memory");
+        return -1;
+    }
+    probe = virStorageVolCreateXML(r->dst_pool[p], xml, 0);
+    free(xml);
+    if (!probe) {
         ctl_error("cannot make a probe volume in pool '%s' on %s (to tell "
                   "whether it is the storage of pool '%s' on %s): %s",
                   r->pool_name[p], r->o->to, r->pool_name[p], r->o->from,

@@ -47,18 +47,15 @@ land_digest(const struct land_pool *pool, virStorageVolPtr vol,
     return rc;
 }
 
-/* Delete volume NAME of POOL if it is there; false if it stays. */
-static bool
+static void
 land_delete(virStoragePoolPtr pool, const char *name)
 {
     virStorageVolPtr v = virStorageVolLookupByName(pool, name);
-    bool gone = true;
 
     if (v) {
-        gone = virStorageVolDelete(v, 0) == 0;
+        virStorageVolDelete(v, 0);
         virStorageVolFree(v);
     }
-    return gone;
 }
 
 /* Where a copy of NAME waits until it is complete and verified. */
@@ -85,26 +82,18 @@ land_has_partial(virStoragePoolPtr pool, const char *name)
 bool
 land_unfinished(const struct land_pool *to, const char *name)
 {
-    virStorageVolPtr part, fin;
-    char *partname;
+    virStorageVolPtr fin;
     bool unfinished = false;
 
-    if (!(partname = land_partname(name)))
-        return false;
-    if ((part = virStorageVolLookupByName(to->pool, partname))) {
-        if ((fin = virStorageVolLookupByName(to->pool, name))) {
-            unfinished = virStorageVolDelete(fin, 0) == 0;
-            virStorageVolFree(fin);
-        }
-        virStorageVolFree(part);
+    if (land_has_partial(to->pool, name) &&
+        (fin = virStorageVolLookupByName(to->pool, name))) {
+        unfinished = virStorageVolDelete(fin, 0) == 0;
+        virStorageVolFree(fin);
     }
-    free(partname);
     return unfinished;
 }
 
-/* An empty raw volume NAME (any characters a volume name may hold,
- * '&' and '<' among them, escaped). */
-static char *
+char *
 land_volume_xml(const char *name)
 {
     xmlChar *esc = xmlEncodeSpecialChars(NULL, BAD_CAST name);

@@ -52,6 +52,11 @@ int land_volume(const struct land_pool *to, const char *name,
  */
 bool land_unfinished(const struct land_pool *to, const char *name);
 
+/* The XML of an empty raw volume NAME (any characters a volume name may
+ * hold, '&' and '<' among them, escaped), malloc'ed; NULL if out of
+ * memory. */
+char *land_volume_xml(const char *name);
+
 /* Is ".partial-NAME" in POOL (NAME unfinished)?  Changes nothing. */
 bool land_has_partial(virStoragePoolPtr pool, const char *name);
 

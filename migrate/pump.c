@@ -331,8 +331,7 @@ int
 pump_check_file(int fd, char *scratch, const char *buf, long long len,
                 off_t off, off_t *at)
 {
-    const off_t page = 4096;
-    off_t end = off + len, a, b, d, h, p;
+    off_t end = off + len, d, h, p;
     int rc;
 
     *at = off;
@@ -345,29 +344,22 @@ pump_check_file(int fd, char *scratch, const char *buf, long long len,
             (*at)++;
         return 1;
     }
-    /* A hole: whole pages proven to hold no data, the edges read. */
-    a = (off + page - 1) / page * page;
-    b = end / page * page;
-    if (a >= b)
-        return pump_check_zeros(fd, scratch, off, end - off, at);
-    if ((rc = pump_check_zeros(fd, scratch, off, a - off, at)) != 0 ||
-        (rc = pump_check_zeros(fd, scratch, b, end - b, at)) != 0)
-        return rc;
-    /* Data where the hole is must read as zeros: some filesystems keep no
-     * holes, and the kernel's generic SEEK_DATA (NFS before 4.2, say)
-     * calls every byte before the end of the file data. */
-    for (p = a; p < b; p = h) {
+    /* A hole: what the file holds as data there must read as zeros (the
+     * edges of a page-sized hole, a filesystem that keeps no holes, or the
+     * kernel's generic SEEK_DATA, NFS before 4.2, that calls every byte
+     * before the end of the file data); the rest reads as zeros anyway. */
+    for (p = off; p < end; p = h) {
         if ((d = lseek(fd, p, SEEK_DATA)) < 0) {
             if (errno == ENXIO)
                 break;
             return -1;
         }
-        if (d >= b)
+        if (d >= end)
             break;
         if ((h = lseek(fd, d, SEEK_HOLE)) < 0)
             return -1;
-        if (h > b || h <= d)
-            h = b;
+        if (h > end || h <= d)
+            h = end;
         if ((rc = pump_check_zeros(fd, scratch, d, h - d, at)) != 0)
             return rc;
     }

@@ -32,8 +32,8 @@ int pump_write_file(int fd, const char *p, size_t len, off_t off,
 
 /*
  * Does FD hold at OFF what was read: the LEN bytes at BUF, or with BUF NULL
- * a hole of LEN (read as zeros; whole pages proven with SEEK_DATA)?  SCRATCH
- * holds PUMP_SLOT_SIZE bytes.  0 when it does, 1 with *AT set to the first
+ * a hole of LEN (the data SEEK_DATA finds there read back as zeros)?
+ * SCRATCH holds PUMP_SLOT_SIZE bytes.  0 when it does, 1 with *AT set to the first
  * byte that differs when not, -1 with errno on a read error.
  */
 int pump_check_file(int fd, char *scratch, const char *buf, long long len,

@@ -5,6 +5,8 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <time.h>
+#include <sys/stat.h>
 #include <libvirt/libvirt.h>
 
 #include "catalog.h"
@@ -136,6 +138,15 @@ void tree_update_size(struct pool_ctx *ctx, const char *path,
 
 /* Scope-bound cleanup, as in libvirt's g_autofree. */
 static inline void pool_freep(void *p) { free(*(void **)p); }
+
+/* The mtime utimensat(2)'s TV sets on a file whose mtime is now CUR. */
+static inline time_t
+pool_utime_mtime(const struct timespec tv[2], time_t cur)
+{
+    if (tv[1].tv_nsec == UTIME_NOW)
+        return time(NULL);
+    return tv[1].tv_nsec == UTIME_OMIT ? cur : tv[1].tv_sec;
+}
 #define AUTOFREE __attribute__((cleanup(pool_freep)))
 
 #endif /* POOLFS_POOL_INTERNAL_H */

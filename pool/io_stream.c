@@ -270,10 +270,15 @@ static int
 io_stream_start_upload(struct pool_file *f, off_t off)
 {
     struct io_stream *s = f->st;
+    virStorageVolInfo vi;
 
     /* Where the volume ends now (another handle may have grown it):
-     * holes are sent only past that. */
-    io_stream_refresh_size(f);
+     * holes are sent only past that.  One round trip, for the length
+     * alone; it only ever moves the end out (fewer holes, never a cut). */
+    if (virStorageVolGetInfoFlags(s->vol, &vi,
+                                  VIR_STORAGE_VOL_GET_PHYSICAL) == 0 &&
+        (off_t)vi.allocation > s->size)
+        s->size = vi.allocation;
     if (!(s->wr = virStreamNew(f->ctx->conn, 0)))
         goto error;
     if (virStorageVolUpload(s->vol, s->wr, off, 0,
@@ -431,10 +436,7 @@ io_stream_utimens(struct pool_file *f, const struct timespec tv[2])
     struct io_stream *s = f->st;
 
     pthread_mutex_lock(&s->lock);
-    if (tv[1].tv_nsec == UTIME_NOW)
-        s->mtime = time(NULL);
-    else if (tv[1].tv_nsec != UTIME_OMIT)
-        s->mtime = tv[1].tv_sec;
+    s->mtime = pool_utime_mtime(tv, s->mtime);
     pthread_mutex_unlock(&s->lock);
     return 0;
 }

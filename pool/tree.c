@@ -748,11 +748,7 @@ tree_view_times(struct pool_ctx *ctx, const char *path,
     pthread_rwlock_wrlock(&ctx->lock);
     if ((node = catalog_lookup(ctx->cat, path)) && node->kind == CAT_FILE &&
         !node->local) {
-        if (tv[1].tv_nsec == UTIME_NOW)
-            node->mtime = time(NULL);
-        else if (tv[1].tv_nsec != UTIME_OMIT)
-            node->mtime = tv[1].tv_sec;
-        node->info.mtime = node->mtime;
+        node->mtime = node->info.mtime = pool_utime_mtime(tv, node->mtime);
         rc = 0;
     }
     pthread_rwlock_unlock(&ctx->lock);

@@ -182,6 +182,26 @@ volume_rename_local(struct pool_ctx *ctx, int pool, const char *from,
 static int volume_copy_head(struct pool_ctx *ctx, virStorageVolPtr src,
                             virStorageVolPtr dst, unsigned long long len);
 
+/* Is V raw to libvirt, the one format it copies byte for byte? */
+static bool
+volume_is_raw(virStorageVolPtr v)
+{
+    AUTOFREE char *xml = virStorageVolGetXMLDesc(v, 0);
+
+    return xml && strstr(xml, "<format type='raw'/>");
+}
+
+/* A new volume (XML) of P copied from raw volume SRC by libvirt: a reflink
+ * where the filesystem can, else a copy. */
+static virStorageVolPtr
+volume_from_raw(virStoragePoolPtr p, const char *xml, virStorageVolPtr src)
+{
+    virStorageVolPtr v = virStorageVolCreateXMLFrom(
+        p, xml, src, VIR_STORAGE_VOL_CREATE_REFLINK);
+
+    return v ? v : virStorageVolCreateXMLFrom(p, xml, src, 0);
+}
+
 /*
  * A byte-for-byte copy of SRC as a new volume NAME of POOL, or NULL
  * (logged).  libvirt copies a raw volume as it is (a reflink where it can)
@@ -194,19 +214,15 @@ volume_clone_as(struct pool_ctx *ctx, int pool, virStorageVolPtr src,
 {
     virStoragePoolPtr p = ctx->pools[pool].pool;
     AUTOFREE char *xml = volume_xml(name, 0, 0600, 0, 0);
-    AUTOFREE char *sxml = virStorageVolGetXMLDesc(src, 0);
     /* Before the calls: every libvirt call resets the last error. */
     const char *from = virStorageVolGetName(src);
     virStorageVolInfo vi;
     virStorageVolPtr v = NULL;
 
-    if (!xml || !sxml)
+    if (!xml)
         goto fail;
-    if (strstr(sxml, "<format type='raw'/>")) {
-        if (!(v = virStorageVolCreateXMLFrom(p, xml, src,
-                                             VIR_STORAGE_VOL_CREATE_REFLINK)))
-            v = virStorageVolCreateXMLFrom(p, xml, src, 0);
-        if (!v)
+    if (volume_is_raw(src)) {
+        if (!(v = volume_from_raw(p, xml, src)))
             goto fail;
         return v;
     }
@@ -528,22 +544,17 @@ volume_clone(struct pool_ctx *ctx, int pool, const char *src, const char *dst)
     virStoragePoolPtr p = ctx->pools[pool].pool;
     virStorageVolPtr s = volume_lookup(ctx, pool, src);
     virStorageVolPtr d = NULL, n = NULL;
-    AUTOFREE char *sxml = NULL;
     AUTOFREE char *xml = NULL;
     int rc = -EOPNOTSUPP;
 
-    if (!s || !(sxml = virStorageVolGetXMLDesc(s, 0)) ||
-        !strstr(sxml, "<format type='raw'/>") ||
-        !(xml = volume_xml(dst, 0, 0644, 0, 0)))
+    if (!s || !volume_is_raw(s) || !(xml = volume_xml(dst, 0, 0644, 0, 0)))
         goto out;
     /* The destination exists (cp created it, empty): replace it. */
     if ((d = volume_lookup(ctx, pool, dst)) && virStorageVolDelete(d, 0) < 0) {
         rc = -pool_virt_errno();
         goto out;
     }
-    if (!(n = virStorageVolCreateXMLFrom(p, xml, s,
-                                         VIR_STORAGE_VOL_CREATE_REFLINK)) &&
-        !(n = virStorageVolCreateXMLFrom(p, xml, s, 0))) {
+    if (!(n = volume_from_raw(p, xml, s))) {
         rc = -pool_virt_errno();
         pool_log("cannot copy volume '%s' to '%s' in pool '%s': %s", src,
                  dst, ctx->pools[pool].name, pool_virt_message());
