@@ -84,10 +84,68 @@ adopt_check_idle(virConnectPtr conn, const char *dirpath, const char *uuid)
     return busy ? -1 : 0;
 }
 
-/* One file into volume VOL: .partial-VOL, then VOL, verified (land.h). */
+/*
+ * An adoption by copy that was started and not finished leaves this
+ * 0-byte volume in the disks pool: while it is there, a volume
+ * {uuid}_{name} that differs from the legacy file is a copy of that file
+ * from the run that was cut short (the guest may have written to the
+ * legacy file since), not somebody else's volume, and is copied again.
+ */
+static void
+adopt_journal_name(const char *uuid, char *buf, size_t len)
+{
+    snprintf(buf, len, ".poolfs-adopt-%s", uuid);
+}
+
+/* 1 if the journal was there (a run was cut short), 0 if it is made now,
+ * -1 (said why) if it cannot be. */
+static int
+adopt_journal_open(virStoragePoolPtr pool, const char *pool_name,
+                   const char *uuid)
+{
+    char name[NAME_MAX];
+    char *xml;
+    virStorageVolPtr v;
+
+    adopt_journal_name(uuid, name, sizeof(name));
+    if ((v = virStorageVolLookupByName(pool, name))) {
+        virStorageVolFree(v);
+        return 1;
+    }
+    if ((xml = land_volume_xml(name)))
+        v = virStorageVolCreateXML(pool, xml, 0);
+    free(xml);
+    if (!v) {
+        ctl_error("adopt %s: cannot make volume '%s' in pool '%s' (it marks "
+                  "an adoption under way): %s", uuid, name, pool_name,
+                  ctl_virt_message());
+        return -1;
+    }
+    virStorageVolFree(v);
+    return 0;
+}
+
+static void
+adopt_journal_close(virStoragePoolPtr pool, const char *uuid)
+{
+    char name[NAME_MAX];
+    virStorageVolPtr v;
+
+    adopt_journal_name(uuid, name, sizeof(name));
+    if (!(v = virStorageVolLookupByName(pool, name)))
+        return;
+    if (virStorageVolDelete(v, 0) < 0)
+        fprintf(stderr, "poolfsctl: warning: adopt %s: adopted, but volume "
+                "'%s' stays (delete it): %s\n", uuid, name,
+                ctl_virt_message());
+    virStorageVolFree(v);
+}
+
+/* One file into volume VOL: .partial-VOL, then VOL, verified (land.h).
+ * RESUMED: a run before was cut short (adopt_journal_open()). */
 static int
 adopt_copy_file(const struct land_pool *to, int fd, const char *vol,
-                const char *uuid, const char *name)
+                const char *uuid, const char *name, bool resumed)
 {
     virStorageVolPtr fin;
     struct pump_result mine, theirs;
@@ -99,15 +157,27 @@ adopt_copy_file(const struct land_pool *to, int fd, const char *vol,
         /* There already: an interrupted run, or a real conflict. */
         if (pump_digest(PUMP_FILE(fd), NULL, NULL, &mine, err,
                         sizeof(err)) < 0 ||
-            land_digest(to, fin, &theirs, err, sizeof(err)) < 0)
+            land_digest(to, fin, &theirs, err, sizeof(err)) < 0) {
             ctl_error("adopt %s/%s: %s", uuid, name, err);
-        else if (strcmp(mine.hex, theirs.hex) != 0)
+        } else if (strcmp(mine.hex, theirs.hex) == 0) {
+            rc = 0;
+        } else if (!resumed) {
             ctl_error("adopt %s/%s: volume '%s' exists with other content: "
                       "not overwriting it", uuid, name, vol);
-        else
-            rc = 0;
+        } else if (virStorageVolDelete(fin, 0) < 0) {
+            ctl_error("adopt %s/%s: volume '%s', an older copy of the file, "
+                      "cannot be deleted to copy it again: %s", uuid, name,
+                      vol, ctl_virt_message());
+        } else {
+            rc = 1;             /* copy it again */
+        }
         virStorageVolFree(fin);
-        return rc;
+        if (rc <= 0)
+            return rc;
+        if (lseek(fd, 0, SEEK_SET) < 0) {
+            ctl_error("adopt %s/%s: %s", uuid, name, strerror(errno));
+            return -1;
+        }
     }
     if (land_volume(to, vol, PUMP_FILE(fd), true, NULL, NULL, &mine, NULL,
                     err, sizeof(err)) < 0) {
@@ -118,9 +188,18 @@ adopt_copy_file(const struct land_pool *to, int fd, const char *vol,
     return 0;
 }
 
+/* Not "." or "..". */
+static int
+adopt_entry(const struct dirent *de)
+{
+    return strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+}
+
 /*
  * Adoption across filesystems: each file streamed into a volume and
- * verified; only when all are, the legacy files go.
+ * verified, in name order; only when all are, and none changed meanwhile,
+ * the legacy files go.  Nothing is copied if one of them is something a
+ * volume cannot hold.
  */
 static int
 adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
@@ -129,12 +208,10 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
     char vol[NAMES_VOL_MAX + 1];
     virConnectPtr conn = NULL;
     virStoragePoolPtr pool = NULL;
-    struct dirent *de;
-    DIR *dir = NULL;
-    struct adopt_done { char *name; struct stat st; } *done = NULL;
-    size_t ndone = 0, k;
+    struct dirent **de = NULL;
+    struct stat *st = NULL;
     size_t mlen = strlen(mount);
-    int rc = -1, fd;
+    int rc = -1, n = -1, i, fd, resumed;
 
     /* As domains name the files: no doubled slash. */
     while (mlen > 1 && mount[mlen - 1] == '/')
@@ -149,54 +226,65 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
     }
     if (adopt_check_idle(conn, dirpath, uuid) < 0)
         goto out;
-    if (!(dir = opendir(dirpath))) {
+    if ((n = scandir(dirpath, &de, adopt_entry, alphasort)) < 0) {
         ctl_error("adopt %s: %s: %s", uuid, dirpath, strerror(errno));
         goto out;
     }
+    if (n > 0 && !(st = calloc(n, sizeof(*st)))) {
+        ctl_error("adopt %s: out of memory", uuid);
+        goto out;
+    }
+    for (i = 0; i < n; i++) {
+        snprintf(path, sizeof(path), "%s%s", dirpath, de[i]->d_name);
+        if (lstat(path, &st[i]) < 0 || !S_ISREG(st[i].st_mode) ||
+            names_encode(uuid, de[i]->d_name, vol, sizeof(vol)) < 0) {
+            ctl_error("adopt %s: %s is not a regular file a volume can hold; "
+                      "nothing was copied", uuid, de[i]->d_name);
+            goto out;
+        }
+    }
+    if ((resumed = adopt_journal_open(pool, ctl->disks_pool, uuid)) < 0)
+        goto out;
     *files = 0;
-    while ((de = readdir(dir))) {
-        struct stat st;
-
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof(path), "%s%s", dirpath, de->d_name);
-        if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) ||
-            names_encode(uuid, de->d_name, vol, sizeof(vol)) < 0) {
-            ctl_error("adopt %s: %s is not a regular file a volume can hold",
-                      uuid, de->d_name);
-            goto out;
-        }
-        if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+    for (i = 0; i < n; i++) {
+        snprintf(path, sizeof(path), "%s%s", dirpath, de[i]->d_name);
+        names_encode(uuid, de[i]->d_name, vol, sizeof(vol));
+        if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0 ||
+            fstat(fd, &st[i]) < 0) {
             ctl_error("adopt %s: %s: %s", uuid, path, strerror(errno));
-            goto out;
-        }
-        {
-            struct adopt_done *d = realloc(done, (ndone + 1) * sizeof(*d));
-
-            if (!d || fstat(fd, &d[ndone].st) < 0 ||
-                !(d[ndone].name = strdup(de->d_name))) {
-                done = d ? d : done;
+            if (fd >= 0)
                 close(fd);
-                ctl_error("adopt %s: out of memory", uuid);
-                goto out;
-            }
-            done = d;
+            goto out;
         }
         rc = adopt_copy_file(&(struct land_pool){ .conn = conn,
                                                   .uri = ctl->uri,
                                                   .pool = pool,
                                                   .name = ctl->disks_pool },
-                             fd, vol, uuid, de->d_name);
+                             fd, vol, uuid, de[i]->d_name, resumed);
         close(fd);
         if (rc < 0)
             goto out;
         rc = -1;
-        ndone++;
         (*files)++;
     }
     /* A domain started meanwhile would have written past the copies. */
     if (adopt_check_idle(conn, dirpath, uuid) < 0)
         goto out;
+    /* Only as they were copied: a file changed or made since keeps them
+     * all where they are (the next run copies it again). */
+    for (i = 0; i < n; i++) {
+        struct stat now;
+
+        snprintf(path, sizeof(path), "%s%s", dirpath, de[i]->d_name);
+        if (stat(path, &now) < 0 || now.st_size != st[i].st_size ||
+            now.st_mtim.tv_sec != st[i].st_mtim.tv_sec ||
+            now.st_mtim.tv_nsec != st[i].st_mtim.tv_nsec ||
+            now.st_ino != st[i].st_ino) {
+            ctl_error("adopt %s: %s changed while it was copied: the legacy "
+                      "files stay; run adopt again", uuid, path);
+            goto out;
+        }
+    }
     /* All verified: the instance directory marker, then the legacy files
      * go, and a pool refresh tells poolfs mounts (an event). */
     if (names_encode(uuid, "", vol, sizeof(vol)) == 0) {
@@ -211,21 +299,9 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
         if (m)
             virStorageVolFree(m);
     }
-    /* Only what was copied, and only as it was copied: a file changed or
-     * made since stays (and so does the directory). */
-    for (k = 0; k < ndone; k++) {
-        struct stat st;
-
-        snprintf(path, sizeof(path), "%s%s", dirpath, done[k].name);
-        if (stat(path, &st) < 0 || st.st_size != done[k].st.st_size ||
-            st.st_mtim.tv_sec != done[k].st.st_mtim.tv_sec ||
-            st.st_mtim.tv_nsec != done[k].st.st_mtim.tv_nsec ||
-            st.st_ino != done[k].st.st_ino) {
-            ctl_error("adopt %s: %s changed while it was copied: it stays, "
-                      "and so do the legacy files after it", uuid, path);
-            goto out;
-        }
-        if (unlink(path) < 0) {
+    for (i = 0; i < n; i++) {
+        snprintf(path, sizeof(path), "%s%s", dirpath, de[i]->d_name);
+        if (unlink(path) < 0 && errno != ENOENT) {
             ctl_error("adopt %s: copied and verified, but %s stays: %s",
                       uuid, path, strerror(errno));
             goto out;
@@ -236,13 +312,13 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
         goto out;
     }
     virStoragePoolRefresh(pool, 0);
+    adopt_journal_close(pool, uuid);
     rc = 0;
  out:
-    for (k = 0; k < ndone; k++)
-        free(done[k].name);
-    free(done);
-    if (dir)
-        closedir(dir);
+    for (i = 0; i < n; i++)
+        free(de[i]);
+    free(de);
+    free(st);
     if (pool)
         virStoragePoolFree(pool);
     virConnectClose(conn);

@@ -285,3 +285,83 @@ def test_transition_refuses_a_legacy_instance(poolfs_factory, mountpoint_factory
         assert "type='file'" in virsh("dumpxml", "--inactive", name).stdout
     finally:
         virsh("undefine", name, check=False)
+
+
+@pytest.fixture
+def small_pool(env, virsh):
+    """A disks pool on an 8 MiB tmpfs of its own: it fills up.  Under the
+    shared mount root, so that libvirtd sees the tmpfs too."""
+    target = os.path.join(env.mnt_root, "small-disks")
+    os.makedirs(target)
+    run(["mount", "-t", "tmpfs", "-o", "size=8m", "poolfs-test", target])
+    try:
+        virsh("pool-create-as", "small-disks", "dir", "--target", target)
+        yield "small-disks", target
+    finally:
+        virsh("pool-destroy", "small-disks", check=False)
+        run(["umount", target], check=False)
+        os.rmdir(target)
+
+
+def test_adopt_by_copy_runs_again_after_the_legacy_files_changed(
+        poolfs_factory, mountpoint_factory, virsh, poolfsctl, env, small_pool):
+    """An adoption by copy cut short (here the pool filled up) keeps every
+    legacy file; the guest may then run and write to them.  Running adopt
+    again copies the changed files again instead of calling the earlier
+    copies a conflict: while its marker volume is there, they are its own."""
+    pool, target = small_pool
+    under = mountpoint_factory()
+    populate(under)
+    shutil.rmtree(os.path.join(under, CONFLICT))
+    d = os.path.join(under, LEGACY)
+    write_file(os.path.join(d, "disk.swap"), os.urandom(12 * MiB))
+    before = sorted(os.listdir(d))
+    p = poolfs_factory([f"disks_pool={pool}"], mountpoint=under)
+    p.expect_stderr(r"still on legacy storage|conflict")
+    adopt = [poolfsctl, "-c", env.uri, "--disks-pool", pool, "adopt",
+             "--mount", p.mnt, LEGACY]
+
+    r = run(adopt, check=False)
+    assert r.returncode == 1, r.stdout
+    assert "disk.swap" in r.stderr and "No space left" in r.stderr, r.stderr
+    assert sorted(os.listdir(d)) == before
+    vols = virsh.vol_list(pool)
+    assert f"{LEGACY}_console.log" in vols and f".poolfs-adopt-{LEGACY}" in vols
+    assert f"{LEGACY}_disk.swap" not in vols, vols
+
+    # The guest runs on: its console log grows through the mount.
+    with open(os.path.join(p.mnt, LEGACY, "console.log"), "ab") as f:
+        f.write(b"login:\n")
+    run(["mount", "-o", "remount,size=64m", target])
+    r = run(adopt)
+    assert r.stdout.startswith(f"adopted {LEGACY}: 4 files"), r.stdout
+    vols = virsh.vol_list(pool)
+    assert f".poolfs-adopt-{LEGACY}" not in vols, vols
+    assert not [v for v in vols if v.startswith(".partial")], vols
+    from helpers import SEEN_WITHIN, wait_for
+    wait_for(lambda: backend(os.path.join(p.mnt, LEGACY)) == b"pool",
+             SEEN_WITHIN, "the instance to be pool-backed")
+    assert read_file(os.path.join(p.mnt, LEGACY, "console.log")) == b"boot\nlogin:\n"
+    p.stop()
+    assert not os.path.exists(d)
+
+
+def test_adopt_by_copy_refuses_a_differing_volume_it_did_not_make(
+        poolfs_factory, mountpoint_factory, virsh, poolfsctl, env):
+    """Without an adoption of its own under way, a volume of the same name
+    with other content is somebody else's: refused, nothing removed."""
+    under = mountpoint_factory()
+    populate(under)
+    shutil.rmtree(os.path.join(under, CONFLICT))
+    virsh.vol_create_as(DISKS_POOL, f"{LEGACY}_console.log", 0)
+    virsh.vol_upload(DISKS_POOL, f"{LEGACY}_console.log", b"other\n")
+    d = os.path.join(under, LEGACY)
+    before = sorted(os.listdir(d))
+    p = poolfs_factory(mountpoint=under)
+    p.expect_stderr(r"still on legacy storage|conflict")
+    r = run([poolfsctl, "-c", env.uri, "adopt", "--mount", p.mnt, LEGACY],
+            check=False)
+    assert r.returncode == 1, r.stdout
+    assert "exists with other content" in r.stderr, r.stderr
+    assert sorted(os.listdir(d)) == before
+    assert read_file(os.path.join(p.mnt, LEGACY, "console.log")) == b"boot\n"
