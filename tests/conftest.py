@@ -305,3 +305,19 @@ def hosts():
     finally:
         problems = h.close()
     assert not problems, "TwoHosts teardown: " + "; ".join(problems)
+
+
+@pytest.fixture
+def small_pool(env, virsh):
+    """A disks pool on an 8 MiB tmpfs of its own: it fills up.  Under the
+    shared mount root, so that libvirtd sees the tmpfs too."""
+    target = os.path.join(env.mnt_root, "small-disks")
+    os.makedirs(target)
+    helpers.run(["mount", "-t", "tmpfs", "-o", "size=8m", "poolfs-test", target])
+    try:
+        virsh("pool-create-as", "small-disks", "dir", "--target", target)
+        yield "small-disks", target
+    finally:
+        virsh("pool-destroy", "small-disks", check=False)
+        helpers.run(["umount", target], check=False)
+        os.rmdir(target)

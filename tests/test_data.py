@@ -227,3 +227,35 @@ def test_chmod_and_utime(mnt, uuid):
     before = time.time()
     os.utime(p)
     assert os.stat(p).st_mtime >= before - 2
+
+
+@pytest.mark.parametrize("how", ["dd", "cp"])
+def test_a_full_pool_is_an_error_not_a_short_file(poolfs_factory, small_pool,
+                                                   uuid, tmp_path, how):
+    """A write that stops short (the pool's filesystem is full) fails with
+    ENOSPC from write, fsync or close: the kernel's writeback takes a short
+    count for success, so poolfs must not pass one on.  The file ends
+    inside the 1 MiB write that fills the pool, so no later write fails
+    and would give the error away."""
+    pool, target = small_pool
+    p = poolfs_factory([f"disks_pool={pool}"])
+    d = os.path.join(p.mnt, uuid)
+    os.mkdir(d)
+    write_file(os.path.join(d, "console.log"), b"boot\n" * 20000)
+    st = os.statvfs(target)
+    free = st.f_bavail * st.f_frsize
+    assert free % MiB, "the free space must end inside a 1 MiB write"
+    src = tmp_path / "big"
+    src.write_bytes(os.urandom((free // MiB + 1) * MiB))
+    dst = os.path.join(d, "disk")
+    if how == "dd":
+        cmd = ["dd", f"if={src}", f"of={dst}", "bs=1M", "conv=fsync"]
+    else:
+        cmd = ["sh", "-c", f"cp {src} {dst} && sync {dst}"]
+    r = run(cmd, check=False)
+    assert r.returncode != 0, f"{os.stat(dst).st_size} bytes of {src.stat().st_size}"
+    assert "No space left on device" in r.stderr, r.stderr
+    # Smaller files still go in whole once there is room again.
+    os.unlink(dst)
+    write_file(dst, b"x" * MiB)
+    assert read_file(dst) == b"x" * MiB

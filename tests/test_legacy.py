@@ -287,22 +287,6 @@ def test_transition_refuses_a_legacy_instance(poolfs_factory, mountpoint_factory
         virsh("undefine", name, check=False)
 
 
-@pytest.fixture
-def small_pool(env, virsh):
-    """A disks pool on an 8 MiB tmpfs of its own: it fills up.  Under the
-    shared mount root, so that libvirtd sees the tmpfs too."""
-    target = os.path.join(env.mnt_root, "small-disks")
-    os.makedirs(target)
-    run(["mount", "-t", "tmpfs", "-o", "size=8m", "poolfs-test", target])
-    try:
-        virsh("pool-create-as", "small-disks", "dir", "--target", target)
-        yield "small-disks", target
-    finally:
-        virsh("pool-destroy", "small-disks", check=False)
-        run(["umount", target], check=False)
-        os.rmdir(target)
-
-
 def test_adopt_by_copy_runs_again_after_the_legacy_files_changed(
         poolfs_factory, mountpoint_factory, virsh, poolfsctl, env, small_pool):
     """An adoption by copy cut short (here the pool filled up) keeps every
