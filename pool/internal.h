@@ -77,6 +77,17 @@ void pool_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The last libvirt error of this thread as an errno value and a message. */
 int pool_virt_errno(void);
 const char *pool_virt_message(void);
+/*
+ * libvirt resets the thread's error at every call, also at the calls that
+ * clean up after a failure (a stream aborted, a half-made volume deleted),
+ * so an operation of several calls keeps the first one here.
+ */
+struct pool_why {
+    int err;                /* an errno value; 0 while nothing failed */
+    char msg[512];
+};
+/* Keep the thread's last libvirt error in WHY, unless it holds one. */
+void pool_why_take(struct pool_why *why);
 
 /*
  * Bracket a change made in several libvirt calls: no re-listing of the

@@ -68,3 +68,12 @@ pool_virt_errno(void)
         return EIO;
     }
 }
+
+void
+pool_why_take(struct pool_why *why)
+{
+    if (why->err)
+        return;
+    why->err = pool_virt_errno();
+    snprintf(why->msg, sizeof(why->msg), "%s", pool_virt_message());
+}

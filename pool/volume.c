@@ -180,7 +180,8 @@ volume_rename_local(struct pool_ctx *ctx, int pool, const char *from,
 }
 
 static int volume_copy_head(struct pool_ctx *ctx, virStorageVolPtr src,
-                            virStorageVolPtr dst, unsigned long long len);
+                            virStorageVolPtr dst, unsigned long long len,
+                            struct pool_why *why);
 
 /* Is V raw to libvirt, the one format it copies byte for byte? */
 static bool
@@ -204,13 +205,14 @@ volume_from_raw(virStoragePoolPtr p, const char *xml, virStorageVolPtr src)
 
 /*
  * A byte-for-byte copy of SRC as a new volume NAME of POOL, or NULL
- * (logged).  libvirt copies a raw volume as it is (a reflink where it can)
- * but would convert any other (a qcow2 flattened onto its backing file),
- * so those go through a download and an upload of their bytes.
+ * (logged, the reason in WHY).  libvirt copies a raw volume as it is (a
+ * reflink where it can) but would convert any other (a qcow2 flattened
+ * onto its backing file), so those go through a download and an upload
+ * of their bytes.
  */
 static virStorageVolPtr
 volume_clone_as(struct pool_ctx *ctx, int pool, virStorageVolPtr src,
-                const char *name)
+                const char *name, struct pool_why *why)
 {
     virStoragePoolPtr p = ctx->pools[pool].pool;
     AUTOFREE char *xml = volume_xml(name, 0, 0600, 0, 0);
@@ -219,29 +221,26 @@ volume_clone_as(struct pool_ctx *ctx, int pool, virStorageVolPtr src,
     virStorageVolInfo vi;
     virStorageVolPtr v = NULL;
 
-    if (!xml)
-        goto fail;
-    if (volume_is_raw(src)) {
+    if (!xml) {
+        why->err = ENOMEM;
+        snprintf(why->msg, sizeof(why->msg), "%s", strerror(ENOMEM));
+    } else if (volume_is_raw(src)) {
         if (!(v = volume_from_raw(p, xml, src)))
-            goto fail;
-        return v;
-    }
-    if (virStorageVolGetInfoFlags(src, &vi, VIR_STORAGE_VOL_GET_PHYSICAL) < 0 ||
-        !(v = virStorageVolCreateXML(p, xml, 0)))
-        goto fail;
-    if (vi.allocation && volume_copy_head(ctx, src, v, vi.allocation) < 0) {
-        pool_log("cannot copy volume '%s' to '%s' in pool '%s': %s", from,
-                 name, ctx->pools[pool].name, pool_virt_message());
+            pool_why_take(why);
+    } else if (virStorageVolGetInfoFlags(src, &vi,
+                                         VIR_STORAGE_VOL_GET_PHYSICAL) < 0 ||
+               !(v = virStorageVolCreateXML(p, xml, 0))) {
+        pool_why_take(why);
+    } else if (vi.allocation &&
+               volume_copy_head(ctx, src, v, vi.allocation, why) < 0) {
         virStorageVolDelete(v, 0);
         virStorageVolFree(v);
-        return NULL;
+        v = NULL;
     }
+    if (!v)
+        pool_log("cannot copy volume '%s' to '%s' in pool '%s': %s", from,
+                 name, ctx->pools[pool].name, why->msg);
     return v;
-
- fail:
-    pool_log("cannot copy volume '%s' to '%s' in pool '%s': %s", from, name,
-             ctx->pools[pool].name, pool_virt_message());
-    return NULL;
 }
 
 /*
@@ -257,6 +256,7 @@ volume_rename_clone(struct pool_ctx *ctx, int pool, const char *from,
     virStorageVolPtr src = volume_lookup(ctx, pool, from);
     virStorageVolPtr dst = NULL, old = NULL, aside = NULL;
     AUTOFREE char *asidename = NULL;
+    struct pool_why why = { 0 };
     int rc = 0;
 
     if (!src) {
@@ -275,8 +275,8 @@ volume_rename_clone(struct pool_ctx *ctx, int pool, const char *from,
             virStorageVolDelete(aside, 0);      /* an interrupted rename's */
             virStorageVolFree(aside);
         }
-        if (!(aside = volume_clone_as(ctx, pool, src, asidename))) {
-            rc = -pool_virt_errno();
+        if (!(aside = volume_clone_as(ctx, pool, src, asidename, &why))) {
+            rc = -why.err;
             goto cleanup;
         }
         if (virStorageVolDelete(old, 0) < 0) {
@@ -286,8 +286,8 @@ volume_rename_clone(struct pool_ctx *ctx, int pool, const char *from,
             goto cleanup;
         }
     }
-    if (!(dst = volume_clone_as(ctx, pool, aside ? aside : src, to))) {
-        rc = -pool_virt_errno();
+    if (!(dst = volume_clone_as(ctx, pool, aside ? aside : src, to, &why))) {
+        rc = -why.err;
         if (old)
             pool_log("volume '%s' was replaced, but the copy of '%s' could "
                      "not take its name; '%s' is unchanged", to, from, from);
@@ -321,10 +321,12 @@ volume_rename(struct pool_ctx *ctx, int pool, const char *from,
     return volume_rename_clone(ctx, pool, from, to);
 }
 
-/* Copy the first LEN bytes of SRC into the (empty) volume DST. */
+/* Copy the first LEN bytes of SRC into the (empty) volume DST; on failure
+ * the reason is in WHY. */
 static int
 volume_copy_head(struct pool_ctx *ctx, virStorageVolPtr src,
-                 virStorageVolPtr dst, unsigned long long len)
+                 virStorageVolPtr dst, unsigned long long len,
+                 struct pool_why *why)
 {
     virStreamPtr down = virStreamNew(ctx->conn, 0);
     virStreamPtr up = virStreamNew(ctx->conn, 0);
@@ -356,6 +358,11 @@ volume_copy_head(struct pool_ctx *ctx, virStorageVolPtr src,
 
  cleanup:
     if (rc < 0) {
+        if (!buf) {
+            why->err = ENOMEM;
+            snprintf(why->msg, sizeof(why->msg), "%s", strerror(ENOMEM));
+        }
+        pool_why_take(why);         /* before the aborts reset it */
         if (down)
             virStreamAbort(down);
         if (up)
@@ -384,6 +391,7 @@ volume_shrink(struct pool_ctx *ctx, int pool, virStorageVolPtr v,
     AUTOFREE char *tmpxml = NULL;
     virStorageVolPtr tmp = NULL;
     virStorageVolPtr fresh = NULL;
+    struct pool_why why = { 0 };
     int rc = -EIO;
 
     if (asprintf(&tmpname, "%s.poolfs-shrink", vol) < 0 ||
@@ -394,22 +402,23 @@ volume_shrink(struct pool_ctx *ctx, int pool, virStorageVolPtr v,
 
     if (size > 0 &&
         (!(tmp = virStorageVolCreateXML(p, tmpxml, 0)) ||
-         volume_copy_head(ctx, v, tmp, size) < 0))
+         volume_copy_head(ctx, v, tmp, size, &why) < 0))
         goto error;
     if (virStorageVolDelete(v, 0) < 0)
         goto error;
     gone = true;
     if (!(fresh = virStorageVolCreateXML(p, xml, 0)))
         goto error;
-    if (tmp && volume_copy_head(ctx, tmp, fresh, size) < 0)
+    if (tmp && volume_copy_head(ctx, tmp, fresh, size, &why) < 0)
         goto error;
     rc = 0;
     goto cleanup;
 
  error:
-    rc = -pool_virt_errno();
+    pool_why_take(&why);
+    rc = -why.err;
     pool_log("cannot shrink volume '%s' of pool '%s' to %llu bytes: %s%s",
-             vol, ctx->pools[pool].name, size, pool_virt_message(),
+             vol, ctx->pools[pool].name, size, why.msg,
              gone && tmp ? "; its head is kept in the volume with suffix "
                            ".poolfs-shrink" : "");
     if (gone && tmp) {
@@ -438,18 +447,21 @@ volume_shrink(struct pool_ctx *ctx, int pool, virStorageVolPtr v,
  * image's virtual disk instead). */
 static int
 volume_extend(struct pool_ctx *ctx, virStorageVolPtr v,
-              unsigned long long cur, unsigned long long size)
+              unsigned long long cur, unsigned long long size,
+              struct pool_why *why)
 {
     virStreamPtr st = virStreamNew(ctx->conn, 0);
     int rc = -1;
 
     if (st &&
         virStorageVolUpload(v, st, cur, 0,
-                            VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM) == 0) {
-        if (virStreamSendHole(st, size - cur, 0) == 0 &&
-            virStreamFinish(st) == 0)
-            rc = 0;
-        else
+                            VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM) == 0 &&
+        virStreamSendHole(st, size - cur, 0) == 0 &&
+        virStreamFinish(st) == 0) {
+        rc = 0;
+    } else {
+        pool_why_take(why);         /* before the abort resets it */
+        if (st)
             virStreamAbort(st);
     }
     if (st)
@@ -474,11 +486,12 @@ volume_set_length(struct pool_ctx *ctx, int pool, const char *vol,
     }
     /* GET_PHYSICAL puts the byte length in the allocation field. */
     if (size > info.allocation) {
-        if (volume_extend(ctx, v, info.allocation, size) < 0) {
-            rc = -pool_virt_errno();
+        struct pool_why why = { 0 };
+
+        if (volume_extend(ctx, v, info.allocation, size, &why) < 0) {
+            rc = -why.err;
             pool_log("cannot extend volume '%s' of pool '%s' to %llu "
-                     "bytes: %s", vol, ctx->pools[pool].name, size,
-                     pool_virt_message());
+                     "bytes: %s", vol, ctx->pools[pool].name, size, why.msg);
         }
     } else if (size < info.allocation) {
         /* The volume is briefly gone: no listing taken meanwhile may be

@@ -1,6 +1,7 @@
 """File data and attributes: cp in/out, sparse files, statfs, chmod/utime
 (scenarios 4, 5, 12, 13)."""
 
+import errno
 import hashlib
 import json
 import os
@@ -259,3 +260,27 @@ def test_a_full_pool_is_an_error_not_a_short_file(poolfs_factory, small_pool,
     os.unlink(dst)
     write_file(dst, b"x" * MiB)
     assert read_file(dst) == b"x" * MiB
+
+
+def test_a_shrink_that_does_not_fit_keeps_the_file(poolfs_factory, small_pool,
+                                                   virsh, uuid):
+    """Through libvirt alone (io=stream) a file cut short becomes a new
+    volume holding the head of the old one, copied aside first: when the
+    pool has no room for that copy, the truncate fails with the file as it
+    was and nothing left beside it."""
+    pool, target = small_pool
+    p = poolfs_factory([f"disks_pool={pool}", "io=stream"])
+    d = os.path.join(p.mnt, uuid)
+    os.mkdir(d)
+    f = os.path.join(d, "console.log")
+    data = os.urandom(5 * MiB)
+    write_file(f, data)
+    with pytest.raises(OSError) as e:
+        os.truncate(f, 4 * MiB)
+    assert e.value.errno == errno.ENOSPC, e.value
+    p.expect_stderr(r"cannot shrink volume")
+    assert read_file(f) == data
+    assert virsh.vol_list(pool) == {f"{uuid}_", f"{uuid}_console.log"}
+    os.truncate(f, 2 * MiB)
+    assert read_file(f) == data[:2 * MiB]
+    assert virsh.vol_list(pool) == {f"{uuid}_", f"{uuid}_console.log"}
