@@ -298,7 +298,8 @@ main(int argc, char **argv)
      * libfuse when it cannot splice; with glibc's sliding mmap threshold
      * they would settle in per-thread arenas and stay resident.  A fixed
      * threshold gives them back at once. */
-    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    mallopt(M_MMAP_THRESHOLD, 512 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 2 * 1024 * 1024);
     mallopt(M_ARENA_MAX, 4);
     fuse_set_log_func(poolfs_fuse_log);
     /* A libvirtd that goes away must be an error, not death by SIGPIPE. */
