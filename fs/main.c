@@ -297,7 +297,10 @@ main(int argc, char **argv)
     /* Replies of up to 1 MiB are malloc'ed and freed per request by
      * libfuse when it cannot splice; with glibc's sliding mmap threshold
      * they would settle in per-thread arenas and stay resident.  A fixed
-     * threshold gives them back at once. */
+     * threshold gives them back at once.  It sits above the 256 KiB and
+     * some of libvirt's stream packets (a remote mount's data), which
+     * would otherwise be mapped, faulted in and unmapped one by one; the
+     * trim threshold keeps the heap's top from doing the same. */
     mallopt(M_MMAP_THRESHOLD, 512 * 1024);
     mallopt(M_TRIM_THRESHOLD, 2 * 1024 * 1024);
     mallopt(M_ARENA_MAX, 4);
