@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/ioctl.h>
 #include <sys/xattr.h>
+#include <libvirt/virterror.h>
 
 #include "ctl.h"
 #include "ctlproto.h"
@@ -90,30 +91,62 @@ adopt_check_idle(virConnectPtr conn, const char *dirpath, const char *uuid)
  * {uuid}_{name} that differs from the legacy file is a copy of that file
  * from the run that was cut short (the guest may have written to the
  * legacy file since), not somebody else's volume, and is copied again.
+ * It is made only once no volume of the instance differs from its file,
+ * and goes before the first legacy file does: while it is there, every
+ * legacy file is.  Its name holds the directory's name escaped as in a
+ * volume name ('_' as %5F), so it never decodes to a path in the mount.
  */
-static void
+static int
 adopt_journal_name(const char *uuid, char *buf, size_t len)
 {
-    snprintf(buf, len, ".poolfs-adopt-%s", uuid);
+    char dir[NAMES_VOL_MAX + 1];
+    int n;
+
+    if (names_encode(uuid, "", dir, sizeof(dir)) < 0)
+        return -1;
+    dir[strlen(dir) - 1] = '\0';        /* the separator */
+    n = snprintf(buf, len, ".poolfs-adopt-%s", dir);
+    return n < 0 || (size_t)n >= len || n > NAMES_VOL_MAX ? -1 : 0;
 }
 
-/* 1 if the journal was there (a run was cut short), 0 if it is made now,
- * -1 (said why) if it cannot be. */
+/* Is the journal of UUID there?  1 yes, 0 no, -1 (said why) cannot tell. */
 static int
-adopt_journal_open(virStoragePoolPtr pool, const char *pool_name,
-                   const char *uuid)
+adopt_journal_find(virStoragePoolPtr pool, const char *uuid)
 {
-    char name[NAME_MAX];
-    char *xml;
+    char name[NAMES_VOL_MAX + 1];
     virStorageVolPtr v;
 
-    adopt_journal_name(uuid, name, sizeof(name));
+    if (adopt_journal_name(uuid, name, sizeof(name)) < 0) {
+        ctl_error("adopt %s: the name is too long for a volume", uuid);
+        return -1;
+    }
     if ((v = virStorageVolLookupByName(pool, name))) {
         virStorageVolFree(v);
         return 1;
     }
-    if ((xml = land_volume_xml(name)))
-        v = virStorageVolCreateXML(pool, xml, 0);
+    if (virGetLastError() &&
+        virGetLastError()->code == VIR_ERR_NO_STORAGE_VOL)
+        return 0;
+    ctl_error("adopt %s: cannot look for volume '%s': %s", uuid, name,
+              ctl_virt_message());
+    return -1;
+}
+
+/* Make the journal of UUID; -1 (said why) if it cannot be. */
+static int
+adopt_journal_open(virStoragePoolPtr pool, const char *pool_name,
+                   const char *uuid)
+{
+    char name[NAMES_VOL_MAX + 1];
+    char *xml;
+    virStorageVolPtr v;
+
+    if (adopt_journal_name(uuid, name, sizeof(name)) < 0 ||
+        !(xml = land_volume_xml(name))) {
+        ctl_error("adopt %s: out of memory", uuid);
+        return -1;
+    }
+    v = virStorageVolCreateXML(pool, xml, 0);
     free(xml);
     if (!v) {
         ctl_error("adopt %s: cannot make volume '%s' in pool '%s' (it marks "
@@ -125,27 +158,34 @@ adopt_journal_open(virStoragePoolPtr pool, const char *pool_name,
     return 0;
 }
 
-static void
+/* Delete the journal of UUID (if there); -1 (said why) if it stays. */
+static int
 adopt_journal_close(virStoragePoolPtr pool, const char *uuid)
 {
-    char name[NAME_MAX];
+    char name[NAMES_VOL_MAX + 1];
     virStorageVolPtr v;
+    int rc = 0;
 
-    adopt_journal_name(uuid, name, sizeof(name));
-    if (!(v = virStorageVolLookupByName(pool, name)))
-        return;
-    if (virStorageVolDelete(v, 0) < 0)
-        fprintf(stderr, "poolfsctl: warning: adopt %s: adopted, but volume "
-                "'%s' stays (delete it): %s\n", uuid, name,
-                ctl_virt_message());
+    if (adopt_journal_name(uuid, name, sizeof(name)) < 0 ||
+        !(v = virStorageVolLookupByName(pool, name)))
+        return 0;
+    if (virStorageVolDelete(v, 0) < 0) {
+        ctl_error("adopt %s: cannot delete volume '%s' (it marks the "
+                  "adoption under way), so the legacy files stay: %s", uuid,
+                  name, ctl_virt_message());
+        rc = -1;
+    }
     virStorageVolFree(v);
+    return rc;
 }
 
 /* One file into volume VOL: .partial-VOL, then VOL, verified (land.h).
- * RESUMED: a run before was cut short (adopt_journal_open()). */
+ * RESUMED: a run before was cut short (the journal is there).  CHECK_ONLY:
+ * copy nothing, only refuse a volume VOL with other content. */
 static int
 adopt_copy_file(const struct land_pool *to, int fd, const char *vol,
-                const char *uuid, const char *name, bool resumed)
+                const char *uuid, const char *name, bool resumed,
+                bool check_only)
 {
     virStorageVolPtr fin;
     struct pump_result mine, theirs;
@@ -179,6 +219,8 @@ adopt_copy_file(const struct land_pool *to, int fd, const char *vol,
             return -1;
         }
     }
+    if (check_only)
+        return 0;
     if (land_volume(to, vol, PUMP_FILE(fd), true, NULL, NULL, &mine, NULL,
                     err, sizeof(err)) < 0) {
         ctl_error("adopt %s/%s: %s; the legacy file is untouched", uuid,
@@ -193,6 +235,23 @@ static int
 adopt_entry(const struct dirent *de)
 {
     return strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+}
+
+/* Does DIRPATH hold just the N entries of DE (sorted by alphasort)? */
+static bool
+adopt_same_entries(const char *dirpath, struct dirent **de, int n)
+{
+    struct dirent **now = NULL;
+    int m = scandir(dirpath, &now, adopt_entry, alphasort), i;
+    bool same = m == n;
+
+    for (i = 0; i < m; i++) {
+        if (same && strcmp(now[i]->d_name, de[i]->d_name) != 0)
+            same = false;
+        free(now[i]);
+    }
+    free(now);
+    return same;
 }
 
 /*
@@ -211,7 +270,7 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
     struct dirent **de = NULL;
     struct stat *st = NULL;
     size_t mlen = strlen(mount);
-    int rc = -1, n = -1, i, fd, resumed;
+    int rc = -1, n = -1, i, fd, resumed, pass;
 
     /* As domains name the files: no doubled slash. */
     while (mlen > 1 && mount[mlen - 1] == '/')
@@ -243,29 +302,45 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
             goto out;
         }
     }
-    if ((resumed = adopt_journal_open(pool, ctl->disks_pool, uuid)) < 0)
+    if ((resumed = adopt_journal_find(pool, uuid)) < 0)
         goto out;
-    *files = 0;
-    for (i = 0; i < n; i++) {
-        snprintf(path, sizeof(path), "%s%s", dirpath, de[i]->d_name);
-        names_encode(uuid, de[i]->d_name, vol, sizeof(vol));
-        if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0 ||
-            fstat(fd, &st[i]) < 0) {
-            ctl_error("adopt %s: %s: %s", uuid, path, strerror(errno));
-            if (fd >= 0)
+    /* Without a journal, a volume of the instance's that differs from its
+     * file is somebody else's: refused before the journal exists (pass 0),
+     * then the copies (pass 1). */
+    for (pass = resumed ? 1 : 0; pass < 2; pass++) {
+        if (pass == 1 && !resumed &&
+            adopt_journal_open(pool, ctl->disks_pool, uuid) < 0)
+            goto out;
+        *files = 0;
+        for (i = 0; i < n; i++) {
+            snprintf(path, sizeof(path), "%s%s", dirpath, de[i]->d_name);
+            names_encode(uuid, de[i]->d_name, vol, sizeof(vol));
+            /* O_NONBLOCK: a FIFO put in its place must not block. */
+            if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+                           O_NONBLOCK)) < 0 || fstat(fd, &st[i]) < 0) {
+                ctl_error("adopt %s: %s: %s", uuid, path, strerror(errno));
+                if (fd >= 0)
+                    close(fd);
+                goto out;
+            }
+            if (!S_ISREG(st[i].st_mode)) {
+                ctl_error("adopt %s: %s is not a regular file any more",
+                          uuid, path);
                 close(fd);
-            goto out;
+                goto out;
+            }
+            rc = adopt_copy_file(&(struct land_pool){ .conn = conn,
+                                                      .uri = ctl->uri,
+                                                      .pool = pool,
+                                                      .name = ctl->disks_pool },
+                                 fd, vol, uuid, de[i]->d_name, resumed,
+                                 pass == 0);
+            close(fd);
+            if (rc < 0)
+                goto out;
+            rc = -1;
+            (*files)++;
         }
-        rc = adopt_copy_file(&(struct land_pool){ .conn = conn,
-                                                  .uri = ctl->uri,
-                                                  .pool = pool,
-                                                  .name = ctl->disks_pool },
-                             fd, vol, uuid, de[i]->d_name, resumed);
-        close(fd);
-        if (rc < 0)
-            goto out;
-        rc = -1;
-        (*files)++;
     }
     /* A domain started meanwhile would have written past the copies. */
     if (adopt_check_idle(conn, dirpath, uuid) < 0)
@@ -276,7 +351,7 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
         struct stat now;
 
         snprintf(path, sizeof(path), "%s%s", dirpath, de[i]->d_name);
-        if (stat(path, &now) < 0 || now.st_size != st[i].st_size ||
+        if (lstat(path, &now) < 0 || now.st_size != st[i].st_size ||
             now.st_mtim.tv_sec != st[i].st_mtim.tv_sec ||
             now.st_mtim.tv_nsec != st[i].st_mtim.tv_nsec ||
             now.st_ino != st[i].st_ino) {
@@ -284,6 +359,11 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
                       "files stay; run adopt again", uuid, path);
             goto out;
         }
+    }
+    if (!adopt_same_entries(dirpath, de, n)) {
+        ctl_error("adopt %s: files were added to %s while it was copied: "
+                  "the legacy files stay; run adopt again", uuid, dirpath);
+        goto out;
     }
     /* All verified: the instance directory marker, then the legacy files
      * go, and a pool refresh tells poolfs mounts (an event). */
@@ -299,6 +379,11 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
         if (m)
             virStorageVolFree(m);
     }
+    /* From here on the volumes hold the data, not the legacy files: the
+     * journal goes first (a rerun must never again prefer a legacy file
+     * that something made anew). */
+    if (adopt_journal_close(pool, uuid) < 0)
+        goto out;
     for (i = 0; i < n; i++) {
         snprintf(path, sizeof(path), "%s%s", dirpath, de[i]->d_name);
         if (unlink(path) < 0 && errno != ENOENT) {
@@ -312,7 +397,6 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
         goto out;
     }
     virStoragePoolRefresh(pool, 0);
-    adopt_journal_close(pool, uuid);
     rc = 0;
  out:
     for (i = 0; i < n; i++)

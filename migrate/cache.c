@@ -63,9 +63,11 @@ cache_find_users(virConnectPtr conn, struct cache_base *bases, size_t nb)
         size_t j;
 
         if (n < 0) {
+            char why[512];
+
+            ctl_virt_keep(why, sizeof(why));
             ctl_error("cannot list pool '%s' to find the users of the base "
-                      "images: %s", virStoragePoolGetName(pools[p]),
-                      ctl_virt_message());
+                      "images: %s", virStoragePoolGetName(pools[p]), why);
             rc = -1;
         }
         for (i = 0; i < n; i++) {
@@ -79,11 +81,17 @@ cache_find_users(virConnectPtr conn, struct cache_base *bases, size_t nb)
                        virGetLastError()->code == VIR_ERR_NO_STORAGE_VOL) {
                 /* deleted meanwhile: uses nothing */
             } else if (!xml || volxml_parse(xml, &vx) < 0) {
+                char why[512];
+                const char *vname;
+
+                if (xml)
+                    snprintf(why, sizeof(why), "its XML does not parse");
+                else
+                    ctl_virt_keep(why, sizeof(why));
+                vname = virStorageVolGetName(vols[i]);
                 ctl_error("cannot read volume '%s' of pool '%s' to find the "
-                          "users of the base images: %s",
-                          virStorageVolGetName(vols[i]),
-                          virStoragePoolGetName(pools[p]),
-                          xml ? "its XML does not parse" : ctl_virt_message());
+                          "users of the base images: %s", vname,
+                          virStoragePoolGetName(pools[p]), why);
                 rc = -1;
             } else {
                 if (vx.backing && (base = volxml_base_name(vx.backing))) {
@@ -111,7 +119,9 @@ cache_load(virConnectPtr conn, struct ctl *ctl, struct cache_base **basesp,
            size_t *np)
 {
     virStoragePoolPtr bp = virStoragePoolLookupByName(conn, ctl->base_pool);
-    virStoragePoolPtr dp = virStoragePoolLookupByName(conn, ctl->disks_pool);
+    virStoragePoolPtr dp = bp ? virStoragePoolLookupByName(conn,
+                                                           ctl->disks_pool)
+                              : NULL;
     virStorageVolPtr *vols = NULL;
     struct cache_base *bases = NULL;
     int n = -1, i;

@@ -173,11 +173,17 @@ cold_pool(virConnectPtr conn, const char *name, const char *uri)
 {
     virStoragePoolPtr p = virStoragePoolLookupByName(conn, name);
 
-    if (!p)
+    int active;
+
+    if (!p) {
         ctl_error("storage pool '%s' not found on %s: %s", name, uri,
                   ctl_virt_message());
-    else if (virStoragePoolIsActive(p) != 1) {
-        ctl_error("storage pool '%s' on %s is inactive", name, uri);
+    } else if ((active = virStoragePoolIsActive(p)) != 1) {
+        if (active < 0)
+            ctl_error("cannot tell whether storage pool '%s' on %s is "
+                      "active: %s", name, uri, ctl_virt_message());
+        else
+            ctl_error("storage pool '%s' on %s is inactive", name, uri);
         virStoragePoolFree(p);
         p = NULL;
     }
@@ -202,7 +208,9 @@ cold_describe(struct cold_run *r, int pool, const char *name,
                                   VIR_STORAGE_VOL_GET_PHYSICAL) < 0 ||
         !(xml = virStorageVolGetXMLDesc(vol, 0)) || !(doc = xmlq_read(xml))) {
         ctl_error("cannot read volume '%s' of pool '%s' on %s: %s", name,
-                  r->pool_name[pool], r->o->from, ctl_virt_message());
+                  r->pool_name[pool], r->o->from,
+                  vol && !v->name ? "out of memory" :
+                  xml ? "its XML does not parse" : ctl_virt_message());
         goto out;
     }
     v->length = info.allocation;    /* GET_PHYSICAL puts it there */
@@ -340,12 +348,14 @@ cold_check_idle(struct cold_run *r, const char *uuid)
     }
     for (i = 0; i < nd; i++) {
         char *xml = busy ? NULL : virDomainGetXMLDesc(doms[i], 0);
+        char why[512];
 
-        if (!busy && !xml && virDomainIsActive(doms[i]) == 1) {
+        if (!busy && !xml && ctl_virt_keep(why, sizeof(why)) &&
+            virDomainIsActive(doms[i]) == 1) {
             ctl_error("instance %s: cannot read the XML of running domain "
                       "'%s' on %s to check that it does not use the "
                       "instance: %s", uuid, virDomainGetName(doms[i]),
-                      r->o->from, ctl_virt_message());
+                      r->o->from, why);
             busy = 1;
         } else if (xml && strstr(xml, uuid)) {
             ctl_error("instance %s is in use by running domain '%s' on %s: "

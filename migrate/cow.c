@@ -132,10 +132,14 @@ cow_main(struct ctl *ctl, int argc, char **argv)
         goto out;
     }
     if (!(base = virStorageVolLookupByName(bp, image)) ||
-        !(bxml = virStorageVolGetXMLDesc(base, 0)) ||
-        volxml_parse(bxml, &bx) < 0) {
+        !(bxml = virStorageVolGetXMLDesc(base, 0))) {
         ctl_error("base image '%s' not found in pool '%s': %s", image,
                   ctl->base_pool, ctl_virt_message());
+        goto out;
+    }
+    if (volxml_parse(bxml, &bx) < 0) {
+        ctl_error("base image '%s' of pool '%s': its XML does not parse",
+                  image, ctl->base_pool);
         goto out;
     }
     if (size < 0)

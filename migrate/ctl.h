@@ -33,6 +33,9 @@ bool ctl_common_opt(struct ctl *ctl, int c, const char *arg);
 void ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The last libvirt error's message. */
 const char *ctl_virt_message(void);
+/* A copy of ctl_virt_message() in BUF: take it right after the failing call,
+ * before any other libvirt call (each resets the error, freeing its text). */
+const char *ctl_virt_keep(char *buf, size_t len);
 /* Open a connection; reports why it could not. */
 virConnectPtr ctl_connect(const char *uri);
 /* Human-readable size into BUF ("1.5 GiB"). */

@@ -130,8 +130,15 @@ live_disks(struct live_run *r)
     int i, rc = -1;
 
     if (!o) {
+        char why[512];
+
+        if (!xml)
+            ctl_virt_keep(why, sizeof(why));
+        else
+            snprintf(why, sizeof(why), "%s", doc ? "out of memory" :
+                     "its XML does not parse");
         ctl_error("cannot read the definition of domain '%s': %s",
-                  virDomainGetName(r->dom), ctl_virt_message());
+                  virDomainGetName(r->dom), why);
         goto out;
     }
     for (i = 0; o->nodesetval && i < o->nodesetval->nodeNr; i++) {
@@ -298,9 +305,11 @@ live_create_volumes(struct live_run *r)
                      "<target><format type='%s'/></target></volume>", ev,
                      d->capacity, d->format[0] ? d->format : "raw") < 0 ||
             !(v = virStorageVolCreateXML(dp, xml, 0))) {
-            free(ev);
             ctl_error("cannot create volume '%s' in pool '%s' on %s: %s",
-                      d->vol, d->pool, r->to, ctl_virt_message());
+                      d->vol, d->pool, r->to,
+                      dp && (!ev || !xml) ? "out of memory" :
+                      ctl_virt_message());
+            free(ev);
             free(xml);
             if (dp)
                 virStoragePoolFree(dp);

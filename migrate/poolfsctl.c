@@ -46,6 +46,13 @@ ctl_virt_message(void)
     return e && e->message ? e->message : "unknown libvirt error";
 }
 
+const char *
+ctl_virt_keep(char *buf, size_t len)
+{
+    snprintf(buf, len, "%s", ctl_virt_message());
+    return buf;
+}
+
 virConnectPtr
 ctl_connect(const char *uri)
 {

@@ -255,6 +255,7 @@ struct pump_sink {
     unsigned flags;
     char *scratch;          /* PUMP_VERIFY: what is read back */
     off_t flushed;          /* a file: writeback started up to here */
+    uint64_t data_end;      /* a stream: where the last data sent ends */
 };
 
 /*
@@ -427,6 +428,7 @@ pump_put(struct pump_sink *s, const struct pump_item *it,
     if (sparse_send(s->up, it->buf + skip, it->len - skip, &res->data,
                     &res->zeros) < 0)
         goto fail;
+    s->data_end = res->length + it->len;
     return 0;
  fail:
     pump_fail(err, errlen, "writing the destination");
@@ -590,10 +592,25 @@ pump_copy(const struct pump_end *src, const struct pump_end *dst,
         virStreamFree(s.up);
         s.up = NULL;
         /* A trailing hole may not have extended the file: make the length
-         * right. */
+         * right.  But what was sent as data must be there: libvirtd
+         * (9.0) drops a write error of its file thread that comes after
+         * the end of the stream was confirmed (a pool full at the end). */
         if (virStorageVolGetInfoFlags(dst->vol, &info,
-                                      VIR_STORAGE_VOL_GET_PHYSICAL) == 0 &&
-            info.allocation < res->length &&
+                                      VIR_STORAGE_VOL_GET_PHYSICAL) < 0) {
+            pump_fail(err, errlen, "cannot check the length of '%s'",
+                      pump_name(dst));
+            goto error;
+        }
+        if (info.allocation < s.data_end) {
+            snprintf(err, errlen, "upload to '%s' did not complete: %llu "
+                     "bytes there, %llu sent (a write failed on the "
+                     "destination after the stream ended: is its pool "
+                     "full?)", pump_name(dst),
+                     (unsigned long long)info.allocation,
+                     (unsigned long long)s.data_end);
+            goto error;
+        }
+        if (info.allocation < res->length &&
             virStorageVolResize(dst->vol, res->length, 0) < 0) {
             pump_fail(err, errlen, "cannot extend '%s' to %llu bytes",
                       pump_name(dst), (unsigned long long)res->length);

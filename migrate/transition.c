@@ -165,7 +165,7 @@ transition_main(struct ctl *ctl, int argc, char **argv)
     virDomainPtr dom = NULL, def = NULL;
     char *xml = NULL, *out = NULL;
     char err[1024];
-    int c, n, rc = CTL_FAILED;
+    int c, n, persistent, rc = CTL_FAILED;
 
     optind = 0;     /* glibc: start over (the global parse used "+") */
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -191,7 +191,12 @@ transition_main(struct ctl *ctl, int argc, char **argv)
         ctl_error("domain '%s' not found on %s", argv[optind], ctl->uri);
         goto out;
     }
-    if (!virDomainIsPersistent(dom)) {
+    if ((persistent = virDomainIsPersistent(dom)) < 0) {
+        ctl_error("cannot tell whether domain '%s' is persistent: %s",
+                  argv[optind], ctl_virt_message());
+        goto out;
+    }
+    if (persistent == 0) {
         ctl_error("domain '%s' is transient: there is no definition to "
                   "transition", argv[optind]);
         goto out;

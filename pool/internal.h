@@ -114,6 +114,10 @@ int volume_clone(struct pool_ctx *ctx, int pool, const char *src,
 /* Set the byte length of a volume without a local path. */
 int volume_set_length(struct pool_ctx *ctx, int pool, const char *vol,
                       unsigned long long size);
+/* Is volume V (NAME) at least END bytes long after an upload?  0, or
+ * -ENOSPC (logged): libvirtd lost a write error. */
+int volume_check_length(virStorageVolPtr v, const char *name,
+                        unsigned long long end);
 int volume_info(struct pool_ctx *ctx, int pool, const char *vol,
                 struct cat_volinfo *info);
 char *volume_local_path(struct pool_ctx *ctx, int pool, const char *vol);

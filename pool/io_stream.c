@@ -77,6 +77,11 @@ io_stream_finish_upload(struct pool_file *f)
         virStreamAbort(s->wr);
         if (!s->err)
             s->err = -err;
+    } else {
+        int err = volume_check_length(s->vol, f->vol, s->wr_pos);
+
+        if (err && !s->err)
+            s->err = err;
     }
     virStreamFree(s->wr);
     s->wr = NULL;
@@ -154,6 +159,7 @@ static int
 io_stream_start_download(struct pool_file *f, off_t off, size_t want)
 {
     struct io_stream *s = f->st;
+    struct pool_why why = { 0 };
     unsigned long long len;
 
     io_stream_drop(&s->rd);
@@ -164,23 +170,21 @@ io_stream_start_download(struct pool_file *f, off_t off, size_t want)
     len = s->window;
     if ((unsigned long long)(s->size - off) < len)
         len = s->size - off;
-    if (!(s->rd = virStreamNew(f->ctx->conn, 0)))
-        goto error;
-    if (virStorageVolDownload(s->vol, s->rd, off, len,
+    if (!(s->rd = virStreamNew(f->ctx->conn, 0)) ||
+        virStorageVolDownload(s->vol, s->rd, off, len,
                               VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM) < 0) {
-        virStreamFree(s->rd);
+        pool_why_take(&why);        /* before the free resets it */
+        if (s->rd)
+            virStreamFree(s->rd);
         s->rd = NULL;
-        goto error;
+        pool_log("cannot download volume '%s' at offset %lld: %s", f->vol,
+                 (long long)off, why.msg);
+        return -why.err;
     }
     s->rd_pos = off;
     s->rd_end = off + len;
     s->hole = 0;
     return 0;
-
- error:
-    pool_log("cannot download volume '%s' at offset %lld: %s", f->vol,
-             (long long)off, pool_virt_message());
-    return -pool_virt_errno();
 }
 
 static ssize_t
@@ -270,6 +274,7 @@ static int
 io_stream_start_upload(struct pool_file *f, off_t off)
 {
     struct io_stream *s = f->st;
+    struct pool_why why = { 0 };
     virStorageVolInfo vi;
 
     /* Where the volume ends now (another handle may have grown it):
@@ -279,22 +284,20 @@ io_stream_start_upload(struct pool_file *f, off_t off)
                                   VIR_STORAGE_VOL_GET_PHYSICAL) == 0 &&
         (off_t)vi.allocation > s->size)
         s->size = vi.allocation;
-    if (!(s->wr = virStreamNew(f->ctx->conn, 0)))
-        goto error;
-    if (virStorageVolUpload(s->vol, s->wr, off, 0,
+    if (!(s->wr = virStreamNew(f->ctx->conn, 0)) ||
+        virStorageVolUpload(s->vol, s->wr, off, 0,
                             VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM) < 0) {
-        virStreamFree(s->wr);
+        pool_why_take(&why);        /* before the free resets it */
+        if (s->wr)
+            virStreamFree(s->wr);
         s->wr = NULL;
-        goto error;
+        pool_log("cannot upload to volume '%s' at offset %lld: %s", f->vol,
+                 (long long)off, why.msg);
+        return -why.err;
     }
     s->wr_pos = off;
     s->wr_zero_from = s->size;
     return 0;
-
- error:
-    pool_log("cannot upload to volume '%s' at offset %lld: %s", f->vol,
-             (long long)off, pool_virt_message());
-    return -pool_virt_errno();
 }
 
 static ssize_t

@@ -329,7 +329,7 @@ volume_copy_head(struct pool_ctx *ctx, virStorageVolPtr src,
                  struct pool_why *why)
 {
     virStreamPtr down = virStreamNew(ctx->conn, 0);
-    virStreamPtr up = virStreamNew(ctx->conn, 0);
+    virStreamPtr up = down ? virStreamNew(ctx->conn, 0) : NULL;
     AUTOFREE char *buf = malloc(1024 * 1024);
     unsigned long long done = 0;
     int rc = -1;
@@ -341,6 +341,11 @@ volume_copy_head(struct pool_ctx *ctx, virStorageVolPtr src,
     while (done < len) {
         int n = virStreamRecv(down, buf, 1024 * 1024), off = 0;
 
+        if (n == 0 && !why->err) {
+            why->err = EIO;
+            snprintf(why->msg, sizeof(why->msg), "the source ended at byte "
+                     "%llu of %llu (did it shrink meanwhile?)", done, len);
+        }
         if (n <= 0)
             goto cleanup;
         while (off < n) {
@@ -354,11 +359,17 @@ volume_copy_head(struct pool_ctx *ctx, virStorageVolPtr src,
     }
     if (virStreamFinish(down) < 0 || virStreamFinish(up) < 0)
         goto cleanup;
+    if ((rc = volume_check_length(dst, virStorageVolGetName(dst), len)) < 0) {
+        why->err = -rc;
+        snprintf(why->msg, sizeof(why->msg), "the copy ended short");
+        rc = -1;
+        goto cleanup;
+    }
     rc = 0;
 
  cleanup:
     if (rc < 0) {
-        if (!buf) {
+        if (!buf && !why->err) {
             why->err = ENOMEM;
             snprintf(why->msg, sizeof(why->msg), "%s", strerror(ENOMEM));
         }
@@ -439,6 +450,36 @@ volume_shrink(struct pool_ctx *ctx, int pool, virStorageVolPtr v,
     if (fresh)
         virStorageVolFree(fresh);
     return rc;
+}
+
+/*
+ * An upload that libvirtd acknowledged did not always land: its file thread
+ * writes the last messages after the stream's end was confirmed, and
+ * libvirt 9.0 drops that thread's error when it closes the stream
+ * (virFDStreamCloseInt), so a pool that fills up at the end of an upload
+ * looks like success.  Uploads here extend what they write (holes with
+ * ftruncate), so the volume must be at least END bytes long.  0, or
+ * -ENOSPC (logged) when it is shorter.
+ */
+int
+volume_check_length(virStorageVolPtr v, const char *name,
+                    unsigned long long end)
+{
+    virStorageVolInfo vi;
+
+    if (virStorageVolGetInfoFlags(v, &vi, VIR_STORAGE_VOL_GET_PHYSICAL) < 0) {
+        int err = pool_virt_errno();
+
+        pool_log("cannot check what an upload to volume '%s' wrote: %s",
+                 name, pool_virt_message());
+        return -err;
+    }
+    if (vi.allocation >= end)
+        return 0;
+    pool_log("upload to volume '%s' failed: %llu bytes sent, %llu there "
+             "(libvirtd's write failed after the stream ended: is the pool "
+             "full?)", name, end, vi.allocation);
+    return -ENOSPC;
 }
 
 /* Extend VOL from CUR to SIZE bytes with a hole: a sparse upload of

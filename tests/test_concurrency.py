@@ -249,3 +249,57 @@ def test_pool_refresh_while_busy_does_not_hang(poolfs, env, virsh, uuid):
     assert f"<path>{base}</path>" in xml, xml
     assert "overlay.qcow2" in virsh.vol_list(BASE_POOL)
     assert f"{uuid}_disk" in virsh.vol_list(DISKS_POOL)
+
+
+def test_creates_racing_a_directory_rename_land_on_one_side(mnt, env, virsh):
+    """Nova's resize renames {uuid} to {uuid}_resize while other code may
+    still write into it.  A file made during the rename lands before it
+    (and moves along) or fails with ENOENT after it: never a volume that
+    keeps the old directory's name, which would bring {uuid}/ back with a
+    stray file in it."""
+    import errno
+    import uuid as uuidlib
+    from helpers import SEEN_WITHIN, wait_for
+    NFILES, CREATORS = 400, 4
+    for round_ in range(6):
+        u = str(uuidlib.uuid4())
+        src, dst = os.path.join(mnt, u), os.path.join(mnt, u + "_resize")
+        # Many files, so that the rename takes a while: made in the pool's
+        # directory (quicker than through the mount), then seen.
+        for i in range(NFILES):
+            write_file(os.path.join(env.disks_dir, f"{u}_disk.eph{i}"), b"e")
+        write_file(os.path.join(env.disks_dir, f"{u}_"), b"")
+        virsh.pool_refresh(DISKS_POOL)
+        wait_for(lambda: os.path.isdir(src) and len(os.listdir(src)) == NFILES,
+                 SEEN_WITHIN, "the files to be seen")
+        made = []
+        go = threading.Barrier(CREATORS + 1, timeout=10)
+
+        def creator(k):
+            go.wait()
+            for i in range(10000):          # bounded; ends at ENOENT
+                name = f"console.log.{k}.{i}"
+                try:
+                    with open(os.path.join(src, name), "wb") as f:
+                        f.write(b"x")
+                except OSError as e:
+                    assert e.errno == errno.ENOENT, e
+                    return
+                made.append(name)
+            raise AssertionError("the rename never happened")
+
+        def renamer():
+            go.wait()
+            time.sleep(0.005 * (round_ % 4))
+            os.rename(src, dst)
+        run_threads([lambda k=k: creator(k) for k in range(CREATORS)] +
+                    [renamer])
+        assert not os.path.exists(src), os.listdir(src)
+        there = set(os.listdir(dst))
+        assert set(made) <= there, sorted(set(made) - there)
+        vols = virsh.vol_list(DISKS_POOL)
+        # {uuid}_resize/ is the volumes u%5Fresize_*; u_* are {uuid}/'s.
+        stray = [v for v in vols if v.startswith(u + "_")]
+        assert not stray, stray
+        assert len([v for v in vols if v.startswith(u + "%5Fresize_")]) == \
+            NFILES + len(made) + 1, "the files and the directory's marker"

@@ -230,16 +230,19 @@ def test_chmod_and_utime(mnt, uuid):
     assert os.stat(p).st_mtime >= before - 2
 
 
-@pytest.mark.parametrize("how", ["dd", "cp"])
-def test_a_full_pool_is_an_error_not_a_short_file(poolfs_factory, small_pool,
-                                                   uuid, tmp_path, how):
+@pytest.mark.parametrize("how,io", [("dd", "auto"), ("cp", "auto"),
+                                    ("dd", "stream")])
+def test_a_full_pool_is_an_error_not_a_short_file(small_pool, poolfs_factory,
+                                                   uuid, tmp_path, how, io):
     """A write that stops short (the pool's filesystem is full) fails with
     ENOSPC from write, fsync or close: the kernel's writeback takes a short
     count for success, so poolfs must not pass one on.  The file ends
     inside the 1 MiB write that fills the pool, so no later write fails
     and would give the error away."""
     pool, target = small_pool
-    p = poolfs_factory([f"disks_pool={pool}"])
+    p = poolfs_factory([f"disks_pool={pool}", f"io={io}"])
+    if io == "stream":
+        p.expect_stderr(r"upload to volume .* failed")
     d = os.path.join(p.mnt, uuid)
     os.mkdir(d)
     write_file(os.path.join(d, "console.log"), b"boot\n" * 20000)
@@ -262,7 +265,7 @@ def test_a_full_pool_is_an_error_not_a_short_file(poolfs_factory, small_pool,
     assert read_file(dst) == b"x" * MiB
 
 
-def test_a_shrink_that_does_not_fit_keeps_the_file(poolfs_factory, small_pool,
+def test_a_shrink_that_does_not_fit_keeps_the_file(small_pool, poolfs_factory,
                                                    virsh, uuid):
     """Through libvirt alone (io=stream) a file cut short becomes a new
     volume holding the head of the old one, copied aside first: when the

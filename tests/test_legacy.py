@@ -288,7 +288,7 @@ def test_transition_refuses_a_legacy_instance(poolfs_factory, mountpoint_factory
 
 
 def test_adopt_by_copy_runs_again_after_the_legacy_files_changed(
-        poolfs_factory, mountpoint_factory, virsh, poolfsctl, env, small_pool):
+        small_pool, poolfs_factory, mountpoint_factory, virsh, poolfsctl, env):
     """An adoption by copy cut short (here the pool filled up) keeps every
     legacy file; the guest may then run and write to them.  Running adopt
     again copies the changed files again instead of calling the earlier
@@ -343,9 +343,15 @@ def test_adopt_by_copy_refuses_a_differing_volume_it_did_not_make(
     before = sorted(os.listdir(d))
     p = poolfs_factory(mountpoint=under)
     p.expect_stderr(r"still on legacy storage|conflict")
-    r = run([poolfsctl, "-c", env.uri, "adopt", "--mount", p.mnt, LEGACY],
-            check=False)
-    assert r.returncode == 1, r.stdout
-    assert "exists with other content" in r.stderr, r.stderr
-    assert sorted(os.listdir(d)) == before
+    # Twice: the first refusal must not leave a mark that makes the second
+    # run take the volume for its own.
+    for _ in range(2):
+        r = run([poolfsctl, "-c", env.uri, "adopt", "--mount", p.mnt, LEGACY],
+                check=False)
+        assert r.returncode == 1, r.stdout
+        assert "exists with other content" in r.stderr, r.stderr
+        assert sorted(os.listdir(d)) == before
+        assert virsh.vol_download(DISKS_POOL, f"{LEGACY}_console.log") == b"other\n"
+        vols = virsh.vol_list(DISKS_POOL)
+        assert not [v for v in vols if v.startswith(".poolfs-adopt")], vols
     assert read_file(os.path.join(p.mnt, LEGACY, "console.log")) == b"boot\n"
