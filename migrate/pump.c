@@ -601,7 +601,8 @@ pump_copy(const struct pump_end *src, const struct pump_end *dst,
                       pump_name(dst));
             goto error;
         }
-        if (info.allocation < s.data_end) {
+        if (info.type == VIR_STORAGE_VOL_FILE &&
+            info.allocation < s.data_end) {
             snprintf(err, errlen, "upload to '%s' did not complete: %llu "
                      "bytes there, %llu sent (a write failed on the "
                      "destination after the stream ended: is its pool "

@@ -458,8 +458,8 @@ volume_shrink(struct pool_ctx *ctx, int pool, virStorageVolPtr v,
  * libvirt 9.0 drops that thread's error when it closes the stream
  * (virFDStreamCloseInt), so a pool that fills up at the end of an upload
  * looks like success.  Uploads here extend what they write (holes with
- * ftruncate), so the volume must be at least END bytes long.  0, or
- * -ENOSPC (logged) when it is shorter.
+ * ftruncate), so a volume that is a file must be at least END bytes long.
+ * 0, or -ENOSPC (logged) when it is shorter.
  */
 int
 volume_check_length(virStorageVolPtr v, const char *name,
@@ -474,7 +474,9 @@ volume_check_length(virStorageVolPtr v, const char *name,
                  name, pool_virt_message());
         return -err;
     }
-    if (vi.allocation >= end)
+    /* A file's length; a device's or a network volume's size says
+     * nothing about what was written. */
+    if (vi.type != VIR_STORAGE_VOL_FILE || vi.allocation >= end)
         return 0;
     pool_log("upload to volume '%s' failed: %llu bytes sent, %llu there "
              "(libvirtd's write failed after the stream ended: is the pool "
