@@ -181,7 +181,9 @@ adopt_journal_close(virStoragePoolPtr pool, const char *uuid)
 
 /* One file into volume VOL: .partial-VOL, then VOL, verified (land.h).
  * RESUMED: a run before was cut short (the journal is there).  CHECK_ONLY:
- * copy nothing, only refuse a volume VOL with other content. */
+ * copy nothing, only refuse a volume VOL with other content.  1 if VOL is
+ * there with the file's content already, 0 once copied (or, CHECK_ONLY,
+ * nothing is in the way), -1 (said why). */
 static int
 adopt_copy_file(const struct land_pool *to, int fd, const char *vol,
                 const char *uuid, const char *name, bool resumed,
@@ -190,6 +192,7 @@ adopt_copy_file(const struct land_pool *to, int fd, const char *vol,
     virStorageVolPtr fin;
     struct pump_result mine, theirs;
     char err[1024];
+    bool again = false;
     int rc = -1;
 
     if (!land_unfinished(to, vol) &&
@@ -200,7 +203,7 @@ adopt_copy_file(const struct land_pool *to, int fd, const char *vol,
             land_digest(to, fin, &theirs, err, sizeof(err)) < 0) {
             ctl_error("adopt %s/%s: %s", uuid, name, err);
         } else if (strcmp(mine.hex, theirs.hex) == 0) {
-            rc = 0;
+            rc = 1;
         } else if (!resumed) {
             ctl_error("adopt %s/%s: volume '%s' exists with other content: "
                       "not overwriting it", uuid, name, vol);
@@ -209,10 +212,10 @@ adopt_copy_file(const struct land_pool *to, int fd, const char *vol,
                       "cannot be deleted to copy it again: %s", uuid, name,
                       vol, ctl_virt_message());
         } else {
-            rc = 1;             /* copy it again */
+            again = true;
         }
         virStorageVolFree(fin);
-        if (rc <= 0)
+        if (!again)
             return rc;
         if (lseek(fd, 0, SEEK_SET) < 0) {
             ctl_error("adopt %s/%s: %s", uuid, name, strerror(errno));
@@ -269,6 +272,7 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
     virStoragePoolPtr pool = NULL;
     struct dirent **de = NULL;
     struct stat *st = NULL;
+    bool *same = NULL;      /* its volume is there with its content */
     size_t mlen = strlen(mount);
     int rc = -1, n = -1, i, fd, resumed, pass;
 
@@ -289,7 +293,8 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
         ctl_error("adopt %s: %s: %s", uuid, dirpath, strerror(errno));
         goto out;
     }
-    if (n > 0 && !(st = calloc(n, sizeof(*st)))) {
+    if (n > 0 && (!(st = calloc(n, sizeof(*st))) ||
+                  !(same = calloc(n, sizeof(*same))))) {
         ctl_error("adopt %s: out of memory", uuid);
         goto out;
     }
@@ -313,6 +318,10 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
             goto out;
         *files = 0;
         for (i = 0; i < n; i++) {
+            if (same[i]) {          /* found so by pass 0: not read twice */
+                (*files)++;
+                continue;
+            }
             snprintf(path, sizeof(path), "%s%s", dirpath, de[i]->d_name);
             names_encode(uuid, de[i]->d_name, vol, sizeof(vol));
             /* O_NONBLOCK: a FIFO put in its place must not block. */
@@ -338,6 +347,7 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
             close(fd);
             if (rc < 0)
                 goto out;
+            same[i] = rc == 1;
             rc = -1;
             (*files)++;
         }
@@ -371,9 +381,7 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
         char *mxml = NULL;
         virStorageVolPtr m = virStorageVolLookupByName(pool, vol);
 
-        if (!m && asprintf(&mxml, "<volume><name>%s</name><capacity "
-                           "unit='bytes'>0</capacity><target><format "
-                           "type='raw'/></target></volume>", vol) >= 0)
+        if (!m && (mxml = land_volume_xml(vol)))
             m = virStorageVolCreateXML(pool, mxml, 0);
         free(mxml);
         if (m)
@@ -403,6 +411,7 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
         free(de[i]);
     free(de);
     free(st);
+    free(same);
     if (pool)
         virStoragePoolFree(pool);
     virConnectClose(conn);

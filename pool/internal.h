@@ -86,6 +86,9 @@ struct pool_why {
     int err;                /* an errno value; 0 while nothing failed */
     char msg[512];
 };
+/* Keep ERR and a message in WHY, unless it holds one. */
+void pool_why_set(struct pool_why *why, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Keep the thread's last libvirt error in WHY, unless it holds one. */
 void pool_why_take(struct pool_why *why);
 

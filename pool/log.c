@@ -70,10 +70,20 @@ pool_virt_errno(void)
 }
 
 void
-pool_why_take(struct pool_why *why)
+pool_why_set(struct pool_why *why, int err, const char *fmt, ...)
 {
+    va_list ap;
+
     if (why->err)
         return;
-    why->err = pool_virt_errno();
-    snprintf(why->msg, sizeof(why->msg), "%s", pool_virt_message());
+    why->err = err;
+    va_start(ap, fmt);
+    vsnprintf(why->msg, sizeof(why->msg), fmt, ap);
+    va_end(ap);
+}
+
+void
+pool_why_take(struct pool_why *why)
+{
+    pool_why_set(why, pool_virt_errno(), "%s", pool_virt_message());
 }

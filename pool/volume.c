@@ -222,8 +222,7 @@ volume_clone_as(struct pool_ctx *ctx, int pool, virStorageVolPtr src,
     virStorageVolPtr v = NULL;
 
     if (!xml) {
-        why->err = ENOMEM;
-        snprintf(why->msg, sizeof(why->msg), "%s", strerror(ENOMEM));
+        pool_why_set(why, ENOMEM, "%s", strerror(ENOMEM));
     } else if (volume_is_raw(src)) {
         if (!(v = volume_from_raw(p, xml, src)))
             pool_why_take(why);
@@ -341,11 +340,9 @@ volume_copy_head(struct pool_ctx *ctx, virStorageVolPtr src,
     while (done < len) {
         int n = virStreamRecv(down, buf, 1024 * 1024), off = 0;
 
-        if (n == 0 && !why->err) {
-            why->err = EIO;
-            snprintf(why->msg, sizeof(why->msg), "the source ended at byte "
-                     "%llu of %llu (did it shrink meanwhile?)", done, len);
-        }
+        if (n == 0)
+            pool_why_set(why, EIO, "the source ended at byte %llu of %llu "
+                         "(did it shrink meanwhile?)", done, len);
         if (n <= 0)
             goto cleanup;
         while (off < n) {
@@ -360,8 +357,7 @@ volume_copy_head(struct pool_ctx *ctx, virStorageVolPtr src,
     if (virStreamFinish(down) < 0 || virStreamFinish(up) < 0)
         goto cleanup;
     if ((rc = volume_check_length(dst, virStorageVolGetName(dst), len)) < 0) {
-        why->err = -rc;
-        snprintf(why->msg, sizeof(why->msg), "the copy ended short");
+        pool_why_set(why, -rc, "the copy ended short");
         rc = -1;
         goto cleanup;
     }
@@ -369,10 +365,8 @@ volume_copy_head(struct pool_ctx *ctx, virStorageVolPtr src,
 
  cleanup:
     if (rc < 0) {
-        if (!buf && !why->err) {
-            why->err = ENOMEM;
-            snprintf(why->msg, sizeof(why->msg), "%s", strerror(ENOMEM));
-        }
+        if (!buf)
+            pool_why_set(why, ENOMEM, "%s", strerror(ENOMEM));
         pool_why_take(why);         /* before the aborts reset it */
         if (down)
             virStreamAbort(down);
