@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "passthrough.h"
 #include "poolfs.h"
 
 enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
@@ -30,6 +31,7 @@ struct poolfs_args {
     char *refresh;
     char *io;
     char *pool_map;
+    char *passthrough;
     unsigned max_threads;
     unsigned readahead;             /* KiB */
     int foreground;
@@ -49,6 +51,7 @@ static const struct fuse_opt poolfs_opt_spec[] = {
     { "refresh=%s", offsetof(struct poolfs_args, refresh), 0 },
     { "io=%s", offsetof(struct poolfs_args, io), 0 },
     { "pool_map=%s", offsetof(struct poolfs_args, pool_map), 0 },
+    { "passthrough=%s", offsetof(struct poolfs_args, passthrough), 0 },
     { "max_threads=%u", offsetof(struct poolfs_args, max_threads), 0 },
     { "readahead=%u", offsetof(struct poolfs_args, readahead), 0 },
     FUSE_OPT_KEY("-h", KEY_HELP),
@@ -96,12 +99,21 @@ poolfs_usage(FILE *out)
 "                           file or device directly, stream goes through\n"
 "                           virStorageVolDownload/Upload; auto (default)\n"
 "                           uses local where the volume has a path here\n"
+"    -o passthrough=auto|off\n"
+"                           auto (default): where the kernel has FUSE\n"
+"                           passthrough (Linux 6.9 and later) and volumes\n"
+"                           have a local path, the kernel reads and writes\n"
+"                           a file opened without O_DIRECT straight from\n"
+"                           the volume's file; O_DIRECT opens, and every\n"
+"                           open while the file is open with O_DIRECT, are\n"
+"                           served by poolfs; off: poolfs serves them all\n"
 "\n"
 "FUSE options (also with -o): allow_other, default_permissions, ro,\n"
 "attr_timeout=S, entry_timeout=S, and the rest of fuse(8);\n"
-"the kernel's writeback cache and splice of read replies are on by default\n"
-"and can be turned off with -o no_writeback_cache, no_splice_write.\n"
-"Writes come in requests of up to 1 MiB, read into memory.\n"
+"splice of read replies is on by default (-o no_splice_write turns it off);\n"
+"the kernel's writeback cache is on where passthrough is not\n"
+"(-o no_writeback_cache turns it off; -o writeback_cache turns passthrough\n"
+"off). Writes come in requests of up to 1 MiB, read into memory.\n"
 "\n"
 "In /etc/fstab (see contrib/fstab.example for the systemd ordering):\n"
 "  qemu:///system /var/lib/nova/instances fuse.poolfs "
@@ -359,6 +371,13 @@ main(int argc, char **argv)
                 "KiB\n", a.readahead);
         return EXIT_USAGE;
     }
+    if (!a.passthrough || strcmp(a.passthrough, "auto") == 0) {
+        fs.passthrough_opt = true;
+    } else if (strcmp(a.passthrough, "off") != 0) {
+        fprintf(stderr, "poolfs: bad option passthrough=%s: want auto or "
+                "off\n", a.passthrough);
+        return EXIT_USAGE;
+    }
     if (poolfs_parse_io(a.io, &opts.io) < 0) {
         fprintf(stderr, "poolfs: bad option io=%s: want auto, local or "
                 "stream\n", a.io);
@@ -401,6 +420,12 @@ main(int argc, char **argv)
         fprintf(stderr, "poolfs: cannot mount on %s\n", mount_real);
         goto out;
     }
+    /* Before the loop reads the kernel's INIT (passthrough.c). */
+    if (fs.passthrough_opt && pt_install(fuse_get_session(fuse), a.debug) < 0) {
+        fprintf(stderr, "poolfs: cannot serve %s\n", mount_real);
+        fuse_unmount(fuse);
+        goto out;
+    }
     if (fuse_set_signal_handlers(fuse_get_session(fuse)) < 0 ||
         pool_start(fs.ctx) < 0) {
         fprintf(stderr, "poolfs: cannot start serving %s\n", mount_real);
@@ -434,5 +459,6 @@ main(int argc, char **argv)
     free(a.refresh);
     free(a.io);
     free(a.pool_map);
+    free(a.passthrough);
     return ret;
 }

@@ -11,7 +11,15 @@
 #include <unistd.h>
 
 #include "ctlproto.h"
+#include "passthrough.h"
 #include "poolfs.h"
+
+/* What an open file's fh holds. */
+struct poolfs_handle {
+    struct pool_file *file;
+    struct pt_backing *pt;      /* with passthrough enabled, or NULL */
+    bool passthrough;           /* the kernel reads and writes it */
+};
 
 static struct pool_ctx *
 poolfs_ctx(void)
@@ -19,10 +27,16 @@ poolfs_ctx(void)
     return ((struct poolfs *)fuse_get_context()->private_data)->ctx;
 }
 
+static struct poolfs_handle *
+poolfs_handle(struct fuse_file_info *fi)
+{
+    return (struct poolfs_handle *)(uintptr_t)fi->fh;
+}
+
 static struct pool_file *
 poolfs_file(struct fuse_file_info *fi)
 {
-    return (struct pool_file *)(uintptr_t)fi->fh;
+    return poolfs_handle(fi)->file;
 }
 
 static void *
@@ -55,11 +69,22 @@ poolfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
                                    FUSE_CAP_SPLICE_MOVE |
                                    FUSE_CAP_ASYNC_DIO |
                                    FUSE_CAP_PARALLEL_DIROPS |
-                                   FUSE_CAP_ATOMIC_O_TRUNC |
-                                   FUSE_CAP_WRITEBACK_CACHE);
+                                   FUSE_CAP_ATOMIC_O_TRUNC);
+    /*
+     * Passthrough (passthrough.c) where the kernel has it and the files
+     * are here: the kernel then reads and writes them itself.  It comes
+     * without the writeback cache, which only the files poolfs still
+     * serves would use (O_DIRECT ones do not).
+     */
+    fs->passthrough = fs->passthrough_opt && pt_offered() &&
+                      pool_local_data(fs->ctx);
+    if (!fs->passthrough)
+        conn->want |= conn->capable & FUSE_CAP_WRITEBACK_CACHE;
     if (fs->conn_opts)
         fuse_apply_conn_info_opts(fs->conn_opts, conn);
     fs->wbcache = conn->want & FUSE_CAP_WRITEBACK_CACHE;
+    if (fs->passthrough && !fs->wbcache)
+        pt_enable();    /* takes effect in the reply to INIT */
     return fs;
 }
 
@@ -181,14 +206,42 @@ poolfs_statfs(const char *path, struct statvfs *sv)
     return pool_statfs(poolfs_ctx(), path, sv);
 }
 
-static void
+/* FILE, just opened, into FI: the handle, and how the kernel opens it. */
+static int
 poolfs_set_file(struct fuse_file_info *fi, struct pool_file *file)
 {
-    fi->fh = (uintptr_t)file;
+    struct poolfs_handle *h = calloc(1, sizeof(*h));
+    int fd = pool_file_fd(file);
+    int err;
+
+    if (!h) {
+        pool_file_close(file);
+        return -ENOMEM;
+    }
+    h->file = file;
+    fi->fh = (uintptr_t)h;
     /* Stream-backed files have no fd to splice from and no mtime to
      * validate a cache with: let every read reach us. */
-    if (pool_file_fd(file) < 0)
+    if (fd < 0) {
         fi->direct_io = 1;
+        return 0;
+    }
+    if (!pt_enabled())
+        return 0;
+    /* Passthrough, or else no page cache of the mount's own: the kernel
+     * refuses a cached open of a file open in passthrough mode. */
+    if (!(h->pt = pt_open(fd, fi->flags & O_DIRECT, &h->passthrough))) {
+        err = errno;
+        pool_file_close(file);
+        free(h);
+        fi->fh = 0;
+        return -err;
+    }
+    if (!h->passthrough)
+        fi->direct_io = 1;
+    else if ((fi->flags & O_ACCMODE) != O_RDONLY)
+        pool_file_set_written(file);    /* the kernel writes it now */
+    return 0;
 }
 
 static int
@@ -201,8 +254,7 @@ poolfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
     if ((rc = pool_create(poolfs_ctx(), path, mode, fc->uid, fc->gid,
                           fi->flags, &file)) < 0)
         return rc;
-    poolfs_set_file(fi, file);
-    return 0;
+    return poolfs_set_file(fi, file);
 }
 
 static int
@@ -213,8 +265,7 @@ poolfs_open(const char *path, struct fuse_file_info *fi)
 
     if ((rc = pool_open_file(poolfs_ctx(), path, fi->flags, &file)) < 0)
         return rc;
-    poolfs_set_file(fi, file);
-    return 0;
+    return poolfs_set_file(fi, file);
 }
 
 static int
@@ -307,7 +358,12 @@ poolfs_flush(const char *path, struct fuse_file_info *fi)
 static int
 poolfs_release(const char *path, struct fuse_file_info *fi)
 {
-    return pool_file_close(poolfs_file(fi));
+    struct poolfs_handle *h = poolfs_handle(fi);
+    int rc = pool_file_close(h->file);
+
+    pt_close(h->pt, h->passthrough);
+    free(h);
+    return rc;
 }
 
 static int
@@ -388,10 +444,17 @@ poolfs_copy_file_range(const char *path_in, struct fuse_file_info *fi_in,
                        struct fuse_file_info *fi_out, off_t off_out,
                        size_t len, int flags)
 {
+    struct poolfs_handle *out = poolfs_handle(fi_out);
+
     if (flags)
         return -EINVAL;
-    return pool_file_copy(poolfs_file(fi_in), off_in, poolfs_file(fi_out),
-                          off_out, len);
+    /* The kernel writes OUT through the file it was opened onto: a clone
+     * in the pool would replace that file under it. */
+    if (out->passthrough)
+        return pool_file_copy_local(poolfs_file(fi_in), off_in, out->file,
+                                    off_out, len);
+    return pool_file_copy(poolfs_file(fi_in), off_in, out->file, off_out,
+                          len);
 }
 
 const struct fuse_operations poolfs_ops = {

@@ -73,7 +73,6 @@ struct pool_ctx {
 int pool_for_file(struct pool_ctx *ctx, const char *file);
 
 /* log.c: one idiom for reporting errors. */
-void pool_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The last libvirt error of this thread as an errno value and a message. */
 int pool_virt_errno(void);
 const char *pool_virt_message(void);

@@ -106,6 +106,12 @@ pool_file_fd_for_write(struct pool_file *f)
     return f->fd;
 }
 
+void
+pool_file_set_written(struct pool_file *f)
+{
+    f->written = true;
+}
+
 const char *
 pool_file_backend(struct pool_file *f)
 {
@@ -207,6 +213,22 @@ pool_file_close(struct pool_file *f)
     f->ops->close(f);
     io_free(f);
     return rc;
+}
+
+ssize_t
+pool_file_copy_local(struct pool_file *in, off_t off_in,
+                     struct pool_file *out, off_t off_out, size_t len)
+{
+    loff_t li = off_in, lo = off_out;
+    ssize_t n;
+
+    if (in->ops != &io_local_ops || out->ops != &io_local_ops)
+        return -EOPNOTSUPP;
+    n = copy_file_range(in->fd, &li, out->fd, &lo, len, 0);
+    if (n < 0)
+        return -errno;
+    out->written = true;
+    return n;
 }
 
 ssize_t

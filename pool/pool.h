@@ -43,6 +43,11 @@ const char *pool_libvirt_version(char *buf, size_t len);
 
 /* Connect and check everything a mount needs; reports why on failure. */
 int pool_open(const struct pool_opts *opts, struct pool_ctx **ctxp);
+/* Whether any file of the mount can have a local data path (io=stream
+ * off, a pool's volumes on this host): fs/ then offers passthrough. */
+bool pool_local_data(const struct pool_ctx *ctx);
+/* A line on stderr and in syslog (stderr is /dev/null once daemonised). */
+void pool_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Start the event and refresh threads (after any fork). */
 int pool_start(struct pool_ctx *ctx);
 void pool_close(struct pool_ctx *ctx);
@@ -90,6 +95,18 @@ int pool_file_oflags(const struct pool_file *file);
 int pool_file_fd(struct pool_file *file);
 /* The same for writing straight to it (the file counts as written). */
 int pool_file_fd_for_write(struct pool_file *file);
+/* FILE may be written behind pool/'s back (the kernel's passthrough): it
+ * counts as written, so its pool is refreshed when it is closed. */
+void pool_file_set_written(struct pool_file *file);
+/*
+ * copy_file_range(2) between the local files behind IN and OUT, inside
+ * the kernel (a reflink where the filesystem can): for a file the kernel
+ * itself writes (passthrough), which a clone must not replace.
+ * -EOPNOTSUPP where either has no local file.
+ */
+ssize_t pool_file_copy_local(struct pool_file *in, off_t off_in,
+                             struct pool_file *out, off_t off_out,
+                             size_t len);
 ssize_t pool_file_read(struct pool_file *file, void *buf, size_t size,
                        off_t off);
 ssize_t pool_file_write(struct pool_file *file, const void *buf, size_t size,

@@ -115,9 +115,10 @@ def test_pool_target_under_mountpoint(poolfs_bin, env, virsh, mp, foreground):
     ["-o", "refresh=-1"],
     ["-o", "no_such_option=1"],
     ["-o", "readahead=2000000"],
+    ["-o", "passthrough=maybe"],
     ["--no-such-flag"],
 ], ids=["io-bogus", "refresh-abc", "refresh-negative", "unknown-option",
-        "readahead-huge", "unknown-flag"])
+        "readahead-huge", "passthrough-maybe", "unknown-flag"])
 def test_bad_option_is_usage_error(poolfs_bin, env, mp, args):
     p = run_poolfs(poolfs_bin, args + [env.uri, mp], mp)
     assert p.returncode == 2, p
@@ -126,6 +127,8 @@ def test_bad_option_is_usage_error(poolfs_bin, env, mp, args):
         assert "io" in msg and "bogus" in msg, msg
     if "readahead=2000000" in args:
         assert "readahead" in msg and "2000000" in msg, msg
+    if "passthrough=maybe" in args:
+        assert "passthrough" in msg and "maybe" in msg, msg
 
 
 def bdi_read_ahead_kb(mnt):

@@ -4,6 +4,9 @@
 #
 #   direct  the file itself, in the dir pool's target directory
 #   poolfs  MOUNT/{uuid}/disk through a poolfs mount (volume {uuid}_disk)
+#   poolfs-off  the same through a second poolfs mount with -o passthrough=off
+#           (poolfs serving every read and write itself, as on kernels
+#           before 6.9)
 #   bindfs  bindfs over the pool's target directory (a plain FUSE passthrough)
 #   qsd     qemu-storage-daemon's FUSE export of the file (a single-file mount)
 #
@@ -72,7 +75,7 @@ quick=0
 runs=""
 runtime=""
 direct=1
-targets_arg="direct,poolfs,bindfs,qsd"
+targets_arg="direct,poolfs,poolfs-off,bindfs,qsd"
 workdir_arg=""
 poolfs_bin="${POOLFS:-$repo/build/fs/poolfs}"
 poolfs_opts=""
@@ -85,7 +88,7 @@ usage() {
     echo "  --runs N        runs per workload and target (default 3)" >&2
     echo "  --runtime S     seconds per fio job (default 10)" >&2
     echo "  --buffered      fio with direct=0 instead of direct=1" >&2
-    echo "  --targets LIST  subset of direct,poolfs,bindfs,qsd" >&2
+    echo "  --targets LIST  subset of direct,poolfs,poolfs-off,bindfs,qsd" >&2
     echo "  --workloads LIST subset of seqread,seqwrite,randread1,randread16,randwrite1,randwrite16,cpin,cpout" >&2
     echo "  --workdir DIR   where pools, mounts and files go (default: mktemp under /var/tmp)" >&2
     echo "  --poolfs PATH   poolfs binary (default build/fs/poolfs, or \$POOLFS)" >&2
@@ -133,7 +136,7 @@ die() { printf 'bench_io: error: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "must run as root (FUSE mounts, drop_caches, libvirtd); try: sudo $0"
 
 # --- what to run ------------------------------------------------------------
-all_targets=(direct poolfs bindfs qsd)
+all_targets=(direct poolfs poolfs-off bindfs qsd)
 targets=()
 IFS=, read -r -a wanted <<<"$targets_arg"
 for t in "${all_targets[@]}"; do
@@ -151,10 +154,11 @@ drop_target() {
     targets=("${new[@]}")
 }
 
-if has_target poolfs && [ ! -x "$poolfs_bin" ]; then
-    log "poolfs binary $poolfs_bin not found: skipping the poolfs target (build it with: meson setup build && ninja -C build)"
+if { has_target poolfs || has_target poolfs-off; } && [ ! -x "$poolfs_bin" ]; then
+    log "poolfs binary $poolfs_bin not found: skipping the poolfs targets (build it with: meson setup build && ninja -C build)"
     note "poolfs was not measured: $poolfs_bin did not exist when the bench ran."
     drop_target poolfs
+    drop_target poolfs-off
 fi
 
 # Workloads: name|label|unit|fio rw|bs|iodepth  (cp ones have no fio part)
@@ -359,21 +363,24 @@ if has_target qsd; then
 fi
 
 poolfs_mode=""
-if has_target poolfs; then
-    log "mounting poolfs ($poolfs_bin)"
-    popts="disks_pool=nova-disks-pool,base_pool=nova-base-images-pool${poolfs_opts:+,$poolfs_opts}"
-    poolfs_mode="-o $popts"
-    "$poolfs_bin" -f -o "$popts" "$uri" "$work/mnt/poolfs" >"$work/poolfs.log" 2>&1 &
-    pid_of[poolfs]=$!
-    daemon_pids+=("${pid_of[poolfs]}")
-    mounts+=("$work/mnt/poolfs")
-    wait_mounted "$work/mnt/poolfs" "${pid_of[poolfs]}" ||
-        die "poolfs did not mount: $(tail -n 5 "$work/poolfs.log")"
-    path[poolfs]="$work/mnt/poolfs/$uuid/disk"
-    for i in $(seq 100); do [ -f "${path[poolfs]}" ] && break; sleep 0.1; done
-    [ -f "${path[poolfs]}" ] ||
-        die "poolfs is mounted but ${path[poolfs]} (volume $vol) did not appear; ls: $(ls -la "$work/mnt/poolfs" 2>&1 | head -5)"
-fi
+mount_poolfs() {   # target extra-options
+    local t=$1 popts="disks_pool=nova-disks-pool,base_pool=nova-base-images-pool${poolfs_opts:+,$poolfs_opts}${2:+,$2}"
+    log "mounting poolfs ($poolfs_bin) for $t"
+    [ "$t" = poolfs ] && poolfs_mode="-o $popts"
+    mkdir -p "$work/mnt/$t"
+    "$poolfs_bin" -f -o "$popts" "$uri" "$work/mnt/$t" >"$work/$t.log" 2>&1 &
+    pid_of[$t]=$!
+    daemon_pids+=("${pid_of[$t]}")
+    mounts+=("$work/mnt/$t")
+    wait_mounted "$work/mnt/$t" "${pid_of[$t]}" ||
+        die "poolfs did not mount: $(tail -n 5 "$work/$t.log")"
+    path[$t]="$work/mnt/$t/$uuid/disk"
+    for i in $(seq 100); do [ -f "${path[$t]}" ] && break; sleep 0.1; done
+    [ -f "${path[$t]}" ] ||
+        die "poolfs is mounted but ${path[$t]} (volume $vol) did not appear; ls: $(ls -la "$work/mnt/$t" 2>&1 | head -5)"
+}
+has_target poolfs && mount_poolfs poolfs ""
+has_target poolfs-off && mount_poolfs poolfs-off passthrough=off
 
 # Every target must show the same file: same size, same first and last MiB.
 for t in "${targets[@]}"; do
@@ -588,6 +595,7 @@ report="$work/report.md"
         case $t in
             direct) desc+=("direct = the file in the pool's directory") ;;
             poolfs) desc+=("poolfs = MOUNT/{uuid}/disk, poolfs $poolfs_mode") ;;
+            poolfs-off) desc+=("poolfs-off = the same with -o passthrough=off, a second mount") ;;
             bindfs) desc+=("bindfs = bindfs --multithreaded over the pool's directory") ;;
             qsd) desc+=("qsd = qemu-storage-daemon's FUSE export of the file (writable, growable)") ;;
         esac
@@ -597,21 +605,23 @@ report="$work/report.md"
         echo "- poolfs binary: $poolfs_bin, built $(date -u -r "$poolfs_bin" '+%Y-%m-%d %H:%M UTC'); source tree: $(git -C "$repo" log -1 --format='%h %s' 2>/dev/null | cut -c1-80 || echo unknown)$(git -C "$repo" diff --quiet HEAD -- fs pool meson.build 2>/dev/null || echo ' (+ uncommitted changes in fs/, pool/)')"
     fi
     echo "- versions: $(fio --version), $(bindfs --version 2>/dev/null | head -n 1), $(qemu-storage-daemon --version 2>/dev/null | head -n 1 | sed 's/ (.*//'), $(fusermount3 -V 2>/dev/null)"
-    for t in poolfs bindfs qsd; do
+    for t in poolfs poolfs-off bindfs qsd; do
         if [ -n "${pid_of[$t]:-}" ]; then echo "- $t daemon memory: $(mem_line "$t")"; fi
     done
     while IFS= read -r n; do echo "- NOTE: $n"; done <"$work/notes"
     echo
-    echo "| workload | unit | direct | poolfs | bindfs | qsd | poolfs/direct | poolfs/bindfs | poolfs/qsd |"
-    echo "|---|---|--:|--:|--:|--:|--:|--:|--:|"
+    echo "| workload | unit | direct | poolfs | poolfs-off | bindfs | qsd | poolfs/direct | poolfs/bindfs | poolfs/qsd | poolfs-off/direct |"
+    echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
     for wl in "${workloads[@]}"; do
         IFS='|' read -r name label unit rw bs qd <<<"$wl"
-        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$unit" \
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$unit" \
             "$(fmt "${med[$name,direct]}" "$unit")" "$(fmt "${med[$name,poolfs]}" "$unit")" \
+            "$(fmt "${med[$name,poolfs-off]}" "$unit")" \
             "$(fmt "${med[$name,bindfs]}" "$unit")" "$(fmt "${med[$name,qsd]}" "$unit")" \
             "$(ratio "${med[$name,poolfs]}" "${med[$name,direct]}")" \
             "$(ratio "${med[$name,poolfs]}" "${med[$name,bindfs]}")" \
-            "$(ratio "${med[$name,poolfs]}" "${med[$name,qsd]}")"
+            "$(ratio "${med[$name,poolfs]}" "${med[$name,qsd]}")" \
+            "$(ratio "${med[$name,poolfs-off]}" "${med[$name,direct]}")"
     done
     echo
     echo "Raw runs (workload, target: run 1, run 2, ...):"
@@ -620,7 +630,7 @@ report="$work/report.md"
     for wl in "${workloads[@]}"; do
         IFS='|' read -r name label unit rw bs qd <<<"$wl"
         for t in "${targets[@]}"; do
-            printf '%-12s %-7s %s\n' "$name" "$t" \
+            printf '%-12s %-10s %s\n' "$name" "$t" \
                 "$(awk -F'\t' -v n="$name" -v t="$t" '$1 == n && $2 == t { printf "%s ", $4 }' "$results")"
         done
     done
