@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "ctlproto.h"
 #include "passthrough.h"
@@ -19,6 +20,7 @@ struct poolfs_handle {
     struct pool_file *file;
     struct pt_backing *pt;      /* with passthrough enabled, or NULL */
     bool passthrough;           /* the kernel reads and writes it */
+    struct stat opened;         /* passthrough, writable: at open */
 };
 
 static struct pool_ctx *
@@ -228,8 +230,6 @@ poolfs_set_file(struct fuse_file_info *fi, struct pool_file *file)
     }
     if (!pt_enabled())
         return 0;
-    /* Passthrough, or else no page cache of the mount's own: the kernel
-     * refuses a cached open of a file open in passthrough mode. */
     if (!(h->pt = pt_open(fd, fi->flags & O_DIRECT, &h->passthrough))) {
         err = errno;
         pool_file_close(file);
@@ -237,10 +237,11 @@ poolfs_set_file(struct fuse_file_info *fi, struct pool_file *file)
         fi->fh = 0;
         return -err;
     }
-    if (!h->passthrough)
-        fi->direct_io = 1;
-    else if ((fi->flags & O_ACCMODE) != O_RDONLY)
-        pool_file_set_written(file);    /* the kernel writes it now */
+    /* The kernel writes it from now on: what it looked like, to tell at
+     * release whether libvirt's view of the pool went stale. */
+    if (h->passthrough && (fi->flags & O_ACCMODE) != O_RDONLY &&
+        fstat(fd, &h->opened) < 0)
+        pool_file_set_written(file);
     return 0;
 }
 
@@ -359,7 +360,18 @@ static int
 poolfs_release(const char *path, struct fuse_file_info *fi)
 {
     struct poolfs_handle *h = poolfs_handle(fi);
-    int rc = pool_file_close(h->file);
+    struct stat now;
+    int rc;
+
+    /* Written through passthrough: size, blocks or mtime moved. */
+    if (h->opened.st_ino &&
+        (fstat(pool_file_fd(h->file), &now) < 0 ||
+         now.st_size != h->opened.st_size ||
+         now.st_blocks != h->opened.st_blocks ||
+         now.st_mtim.tv_sec != h->opened.st_mtim.tv_sec ||
+         now.st_mtim.tv_nsec != h->opened.st_mtim.tv_nsec))
+        pool_file_set_written(h->file);
+    rc = pool_file_close(h->file);
 
     pt_close(h->pt, h->passthrough);
     free(h);

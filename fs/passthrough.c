@@ -25,11 +25,15 @@
  * thread at read time, ties the reply to it.
  *
  * The kernel keeps one backing file per FUSE inode while it is open in
- * passthrough mode (another id for it is EBUSY), and refuses an open of
- * such an inode that is not in passthrough mode (EIO).  Registrations
- * are therefore per volume file (st_dev, st_ino), counted, and closed
- * with the last handle; and while a file has handles of one mode, every
- * new open of it takes the same mode (pt_open).
+ * passthrough mode (another id for it is EBUSY), refuses an open of such
+ * an inode that is not in passthrough mode (EIO), and refuses passthrough
+ * while the inode has opens that use its page cache (ETXTBSY).
+ * Registrations are therefore per volume file (st_dev, st_ino), counted,
+ * and closed with the last handle; and while a file has handles of one
+ * mode, every new open of it takes the same mode (pt_open).  The kernel
+ * drops an inode's mode when its last file closes, before RELEASE reaches
+ * poolfs: the counts here can only be high, which never lets a mix
+ * through.
  */
 #include <errno.h>
 #include <linux/fuse.h>
@@ -48,11 +52,10 @@
 #include <fuse_lowlevel.h>
 
 #include "passthrough.h"
+#include "ptwire.h"
 #include "pool.h"
 
 /* Linux 6.9's ABI, newer than Debian 12's <linux/fuse.h>. */
-#define PT_FLAGS2_PASSTHROUGH (1u << (37 - 32))    /* FUSE_PASSTHROUGH */
-#define PT_FOPEN_PASSTHROUGH (1u << 7)
 struct pt_backing_map {
     int32_t fd;
     uint32_t flags;
@@ -60,8 +63,6 @@ struct pt_backing_map {
 };
 #define PT_IOC_BACKING_OPEN _IOW(FUSE_DEV_IOC_MAGIC, 1, struct pt_backing_map)
 #define PT_IOC_BACKING_CLOSE _IOW(FUSE_DEV_IOC_MAGIC, 2, uint32_t)
-/* fuse_init_out: max_stack_depth follows flags2 (7.40). */
-#define PT_INIT_OUT_STACK_DEPTH 36
 
 struct pt_backing {
     struct pt_backing *next;
@@ -69,7 +70,7 @@ struct pt_backing {
     ino_t ino;
     int id;                     /* the kernel's backing id, 0 if none */
     unsigned pt_refs;           /* handles in passthrough mode */
-    unsigned dio_refs;          /* handles on the direct_io path */
+    unsigned served_refs;       /* handles poolfs serves */
 };
 
 static struct {
@@ -78,7 +79,7 @@ static struct {
     bool offered;
     bool enable;
     bool enabled;
-    bool refused;               /* BACKING_OPEN failed: said once */
+    int refused;                /* the errno last said for BACKING_OPEN */
     bool verbose;               /* -d: say when it is on */
     struct pt_backing *files;
 } pt = { .lock = PTHREAD_MUTEX_INITIALIZER, .devfd = -1 };
@@ -103,48 +104,9 @@ pt_read(int fd, void *buf, size_t len, void *userdata)
         return n;
     pt_req.unique = in->unique;
     pt_req.opcode = in->opcode;
-    if (in->opcode == FUSE_INIT &&
-        n >= (ssize_t)(sizeof(*in) + sizeof(struct fuse_init_in))) {
-        const struct fuse_init_in *init = (const void *)(in + 1);
-
-        pt.offered = init->major == 7 && (init->flags & FUSE_INIT_EXT) &&
-                     (init->flags2 & PT_FLAGS2_PASSTHROUGH);
-    }
+    if (in->opcode == FUSE_INIT)
+        pt.offered = ptwire_init_offers(buf, n);
     return n;
-}
-
-static void
-pt_patch_init(struct iovec *iov, int count)
-{
-    struct fuse_init_out *out;
-
-    if (count != 2 || iov[1].iov_len < PT_INIT_OUT_STACK_DEPTH + 4)
-        return;
-    out = iov[1].iov_base;
-    if (!(out->flags & FUSE_INIT_EXT) || (out->flags & FUSE_WRITEBACK_CACHE))
-        return;
-    out->flags2 |= PT_FLAGS2_PASSTHROUGH;
-    *(uint32_t *)((char *)out + PT_INIT_OUT_STACK_DEPTH) = 1;
-    pt.enabled = true;
-    if (pt.verbose)
-        fprintf(stderr, "poolfs: passthrough: on (the kernel reads and "
-                "writes files opened without O_DIRECT)\n");
-}
-
-static void
-pt_patch_open(struct iovec *iov, int count)
-{
-    struct fuse_open_out *out;
-    size_t len = count == 2 ? iov[1].iov_len : 0;
-
-    /* OPEN: fuse_open_out; CREATE: fuse_entry_out, then fuse_open_out. */
-    if (len != sizeof(*out) &&
-        len != sizeof(struct fuse_entry_out) + sizeof(*out))
-        return;
-    out = (void *)((char *)iov[1].iov_base + len - sizeof(*out));
-    /* Only these may come with it; keep_cache (auto_cache) may not. */
-    out->open_flags = PT_FOPEN_PASSTHROUGH | (out->open_flags & FOPEN_NOFLUSH);
-    memcpy(&out->padding, &pt_req.backing_id, sizeof(out->padding));
 }
 
 static ssize_t
@@ -154,16 +116,20 @@ pt_writev(int fd, struct iovec *iov, int count, void *userdata)
 
     (void)userdata;
     if (count >= 1 && iov[0].iov_len >= sizeof(*out) &&
-        out->unique == pt_req.unique && out->unique != 0 && out->error == 0) {
-        if (pt_req.opcode == FUSE_INIT && pt.enable)
-            pt_patch_init(iov, count);
-        else if ((pt_req.opcode == FUSE_OPEN ||
-                  pt_req.opcode == FUSE_CREATE) && pt_req.backing_id > 0)
-            pt_patch_open(iov, count);
-    }
-    if (count >= 1 && iov[0].iov_len >= sizeof(*out) &&
-        out->unique == pt_req.unique)
+        out->unique == pt_req.unique && out->unique != 0) {
+        if (out->error == 0 && pt_req.opcode == FUSE_INIT && pt.enable &&
+            ptwire_patch_init(iov, count)) {
+            pt.enabled = true;
+            if (pt.verbose)
+                fprintf(stderr, "poolfs: passthrough: on (the kernel reads "
+                        "and writes files opened without O_DIRECT)\n");
+        } else if (out->error == 0 && pt_req.backing_id > 0 &&
+                   (pt_req.opcode == FUSE_OPEN ||
+                    pt_req.opcode == FUSE_CREATE)) {
+            ptwire_patch_open(iov, count, pt_req.backing_id);
+        }
         pt_req.backing_id = 0;
+    }
     return writev(fd, iov, count);
 }
 
@@ -192,10 +158,38 @@ pt_install(struct fuse_session *se, bool verbose)
     return fuse_session_custom_io(se, &io, fd);
 }
 
+/* CAP_SYS_ADMIN in the initial user namespace, which the kernel asks of
+ * a server that registers backing files. */
+static bool
+pt_capable(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    unsigned long long eff = 0;
+    bool found = false;
+    unsigned a, b, c;
+
+    if (!f)
+        return false;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "CapEff: %llx", &eff) == 1)
+            found = true;
+    fclose(f);
+    if (!found || !(eff & (1ULL << 21)))        /* CAP_SYS_ADMIN */
+        return false;
+    /* The initial namespace maps every uid: "0 0 4294967295". */
+    if (!(f = fopen("/proc/self/uid_map", "r")))
+        return false;
+    found = fscanf(f, "%u %u %u", &a, &b, &c) == 3 && a == 0 && b == 0 &&
+            c == 4294967295u;
+    fclose(f);
+    return found;
+}
+
 bool
 pt_offered(void)
 {
-    return pt.offered;
+    return pt.offered && pt_capable();
 }
 
 void
@@ -238,20 +232,23 @@ pt_open(int fd, bool direct, bool *passthrough)
         b->ino = st.st_ino;
         fresh = true;
     }
-    /* The first open decides; the rest follow while it is open. */
-    if (b->pt_refs == 0 && (b->dio_refs > 0 || direct))
-        goto dio;
+    if (!ptwire_choose(b->pt_refs, b->served_refs, direct))
+        goto served;
     if (b->id == 0) {
         struct pt_backing_map map = { .fd = fd };
         int id = ioctl(pt.devfd, PT_IOC_BACKING_OPEN, &map);
 
         if (id <= 0) {
-            if (!pt.refused)
-                pool_log("passthrough: the kernel refused a backing file "
-                         "(%s): such files are served by poolfs",
-                         strerror(id < 0 ? errno : EINVAL));
-            pt.refused = true;
-            goto dio;
+            int err = id < 0 ? errno : EINVAL;
+
+            /* Once per reason: EPERM without CAP_SYS_ADMIN, ELOOP for a
+             * pool on a stacked filesystem (overlayfs), ... */
+            if (pt.refused != err)
+                pool_log("passthrough: the kernel refused a volume's file "
+                         "as a backing file (%s): such files are served by "
+                         "poolfs", strerror(err));
+            pt.refused = err;
+            goto served;
         }
         b->id = id;
     }
@@ -260,8 +257,8 @@ pt_open(int fd, bool direct, bool *passthrough)
     *passthrough = true;
     goto out;
 
- dio:
-    b->dio_refs++;
+ served:
+    b->served_refs++;
  out:
     if (fresh) {
         b->next = pt.files;
@@ -282,7 +279,7 @@ pt_close(struct pt_backing *b, bool passthrough)
     if (passthrough)
         b->pt_refs--;
     else
-        b->dio_refs--;
+        b->served_refs--;
     if (b->pt_refs == 0 && b->id > 0) {
         uint32_t id = b->id;
 
@@ -290,7 +287,7 @@ pt_close(struct pt_backing *b, bool passthrough)
         (void)ioctl(pt.devfd, PT_IOC_BACKING_CLOSE, &id);
         b->id = 0;
     }
-    if (b->pt_refs == 0 && b->dio_refs == 0) {
+    if (b->pt_refs == 0 && b->served_refs == 0) {
         for (pp = &pt.files; *pp && *pp != b; pp = &(*pp)->next)
             ;
         if (*pp)

@@ -18,7 +18,8 @@ struct pt_backing;
  * when passthrough is on.  0, or -errno. */
 int pt_install(struct fuse_session *se, bool verbose);
 
-/* In init(): whether the kernel offered passthrough in its INIT. */
+/* In init(): whether the kernel offered passthrough in its INIT, and
+ * poolfs may use it (CAP_SYS_ADMIN in the initial user namespace). */
 bool pt_offered(void);
 
 /* In init(): answer INIT with passthrough on (the kernel takes it only
@@ -32,11 +33,12 @@ bool pt_enabled(void);
  * In open() or create(), with passthrough enabled: decide how the reply
  * this thread is about to send opens FD (the volume's file).  The kernel
  * refuses an open that is not in passthrough mode while the file is open
- * in it, so the first open of a file decides for all that overlap it:
- * passthrough for a buffered open, the direct_io path through poolfs for
- * an O_DIRECT one (DIRECT).  *PASSTHROUGH says which; when false the
- * caller must set direct_io.  Returns the registration to give back to
- * pt_close() when the handle is released, or NULL with errno set.
+ * in it, and passthrough while it is open otherwise, so the first open of
+ * a file decides for all that overlap it: passthrough for a buffered open,
+ * poolfs's own path for an O_DIRECT one (DIRECT), or for a file the kernel
+ * will not take as a backing file.  *PASSTHROUGH says which.  Returns the
+ * registration to give back to pt_close() when the handle is released, or
+ * NULL with errno set.
  */
 struct pt_backing *pt_open(int fd, bool direct, bool *passthrough);
 

@@ -372,8 +372,10 @@ pool_local_data(const struct pool_ctx *ctx)
 
     if (ctx->opts.io == POOL_IO_STREAM)
         return false;
+    /* Files: the kernel passes through to regular files only (a logical
+     * pool's volumes are devices). */
     for (i = 0; i < ctx->npools; i++)
-        if (ctx->pools[i].local)
+        if (ctx->pools[i].files)
             return true;
     return false;
 }

@@ -43,8 +43,8 @@ const char *pool_libvirt_version(char *buf, size_t len);
 
 /* Connect and check everything a mount needs; reports why on failure. */
 int pool_open(const struct pool_opts *opts, struct pool_ctx **ctxp);
-/* Whether any file of the mount can have a local data path (io=stream
- * off, a pool's volumes on this host): fs/ then offers passthrough. */
+/* Whether files of the mount can be regular files on this host (io not
+ * stream, a pool of files here): fs/ then offers passthrough. */
 bool pool_local_data(const struct pool_ctx *ctx);
 /* A line on stderr and in syslog (stderr is /dev/null once daemonised). */
 void pool_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -1,7 +1,8 @@
 """FUSE passthrough (Linux 6.9 and later): a file opened without O_DIRECT is
 read and written by the kernel straight from the volume's file, no request
-reaching poolfs; O_DIRECT opens stay on poolfs's own path, and every open of
-a file takes the mode of those already open (the kernel refuses a mix)."""
+reaching poolfs; a file first opened with O_DIRECT stays on poolfs's own
+path, and every open of a file takes the mode of those already open (the
+kernel refuses a mix)."""
 
 import mmap
 import os
@@ -9,12 +10,40 @@ import re
 
 import pytest
 
-from helpers import DISKS_POOL, MiB, run, wait_for
+from helpers import DISKS_POOL, MiB, wait_for
+
+WRITEBACK_CACHE = 1 << 16       # FUSE_WRITEBACK_CACHE in INIT's flags
 
 
 def count(p, opcode):
-    """Requests of OPCODE that poolfs served so far (its -o debug log)."""
+    """Requests of OPCODE that poolfs got so far (its -o debug log)."""
     return len(re.findall(rf"opcode: {opcode} \(", p.stderr()))
+
+
+def wait_released(p, n):
+    """Wait until poolfs has answered N RELEASEs: the kernel sends them
+    after close(2) returns, and the counts that pick an open's mode go
+    down only then."""
+    def done():
+        log = p.stderr()
+        ids = re.findall(r"unique: (\d+), opcode: RELEASE \(", log)
+        return len(ids) >= n and all(
+            re.search(rf"unique: {u}, (success|error)", log) for u in ids)
+    wait_for(done, 10, f"poolfs to answer {n} RELEASEs")
+
+
+def init_flags(p):
+    """The flags of poolfs's reply to INIT (libfuse's debug lines: the
+    reply's are indented, the kernel's request's are not)."""
+    m = re.search(r"poolfs:    INIT: 7\.\d+\npoolfs:    flags=0x([0-9a-f]+)",
+                  p.stderr())
+    assert m, "no INIT reply in the debug log"
+    return int(m.group(1), 16)
+
+
+def kernel_has_passthrough():
+    major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+    return (major, minor) >= (6, 9)
 
 
 def aligned(size, fill=None):
@@ -26,13 +55,20 @@ def aligned(size, fill=None):
     return buf
 
 
-@pytest.fixture
-def pt(poolfs_factory):
-    p = poolfs_factory(["debug"])
+def mount_pt(poolfs_factory, options=()):
+    if not kernel_has_passthrough():
+        pytest.skip("FUSE passthrough needs Linux 6.9 or later")
+    p = poolfs_factory(["debug", *options])
     p.expect_stderr(r".")           # the debug log
     wait_for(lambda: "passthrough: on" in p.stderr(), 5,
-             "poolfs to say passthrough is on (needs Linux 6.9 or later)")
+             "poolfs to say passthrough is on")
+    assert not init_flags(p) & WRITEBACK_CACHE, "passthrough with wbcache"
     return p
+
+
+@pytest.fixture
+def pt(poolfs_factory):
+    return mount_pt(poolfs_factory)
 
 
 def test_a_buffered_file_is_read_and_written_by_the_kernel(pt, virsh, uuid):
@@ -48,16 +84,36 @@ def test_a_buffered_file_is_read_and_written_by_the_kernel(pt, virsh, uuid):
     assert count(pt, "OPEN") + count(pt, "CREATE") >= 2, "the log is not there"
     assert count(pt, "WRITE") == 0, "writes reached poolfs"
     assert count(pt, "READ") == 0, "reads reached poolfs"
-    # It is the volume's file, and libvirt learns the new size.
-    vol = f"{uuid}_disk"
-    with open(virsh.vol_path(DISKS_POOL, vol), "rb") as f:
+    with open(virsh.vol_path(DISKS_POOL, f"{uuid}_disk"), "rb") as f:
         assert f.read() == data
     assert os.stat(path).st_size == 8 * MiB
 
-    def capacity():
-        out = virsh("vol-info", "--bytes", "--pool", DISKS_POOL, vol).stdout
-        return re.search(r"Capacity:\s+(\d+)", out).group(1) == str(8 * MiB)
-    wait_for(capacity, 15, "libvirt to see the new size (pool refreshed)")
+
+def test_a_file_written_by_the_kernel_refreshes_its_pool(small_pool,
+                                                        poolfs_factory,
+                                                        virsh, uuid):
+    """poolfs does not see the writes, so it compares the file at open and
+    at release: libvirt's idea of the pool (its allocation, known only
+    after a pool refresh) must follow.  No periodic re-listing here."""
+    pool, _ = small_pool
+    p = mount_pt(poolfs_factory, [f"disks_pool={pool}", "refresh=3600"])
+    d = os.path.join(p.mnt, uuid)
+    os.mkdir(d)
+    path = os.path.join(d, "disk")
+    with open(path, "wb"):
+        pass
+    virsh.pool_refresh(pool)
+    before = int(virsh.pool_info(pool)["allocation"].split()[0])
+    n = count(p, "RELEASE")
+    with open(path, "r+b") as f:
+        f.write(os.urandom(4 * MiB))
+    wait_released(p, n + 1)
+    assert count(p, "WRITE") == 0
+
+    def grown():
+        now = int(virsh.pool_info(pool)["allocation"].split()[0])
+        return now - before >= 4 * MiB
+    wait_for(grown, 15, "libvirt to see the pool's new allocation")
 
 
 def test_an_o_direct_open_joins_a_file_open_in_passthrough(pt, uuid):
@@ -89,8 +145,10 @@ def test_a_file_first_opened_with_o_direct_stays_on_poolfs(pt, uuid):
     d = os.path.join(pt.mnt, uuid)
     os.mkdir(d)
     path = os.path.join(d, "disk")
+    n = count(pt, "RELEASE")
     with open(path, "wb") as f:
         f.truncate(4 * MiB)
+    wait_released(pt, n + 1)
     before = count(pt, "WRITE")
     b = os.open(path, os.O_RDWR | os.O_DIRECT)
     try:
@@ -109,16 +167,18 @@ def test_a_file_first_opened_with_o_direct_stays_on_poolfs(pt, uuid):
             os.close(a)
     finally:
         os.close(b)
+    wait_released(pt, n + 3)
     # All closed: the next buffered open is passthrough again.
+    mid = count(pt, "WRITE")
     with open(path, "r+b") as f:
-        mid = count(pt, "WRITE")
         f.write(b"\x33" * MiB)
         f.flush()
         os.fsync(f.fileno())
-    assert count(pt, "WRITE") == mid
+    assert count(pt, "WRITE") == mid, "passthrough did not come back"
     with open(path, "rb") as f:
         assert f.read(MiB) == b"\x33" * MiB
         assert f.read(MiB) == bytes(MiB)
+
 
 def test_mmap_of_a_passthrough_file_is_the_volume_file(pt, virsh, uuid):
     d = os.path.join(pt.mnt, uuid)
@@ -130,25 +190,40 @@ def test_mmap_of_a_passthrough_file_is_the_volume_file(pt, virsh, uuid):
         m = mmap.mmap(f.fileno(), MiB)
         m[4096:4101] = b"hello"
         m.flush()
+        assert m[0:4] == bytes(4)
         m.close()
+    assert count(pt, "WRITE") == 0 and count(pt, "READ") == 0
     with open(virsh.vol_path(DISKS_POOL, f"{uuid}_disk.config"), "rb") as f:
         f.seek(4096)
         assert f.read(5) == b"hello"
 
 
 def test_a_whole_file_copy_into_a_passthrough_file(pt, virsh, uuid):
-    """cp's copy_file_range lands in the file the kernel opened (a clone
-    of the volume would replace that file under it)."""
+    """copy_file_range lands in the file the kernel opened, which the
+    same descriptor then reads (a clone of the volume would replace that
+    file under it: the reads would find the empty file)."""
     d = os.path.join(pt.mnt, uuid)
     os.mkdir(d)
     src, dst = os.path.join(d, "disk"), os.path.join(d, "disk.copy")
+    data = os.urandom(16 * MiB)
     with open(src, "wb") as f:
-        f.write(os.urandom(16 * MiB))
-    run(["cp", "--reflink=auto", src, dst])
-    assert "opcode: COPY_FILE_RANGE" in pt.stderr()
+        f.write(data)
+    fi = os.open(src, os.O_RDONLY)
+    fo = os.open(dst, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        done = 0
+        while done < len(data):
+            n = os.copy_file_range(fi, fo, len(data) - done)
+            assert n > 0
+            done += n
+        assert "opcode: COPY_FILE_RANGE" in pt.stderr()
+        assert os.pread(fo, len(data), 0) == data
+    finally:
+        os.close(fi)
+        os.close(fo)
     assert count(pt, "WRITE") == 0
-    run(["cmp", src, dst])
-    run(["cmp", src, virsh.vol_path(DISKS_POOL, f"{uuid}_disk.copy")])
+    with open(virsh.vol_path(DISKS_POOL, f"{uuid}_disk.copy"), "rb") as f:
+        assert f.read() == data
 
 
 def test_passthrough_off_serves_every_request(poolfs_factory, uuid):
@@ -161,15 +236,13 @@ def test_passthrough_off_serves_every_request(poolfs_factory, uuid):
         os.fsync(f.fileno())
     assert count(p, "WRITE") > 0
     assert "passthrough: on" not in p.stderr()
+    assert init_flags(p) & WRITEBACK_CACHE
 
 
-def test_a_remote_style_mount_keeps_its_writeback_cache(poolfs_factory, uuid):
-    """io=stream: no file here to pass through."""
+def test_a_mount_without_local_files_keeps_its_writeback_cache(poolfs_factory):
+    """io=stream (as a remote mount): nothing to pass through, so the
+    kernel's writeback cache stays on."""
     p = poolfs_factory(["debug", "io=stream"])
     p.expect_stderr(r".")
-    d = os.path.join(p.mnt, uuid)
-    os.mkdir(d)
-    with open(os.path.join(d, "disk"), "wb") as f:
-        f.write(os.urandom(MiB))
-    assert count(p, "WRITE") > 0
     assert "passthrough: on" not in p.stderr()
+    assert init_flags(p) & WRITEBACK_CACHE
