@@ -212,7 +212,9 @@ poolfs_statfs(const char *path, struct statvfs *sv)
 static int
 poolfs_set_file(struct fuse_file_info *fi, struct pool_file *file)
 {
+    struct poolfs *fs = fuse_get_context()->private_data;
     struct poolfs_handle *h = calloc(1, sizeof(*h));
+    bool direct;
     int fd = pool_file_fd(file);
     int err;
 
@@ -230,7 +232,10 @@ poolfs_set_file(struct fuse_file_info *fi, struct pool_file *file)
     }
     if (!pt_enabled())
         return 0;
-    if (!(h->pt = pt_open(fd, fi->flags & O_DIRECT, &h->passthrough))) {
+    /* With passthrough=all an O_DIRECT open is passed through as well:
+     * the kernel then does real direct I/O on the volume's file. */
+    direct = (fi->flags & O_DIRECT) && !fs->passthrough_all;
+    if (!(h->pt = pt_open(fd, direct, &h->passthrough))) {
         err = errno;
         pool_file_close(file);
         free(h);

@@ -34,7 +34,8 @@ struct poolfs {
     struct fuse_conn_info_opts *conn_opts;
     unsigned readahead_kb;          /* -o readahead */
     bool wbcache;                   /* the kernel's writeback cache is on */
-    bool passthrough_opt;           /* -o passthrough=auto (not off) */
+    bool passthrough_opt;           /* -o passthrough=auto or all */
+    bool passthrough_all;           /* -o passthrough=all: O_DIRECT too */
     bool passthrough;               /* asked for in the reply to INIT */
 };
 

@@ -246,3 +246,32 @@ def test_a_mount_without_local_files_keeps_its_writeback_cache(poolfs_factory):
     p.expect_stderr(r".")
     assert "passthrough: on" not in p.stderr()
     assert init_flags(p) & WRITEBACK_CACHE
+
+
+def test_passthrough_all_gives_o_direct_files_to_the_kernel(poolfs_factory,
+                                                           virsh, uuid):
+    """-o passthrough=all: QEMU's cache=none reaches the volume's file as
+    real direct I/O, with its alignment rules, and poolfs sees none of it."""
+    p = mount_pt(poolfs_factory, ["passthrough=all"])
+    d = os.path.join(p.mnt, uuid)
+    os.mkdir(d)
+    path = os.path.join(d, "disk")
+    n = count(p, "RELEASE")
+    with open(path, "wb") as f:
+        f.truncate(4 * MiB)
+    wait_released(p, n + 1)
+    b = os.open(path, os.O_RDWR | os.O_DIRECT)
+    try:
+        os.pwrite(b, aligned(MiB, b"\x44" * MiB), MiB)
+        buf = aligned(MiB)
+        assert os.preadv(b, [buf], MiB) == MiB and bytes(buf) == b"\x44" * MiB
+        # Direct I/O on ext4 and the like: a misaligned offset is EINVAL.
+        with pytest.raises(OSError) as e:
+            os.pwrite(b, aligned(4096, b"x" * 4096), 100)
+        assert e.value.errno == 22
+    finally:
+        os.close(b)
+    assert count(p, "WRITE") == 0 and count(p, "READ") == 0
+    with open(virsh.vol_path(DISKS_POOL, f"{uuid}_disk"), "rb") as f:
+        f.seek(MiB)
+        assert f.read(MiB) == b"\x44" * MiB
