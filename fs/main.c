@@ -99,16 +99,17 @@ poolfs_usage(FILE *out)
 "                           file or device directly, stream goes through\n"
 "                           virStorageVolDownload/Upload; auto (default)\n"
 "                           uses local where the volume has a path here\n"
-"    -o passthrough=auto|all|off\n"
-"                           auto (default): where the kernel has FUSE\n"
+"    -o passthrough=all|buffered|off\n"
+"                           all (default): where the kernel has FUSE\n"
 "                           passthrough (Linux 6.9 and later) and volumes\n"
-"                           are files here, the kernel reads and writes a\n"
-"                           file opened without O_DIRECT straight from the\n"
-"                           volume's file; a file first opened with O_DIRECT\n"
-"                           is served by poolfs until all its opens are\n"
-"                           closed; all: O_DIRECT opens too (real direct\n"
-"                           I/O on the volume's file, with its alignment\n"
-"                           rules); off: poolfs serves every read and write\n"
+"                           are files here, the kernel reads, writes and\n"
+"                           maps them straight from the volume's file, and\n"
+"                           O_DIRECT is real direct I/O on it (with its\n"
+"                           alignment rules); buffered: only files opened\n"
+"                           without O_DIRECT, a file first opened with\n"
+"                           O_DIRECT is served by poolfs (through the host's\n"
+"                           page cache) until all its opens are closed;\n"
+"                           off: poolfs serves every read and write\n"
 "\n"
 "FUSE options (also with -o): allow_other, default_permissions, ro,\n"
 "attr_timeout=S, entry_timeout=S, and the rest of fuse(8);\n"
@@ -373,13 +374,13 @@ main(int argc, char **argv)
                 "KiB\n", a.readahead);
         return EXIT_USAGE;
     }
-    if (!a.passthrough || strcmp(a.passthrough, "auto") == 0) {
-        fs.passthrough_opt = true;
-    } else if (strcmp(a.passthrough, "all") == 0) {
+    if (!a.passthrough || strcmp(a.passthrough, "all") == 0) {
         fs.passthrough_opt = fs.passthrough_all = true;
+    } else if (strcmp(a.passthrough, "buffered") == 0) {
+        fs.passthrough_opt = true;
     } else if (strcmp(a.passthrough, "off") != 0) {
-        fprintf(stderr, "poolfs: bad option passthrough=%s: want auto, all "
-                "or off\n", a.passthrough);
+        fprintf(stderr, "poolfs: bad option passthrough=%s: want all, "
+                "buffered or off\n", a.passthrough);
         return EXIT_USAGE;
     }
     if (poolfs_parse_io(a.io, &opts.io) < 0) {

@@ -232,8 +232,9 @@ poolfs_set_file(struct fuse_file_info *fi, struct pool_file *file)
     }
     if (!pt_enabled())
         return 0;
-    /* With passthrough=all an O_DIRECT open is passed through as well:
-     * the kernel then does real direct I/O on the volume's file. */
+    /* With passthrough=all (the default) an O_DIRECT open is passed
+     * through as well: the kernel then does real direct I/O on the
+     * volume's file, as cache=none means. */
     direct = (fi->flags & O_DIRECT) && !fs->passthrough_all;
     if (!(h->pt = pt_open(fd, direct, &h->passthrough))) {
         err = errno;

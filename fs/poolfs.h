@@ -34,8 +34,8 @@ struct poolfs {
     struct fuse_conn_info_opts *conn_opts;
     unsigned readahead_kb;          /* -o readahead */
     bool wbcache;                   /* the kernel's writeback cache is on */
-    bool passthrough_opt;           /* -o passthrough=auto or all */
-    bool passthrough_all;           /* -o passthrough=all: O_DIRECT too */
+    bool passthrough_opt;           /* -o passthrough=all or buffered */
+    bool passthrough_all;           /* all (the default): O_DIRECT too */
     bool passthrough;               /* asked for in the reply to INIT */
 };
 

@@ -1,8 +1,9 @@
-"""FUSE passthrough (Linux 6.9 and later): a file opened without O_DIRECT is
-read and written by the kernel straight from the volume's file, no request
-reaching poolfs; a file first opened with O_DIRECT stays on poolfs's own
-path, and every open of a file takes the mode of those already open (the
-kernel refuses a mix)."""
+"""FUSE passthrough (Linux 6.9 and later): the kernel reads and writes a
+file straight from the volume's file, no request reaching poolfs, O_DIRECT
+included by default (-o passthrough=all); with -o passthrough=buffered a
+file first opened with O_DIRECT stays on poolfs's own path, and every open
+of a file takes the mode of those already open (the kernel refuses a
+mix)."""
 
 import mmap
 import os
@@ -30,6 +31,19 @@ def wait_released(p, n):
         return len(ids) >= n and all(
             re.search(rf"unique: {u}, (success|error)", log) for u in ids)
     wait_for(done, 10, f"poolfs to answer {n} RELEASEs")
+
+
+def closed_file(p, uuid, size):
+    """MOUNT/UUID/disk, made SIZE bytes long (a hole) and closed, its
+    RELEASE answered: the next open of it decides its mode afresh."""
+    d = os.path.join(p.mnt, uuid)
+    os.mkdir(d)
+    path = os.path.join(d, "disk")
+    n = count(p, "RELEASE")
+    with open(path, "wb") as f:
+        f.truncate(size)
+    wait_released(p, n + 1)
+    return path
 
 
 def init_flags(p):
@@ -139,16 +153,13 @@ def test_an_o_direct_open_joins_a_file_open_in_passthrough(pt, uuid):
     assert count(pt, "WRITE") == 0 and count(pt, "READ") == 0
 
 
-def test_a_file_first_opened_with_o_direct_stays_on_poolfs(pt, uuid):
-    """QEMU's cache=none: poolfs serves it, and a buffered open made
-    meanwhile (qemu-img info) joins that path instead of failing."""
-    d = os.path.join(pt.mnt, uuid)
-    os.mkdir(d)
-    path = os.path.join(d, "disk")
+def test_buffered_leaves_o_direct_files_to_poolfs(poolfs_factory, uuid):
+    """-o passthrough=buffered, QEMU's cache=none: poolfs serves it, and a
+    buffered open made meanwhile (qemu-img info) joins that path instead
+    of failing."""
+    pt = mount_pt(poolfs_factory, ["passthrough=buffered"])
+    path = closed_file(pt, uuid, 4 * MiB)
     n = count(pt, "RELEASE")
-    with open(path, "wb") as f:
-        f.truncate(4 * MiB)
-    wait_released(pt, n + 1)
     before = count(pt, "WRITE")
     b = os.open(path, os.O_RDWR | os.O_DIRECT)
     try:
@@ -167,7 +178,7 @@ def test_a_file_first_opened_with_o_direct_stays_on_poolfs(pt, uuid):
             os.close(a)
     finally:
         os.close(b)
-    wait_released(pt, n + 3)
+    wait_released(pt, n + 2)
     # All closed: the next buffered open is passthrough again.
     mid = count(pt, "WRITE")
     with open(path, "r+b") as f:
@@ -248,18 +259,12 @@ def test_a_mount_without_local_files_keeps_its_writeback_cache(poolfs_factory):
     assert init_flags(p) & WRITEBACK_CACHE
 
 
-def test_passthrough_all_gives_o_direct_files_to_the_kernel(poolfs_factory,
-                                                           virsh, uuid):
-    """-o passthrough=all: QEMU's cache=none reaches the volume's file as
-    real direct I/O, with its alignment rules, and poolfs sees none of it."""
-    p = mount_pt(poolfs_factory, ["passthrough=all"])
-    d = os.path.join(p.mnt, uuid)
-    os.mkdir(d)
-    path = os.path.join(d, "disk")
-    n = count(p, "RELEASE")
-    with open(path, "wb") as f:
-        f.truncate(4 * MiB)
-    wait_released(p, n + 1)
+def test_o_direct_is_real_direct_io_on_the_volume_file(pt, virsh, uuid):
+    """The default (-o passthrough=all): QEMU's cache=none reaches the
+    volume's file as real direct I/O, with its alignment rules, and poolfs
+    sees none of it."""
+    p = pt
+    path = closed_file(p, uuid, 4 * MiB)
     b = os.open(path, os.O_RDWR | os.O_DIRECT)
     try:
         os.pwrite(b, aligned(MiB, b"\x44" * MiB), MiB)
