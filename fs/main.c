@@ -307,6 +307,7 @@ main(int argc, char **argv)
     struct stat st;
     int readyfd = -1;
     int ret = EXIT_RUNTIME;
+    int rc;
     char *end;
 
     /* Replies of up to 1 MiB are malloc'ed and freed per request by
@@ -426,8 +427,10 @@ main(int argc, char **argv)
         goto out;
     }
     /* Before the loop reads the kernel's INIT (passthrough.c). */
-    if (fs.passthrough_opt && pt_install(fuse_get_session(fuse), a.debug) < 0) {
-        fprintf(stderr, "poolfs: cannot serve %s\n", mount_real);
+    if (fs.passthrough_opt &&
+        (rc = pt_install(fuse_get_session(fuse), a.debug)) < 0) {
+        fprintf(stderr, "poolfs: cannot serve %s: taking over /dev/fuse "
+                "for passthrough: %s\n", mount_real, strerror(-rc));
         fuse_unmount(fuse);
         goto out;
     }

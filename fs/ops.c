@@ -45,6 +45,7 @@ static void *
 poolfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
     struct poolfs *fs;
+    bool passthrough;
 
     /* unlink goes to the pool at once; open handles keep working. */
     cfg->hard_remove = 1;
@@ -76,16 +77,16 @@ poolfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
      * Passthrough (passthrough.c) where the kernel has it and the files
      * are here: the kernel then reads and writes them itself.  It comes
      * without the writeback cache, which only the files poolfs still
-     * serves would use (O_DIRECT ones do not).
+     * serves would use.
      */
-    fs->passthrough = fs->passthrough_opt && pt_offered() &&
-                      pool_local_data(fs->ctx);
-    if (!fs->passthrough)
+    passthrough = fs->passthrough_opt && pt_offered() &&
+                  pool_local_data(fs->ctx);
+    if (!passthrough)
         conn->want |= conn->capable & FUSE_CAP_WRITEBACK_CACHE;
     if (fs->conn_opts)
         fuse_apply_conn_info_opts(fs->conn_opts, conn);
     fs->wbcache = conn->want & FUSE_CAP_WRITEBACK_CACHE;
-    if (fs->passthrough && !fs->wbcache)
+    if (passthrough && !fs->wbcache)
         pt_enable();    /* takes effect in the reply to INIT */
     return fs;
 }

@@ -122,7 +122,7 @@ pt_writev(int fd, struct iovec *iov, int count, void *userdata)
             pt.enabled = true;
             if (pt.verbose)
                 fprintf(stderr, "poolfs: passthrough: on (the kernel reads "
-                        "and writes files opened without O_DIRECT)\n");
+                        "and writes the volumes' files itself)\n");
         } else if (out->error == 0 && pt_req.backing_id > 0 &&
                    (pt_req.opcode == FUSE_OPEN ||
                     pt_req.opcode == FUSE_CREATE)) {

@@ -36,7 +36,6 @@ struct poolfs {
     bool wbcache;                   /* the kernel's writeback cache is on */
     bool passthrough_opt;           /* -o passthrough=all or buffered */
     bool passthrough_all;           /* all (the default): O_DIRECT too */
-    bool passthrough;               /* asked for in the reply to INIT */
 };
 
 extern const struct fuse_operations poolfs_ops;
