@@ -48,11 +48,12 @@ def closed_file(p, uuid, size):
 
 def init_flags(p):
     """The flags of poolfs's reply to INIT (libfuse's debug lines: the
-    reply's are indented, the kernel's request's are not)."""
-    m = re.search(r"poolfs:    INIT: 7\.\d+\npoolfs:    flags=0x([0-9a-f]+)",
-                  p.stderr())
-    assert m, "no INIT reply in the debug log"
-    return int(m.group(1), 16)
+    reply's are indented, the kernel's request's are not).  The mount shows
+    before poolfs has read the kernel's INIT: wait for the reply."""
+    pattern = r"poolfs:    INIT: 7\.\d+\npoolfs:    flags=0x([0-9a-f]+)"
+    wait_for(lambda: re.search(pattern, p.stderr()), 10,
+             "poolfs's reply to INIT in its debug log")
+    return int(re.search(pattern, p.stderr()).group(1), 16)
 
 
 def kernel_has_passthrough():
