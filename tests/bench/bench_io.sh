@@ -9,6 +9,16 @@
 #           before 6.9)
 #   bindfs  bindfs over the pool's target directory (a plain FUSE passthrough)
 #   qsd     qemu-storage-daemon's FUSE export of the file (a single-file mount)
+#   bindfs-od  bindfs with --forward-odirect=4096: O_DIRECT opens through the
+#           mount open the file with O_DIRECT (bindfs clears it by default)
+#   qsd-od  qemu-storage-daemon with cache.direct=on,aio=native, what QEMU
+#           itself does for cache=none
+#
+# bindfs and qsd as they come serve O_DIRECT from the host's page cache;
+# poolfs (with passthrough, its default) keeps O_DIRECT, so the fair
+# competitors for its column are bindfs-od and qsd-od, and for poolfs-off's
+# (whose daemon does buffered I/O on the file) bindfs and qsd.  The report
+# has one table for each comparison.
 #
 # Workloads: fio sequential read/write (bs=1M, iodepth 8), fio random
 # read/write (bs=4k, iodepth 1 and 16), and cp of a whole file into and out of
@@ -75,7 +85,7 @@ quick=0
 runs=""
 runtime=""
 direct=1
-targets_arg="direct,poolfs,poolfs-off,bindfs,qsd"
+targets_arg="direct,poolfs,poolfs-off,bindfs,qsd,bindfs-od,qsd-od"
 workdir_arg=""
 poolfs_bin="${POOLFS:-$repo/build/fs/poolfs}"
 poolfs_opts=""
@@ -88,7 +98,7 @@ usage() {
     echo "  --runs N        runs per workload and target (default 3)" >&2
     echo "  --runtime S     seconds per fio job (default 10)" >&2
     echo "  --buffered      fio with direct=0 instead of direct=1" >&2
-    echo "  --targets LIST  subset of direct,poolfs,poolfs-off,bindfs,qsd" >&2
+    echo "  --targets LIST  subset of direct,poolfs,poolfs-off,bindfs,qsd,bindfs-od,qsd-od" >&2
     echo "  --workloads LIST subset of seqread,seqwrite,randread1,randread16,randwrite1,randwrite16,cpin,cpout" >&2
     echo "  --workdir DIR   where pools, mounts and files go (default: mktemp under /var/tmp)" >&2
     echo "  --poolfs PATH   poolfs binary (default build/fs/poolfs, or \$POOLFS)" >&2
@@ -136,7 +146,7 @@ die() { printf 'bench_io: error: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "must run as root (FUSE mounts, drop_caches, libvirtd); try: sudo $0"
 
 # --- what to run ------------------------------------------------------------
-all_targets=(direct poolfs poolfs-off bindfs qsd)
+all_targets=(direct poolfs poolfs-off bindfs qsd bindfs-od qsd-od)
 targets=()
 IFS=, read -r -a wanted <<<"$targets_arg"
 for t in "${all_targets[@]}"; do
@@ -188,8 +198,8 @@ fi
 # --- tools --------------------------------------------------------------------
 need_pkgs=()
 command -v fio >/dev/null || need_pkgs+=(fio)
-has_target bindfs && ! command -v bindfs >/dev/null && need_pkgs+=(bindfs)
-has_target qsd && ! command -v qemu-storage-daemon >/dev/null && need_pkgs+=(qemu-system-common)
+{ has_target bindfs || has_target bindfs-od; } && ! command -v bindfs >/dev/null && need_pkgs+=(bindfs)
+{ has_target qsd || has_target qsd-od; } && ! command -v qemu-storage-daemon >/dev/null && need_pkgs+=(qemu-system-common)
 command -v fusermount3 >/dev/null || need_pkgs+=(fuse3)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     log "installing with apt: ${need_pkgs[*]}"
@@ -205,8 +215,8 @@ fi
 for c in fio fusermount3 virsh libvirtd findmnt; do
     command -v "$c" >/dev/null || die "$c is still missing after installing packages"
 done
-has_target bindfs && { command -v bindfs >/dev/null || die "bindfs missing"; }
-has_target qsd && { command -v qemu-storage-daemon >/dev/null || die "qemu-storage-daemon missing (Debian package qemu-system-common)"; }
+{ has_target bindfs || has_target bindfs-od; } && { command -v bindfs >/dev/null || die "bindfs missing"; }
+{ has_target qsd || has_target qsd-od; } && { command -v qemu-storage-daemon >/dev/null || die "qemu-storage-daemon missing (Debian package qemu-system-common)"; }
 
 # --- work dir -------------------------------------------------------------------
 created_work=0
@@ -298,7 +308,7 @@ uuid=6c1f3f0e-5b7a-4d52-9e0c-1a2b3c4d5e6f
 vol="${uuid}_disk"
 disks_dir="$work/pools/disks"
 base_dir="$work/pools/base"
-mkdir -p "$disks_dir" "$base_dir" "$work/mnt/poolfs" "$work/mnt/bindfs"
+mkdir -p "$disks_dir" "$base_dir" "$work/mnt"
 src="$work/src.img"
 copy_out="$work/out.img"
 
@@ -336,31 +346,39 @@ wait_mounted() {   # mountpoint pid what
 }
 
 declare -A pid_of
-if has_target bindfs; then
-    log "mounting bindfs over the pool directory"
-    bindfs -f --multithreaded "$disks_dir" "$work/mnt/bindfs" >"$work/bindfs.log" 2>&1 &
-    pid_of[bindfs]=$!
-    daemon_pids+=("${pid_of[bindfs]}")
-    mounts+=("$work/mnt/bindfs")
-    wait_mounted "$work/mnt/bindfs" "${pid_of[bindfs]}" ||
-        die "bindfs did not mount: $(tail -n 5 "$work/bindfs.log")"
-    path[bindfs]="$work/mnt/bindfs/$vol"
-fi
+mount_bindfs() {   # target extra-arguments...
+    local t=$1
+    shift
+    log "mounting bindfs over the pool directory for $t"
+    mkdir -p "$work/mnt/$t"
+    bindfs -f --multithreaded "$@" "$disks_dir" "$work/mnt/$t" >"$work/$t.log" 2>&1 &
+    pid_of[$t]=$!
+    daemon_pids+=("${pid_of[$t]}")
+    mounts+=("$work/mnt/$t")
+    wait_mounted "$work/mnt/$t" "${pid_of[$t]}" ||
+        die "bindfs did not mount for $t: $(tail -n 5 "$work/$t.log")"
+    path[$t]="$work/mnt/$t/$vol"
+}
+has_target bindfs && mount_bindfs bindfs
+has_target bindfs-od && mount_bindfs bindfs-od --forward-odirect=4096
 
-if has_target qsd; then
-    log "exporting the volume with qemu-storage-daemon (FUSE)"
-    touch "$work/mnt/qsd-export"
+export_qsd() {   # target extra-blockdev-options
+    local t=$1
+    log "exporting the volume with qemu-storage-daemon (FUSE) for $t"
+    touch "$work/mnt/$t-export"
     qemu-storage-daemon \
-        --blockdev "driver=file,node-name=f,filename=$disks_dir/$vol" \
-        --export "type=fuse,id=e,node-name=f,mountpoint=$work/mnt/qsd-export,writable=on,growable=on" \
-        >"$work/qsd.log" 2>&1 &
-    pid_of[qsd]=$!
-    daemon_pids+=("${pid_of[qsd]}")
-    mounts+=("$work/mnt/qsd-export")
-    wait_mounted "$work/mnt/qsd-export" "${pid_of[qsd]}" ||
-        die "qemu-storage-daemon did not export: $(tail -n 5 "$work/qsd.log")"
-    path[qsd]="$work/mnt/qsd-export"
-fi
+        --blockdev "driver=file,node-name=f,filename=$disks_dir/$vol$2" \
+        --export "type=fuse,id=e,node-name=f,mountpoint=$work/mnt/$t-export,writable=on,growable=on" \
+        >"$work/$t.log" 2>&1 &
+    pid_of[$t]=$!
+    daemon_pids+=("${pid_of[$t]}")
+    mounts+=("$work/mnt/$t-export")
+    wait_mounted "$work/mnt/$t-export" "${pid_of[$t]}" ||
+        die "qemu-storage-daemon did not export for $t: $(tail -n 5 "$work/$t.log")"
+    path[$t]="$work/mnt/$t-export"
+}
+has_target qsd && export_qsd qsd ""
+has_target qsd-od && export_qsd qsd-od ",cache.direct=on,aio=native"
 
 poolfs_mode=""
 mount_poolfs() {   # target extra-options
@@ -598,6 +616,8 @@ report="$work/report.md"
             poolfs-off) desc+=("poolfs-off = the same with -o passthrough=off, a second mount") ;;
             bindfs) desc+=("bindfs = bindfs --multithreaded over the pool's directory") ;;
             qsd) desc+=("qsd = qemu-storage-daemon's FUSE export of the file (writable, growable)") ;;
+            bindfs-od) desc+=("bindfs-od = bindfs --multithreaded --forward-odirect=4096") ;;
+            qsd-od) desc+=("qsd-od = the qsd export with cache.direct=on,aio=native") ;;
         esac
     done
     echo "- targets: $(IFS=';'; echo "${desc[*]}" | sed 's/;/; /g')"
@@ -605,23 +625,39 @@ report="$work/report.md"
         echo "- poolfs binary: $poolfs_bin, built $(date -u -r "$poolfs_bin" '+%Y-%m-%d %H:%M UTC'); source tree: $(git -C "$repo" log -1 --format='%h %s' 2>/dev/null | cut -c1-80 || echo unknown)$(git -C "$repo" diff --quiet HEAD -- fs pool meson.build 2>/dev/null || echo ' (+ uncommitted changes in fs/, pool/)')"
     fi
     echo "- versions: $(fio --version), $(bindfs --version 2>/dev/null | head -n 1), $(qemu-storage-daemon --version 2>/dev/null | head -n 1 | sed 's/ (.*//'), $(fusermount3 -V 2>/dev/null)"
-    for t in poolfs poolfs-off bindfs qsd; do
+    for t in poolfs poolfs-off bindfs qsd bindfs-od qsd-od; do
         if [ -n "${pid_of[$t]:-}" ]; then echo "- $t daemon memory: $(mem_line "$t")"; fi
     done
     while IFS= read -r n; do echo "- NOTE: $n"; done <"$work/notes"
     echo
-    echo "| workload | unit | direct | poolfs | poolfs-off | bindfs | qsd | poolfs/direct | poolfs/bindfs | poolfs/qsd | poolfs-off/direct |"
-    echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+    echo "O_DIRECT kept down to the disk (poolfs's default; bindfs and qsd set up to do the same):"
+    echo
+    echo "| workload | unit | direct | poolfs | bindfs-od | qsd-od | poolfs/direct | poolfs/bindfs-od | poolfs/qsd-od |"
+    echo "|---|---|--:|--:|--:|--:|--:|--:|--:|"
     for wl in "${workloads[@]}"; do
         IFS='|' read -r name label unit rw bs qd <<<"$wl"
-        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$unit" \
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$unit" \
             "$(fmt "${med[$name,direct]}" "$unit")" "$(fmt "${med[$name,poolfs]}" "$unit")" \
+            "$(fmt "${med[$name,bindfs-od]}" "$unit")" "$(fmt "${med[$name,qsd-od]}" "$unit")" \
+            "$(ratio "${med[$name,poolfs]}" "${med[$name,direct]}")" \
+            "$(ratio "${med[$name,poolfs]}" "${med[$name,bindfs-od]}")" \
+            "$(ratio "${med[$name,poolfs]}" "${med[$name,qsd-od]}")"
+    done
+    echo
+    echo "O_DIRECT served from the host's page cache by the daemon (poolfs-off, as -o passthrough=buffered serves O_DIRECT files; bindfs and qsd as they come), and poolfs's default against them:"
+    echo
+    echo "| workload | unit | poolfs-off | bindfs | qsd | poolfs-off/direct | poolfs-off/bindfs | poolfs-off/qsd | poolfs/bindfs | poolfs/qsd |"
+    echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|"
+    for wl in "${workloads[@]}"; do
+        IFS='|' read -r name label unit rw bs qd <<<"$wl"
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$unit" \
             "$(fmt "${med[$name,poolfs-off]}" "$unit")" \
             "$(fmt "${med[$name,bindfs]}" "$unit")" "$(fmt "${med[$name,qsd]}" "$unit")" \
-            "$(ratio "${med[$name,poolfs]}" "${med[$name,direct]}")" \
+            "$(ratio "${med[$name,poolfs-off]}" "${med[$name,direct]}")" \
+            "$(ratio "${med[$name,poolfs-off]}" "${med[$name,bindfs]}")" \
+            "$(ratio "${med[$name,poolfs-off]}" "${med[$name,qsd]}")" \
             "$(ratio "${med[$name,poolfs]}" "${med[$name,bindfs]}")" \
-            "$(ratio "${med[$name,poolfs]}" "${med[$name,qsd]}")" \
-            "$(ratio "${med[$name,poolfs-off]}" "${med[$name,direct]}")"
+            "$(ratio "${med[$name,poolfs]}" "${med[$name,qsd]}")"
     done
     echo
     echo "Raw runs (workload, target: run 1, run 2, ...):"
