@@ -24,8 +24,9 @@ def virsh(hosts, node, *args, check=True):
     return p
 
 
-@pytest.fixture
-def domain(hosts):
+def make_domain(hosts, devices=""):
+    """A running TCG domain on node A whose disk is a qcow2 pool volume
+    holding 0x5c at 1M..2M; DEVICES is more XML for <devices>."""
     uuid = str(uuidlib.uuid4())
     name = f"instance-{uuid[:8]}"
     vol = f"{uuid}_disk"
@@ -43,14 +44,24 @@ def domain(hosts):
 <devices><emulator>/usr/bin/qemu-system-x86_64</emulator>
 <disk type='volume' device='disk'><driver name='qemu' type='qcow2'/>
 <source pool='{DISKS_POOL}' volume='{vol}'/><target dev='vda' bus='virtio'/></disk>
-</devices></domain>""")
+{devices}</devices></domain>""")
     virsh(hosts, "nodea", "define", xml)
     virsh(hosts, "nodea", "start", name)
-    yield name, vol
+    return name, vol
+
+
+def remove_domain(hosts, name, vol):
     for node in ("nodea", "nodeb"):
         virsh(hosts, node, "destroy", name, check=False)
         virsh(hosts, node, "undefine", name, check=False)
         virsh(hosts, node, "vol-delete", "--pool", DISKS_POOL, vol, check=False)
+
+
+@pytest.fixture
+def domain(hosts):
+    name, vol = make_domain(hosts)
+    yield name, vol
+    remove_domain(hosts, name, vol)
 
 
 def ctl(hosts, *args):
@@ -97,3 +108,38 @@ def test_live_migrate_with_the_defaults(hosts, domain):
                                "read -P 0x5c 1M 1M", path])
     assert r.returncode == 0 and "Pattern verification failed" not in r.stdout, \
         r.stdout + r.stderr
+
+
+def test_failed_live_migration_keeps_the_source_and_removes_what_it_made(hosts):
+    """The destination cannot start the guest (its serial console's file
+    lies in a directory only node A has: /run/libvirt is each node's own
+    tmpfs), so the migration fails after poolfsctl made the disk's volume
+    on B.  The guest keeps running on A with its disk untouched, and the
+    volume made on B is gone."""
+    only_a = f"/run/libvirt/poolfs-only-on-a-{uuidlib.uuid4().hex[:8]}"
+    assert hosts.run_on("nodea", ["mkdir", "-p", only_a]).returncode == 0
+    assert hosts.run_on("nodeb", ["test", "-e", only_a]).returncode != 0
+    name, vol = make_domain(
+        hosts, f"<serial type='file'><source path='{only_a}/console.log'/>"
+               f"<target port='0'/></serial>")
+    try:
+        r = ctl(hosts, "live-migrate", name, "--to", hosts.uri("nodeb"))
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert f"live-migrate {name} failed:" in r.stderr, r.stderr
+        assert f"{only_a}/console.log" in r.stderr, r.stderr     # the cause
+        assert "still runs on" in r.stderr and "are removed" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "running" in virsh(hosts, "nodea", "domstate", name).stdout
+        assert virsh(hosts, "nodeb", "domstate", name, check=False).returncode != 0
+        virsh(hosts, "nodeb", "pool-refresh", DISKS_POOL)
+        assert vol not in virsh(hosts, "nodeb", "vol-list", DISKS_POOL).stdout
+        assert not os.path.exists(os.path.join(hosts.disks_dir("nodeb"), vol))
+        # The source's disk still holds what the guest had.
+        path = os.path.join(hosts.disks_dir("nodea"), vol)
+        r = hosts.run_on("nodea", ["qemu-io", "-U", "-r", "-f", "qcow2", "-c",
+                                   "read -P 0x5c 1M 1M", path])
+        assert r.returncode == 0 and "Pattern verification failed" not in \
+            r.stdout, r.stdout + r.stderr
+    finally:
+        remove_domain(hosts, name, vol)
+        hosts.run_on("nodea", ["rm", "-rf", only_a])
