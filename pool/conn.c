@@ -38,75 +38,213 @@ conn_path_under(const char *path, const char *mount)
     return strncmp(path, mount, n) == 0 && (path[n] == '\0' || path[n] == '/');
 }
 
+/* What a pool is on a connection: its handle, type and target. */
+struct conn_pool_desc {
+    virStoragePoolPtr pool;
+    char *type;         /* "dir", "logical", ... */
+    char *target;       /* resolved where LOCAL, or NULL */
+    bool local;
+    bool files;
+};
+
+static void
+conn_desc_clear(struct conn_pool_desc *d)
+{
+    if (d->pool)
+        virStoragePoolFree(d->pool);
+    free(d->type);
+    free(d->target);
+    memset(d, 0, sizeof(*d));
+}
+
+/*
+ * Pool NAME on CONN, which must be active.  0, or -1 with the reason in
+ * WHY (one line, naming the pool).
+ */
 static int
-conn_open_pool(struct pool_ctx *ctx, struct pool_ref *ref)
+conn_describe_pool(struct pool_ctx *ctx, virConnectPtr conn, const char *name,
+                   struct conn_pool_desc *d, char *why, size_t len)
 {
     char *xml = NULL;
     xmlDocPtr doc = NULL;
     int active;
     int rc = -1;
 
-    if (!(ref->pool = virStoragePoolLookupByName(ctx->conn, ref->name))) {
-        pool_log("storage pool '%s' not found on %s: %s", ref->name,
+    memset(d, 0, sizeof(*d));
+    if (!(d->pool = virStoragePoolLookupByName(conn, name))) {
+        snprintf(why, len, "storage pool '%s' not found on %s: %s", name,
                  ctx->opts.uri, pool_virt_message());
         return -1;
     }
-    if ((active = virStoragePoolIsActive(ref->pool)) != 1) {
+    if ((active = virStoragePoolIsActive(d->pool)) != 1) {
         if (active == 0)
-            pool_log("storage pool '%s' is inactive: start it with "
-                     "'virsh pool-start %s'", ref->name, ref->name);
+            snprintf(why, len, "storage pool '%s' is inactive: start it "
+                     "with 'virsh pool-start %s'", name, name);
         else
-            pool_log("cannot query storage pool '%s': %s", ref->name,
+            snprintf(why, len, "cannot query storage pool '%s': %s", name,
                      pool_virt_message());
-        return -1;
-    }
-    if (!(xml = virStoragePoolGetXMLDesc(ref->pool, 0))) {
-        pool_log("cannot read the definition of storage pool '%s': %s",
-                 ref->name, pool_virt_message());
-        return -1;
-    }
-    if (!(doc = xmlq_read(xml))) {
-        pool_log("cannot parse the definition of storage pool '%s'",
-                 ref->name);
         goto cleanup;
     }
-    ref->type = xmlq_string(doc, "string(/pool/@type)");
-    ref->target = xmlq_string(doc, "string(/pool/target/path)");
-    ref->event_id = ref->lifecycle_id = -1;
+    if (!(xml = virStoragePoolGetXMLDesc(d->pool, 0))) {
+        snprintf(why, len, "cannot read the definition of storage pool "
+                 "'%s': %s", name, pool_virt_message());
+        goto cleanup;
+    }
+    if (!(doc = xmlq_read(xml))) {
+        snprintf(why, len, "cannot parse the definition of storage pool "
+                 "'%s'", name);
+        goto cleanup;
+    }
+    d->type = xmlq_string(doc, "string(/pool/@type)");
+    d->target = xmlq_string(doc, "string(/pool/target/path)");
     /* In these pool types a volume is the file or device TARGET/NAME. */
-    ref->local = ref->type && ref->target &&
-                 volfile_uri_is_local(ctx->opts.uri) &&
-                 (strcmp(ref->type, "dir") == 0 ||
-                  strcmp(ref->type, "fs") == 0 ||
-                  strcmp(ref->type, "netfs") == 0 ||
-                  strcmp(ref->type, "logical") == 0);
-    ref->files = ref->local && strcmp(ref->type, "logical") != 0;
-
-    if (ref->local) {
+    d->local = d->type && d->target &&
+               volfile_uri_is_local(ctx->opts.uri) &&
+               (strcmp(d->type, "dir") == 0 ||
+                strcmp(d->type, "fs") == 0 ||
+                strcmp(d->type, "netfs") == 0 ||
+                strcmp(d->type, "logical") == 0);
+    d->files = d->local && strcmp(d->type, "logical") != 0;
+    if (d->local) {
         char real[PATH_MAX];
 
-        if (!realpath(ref->target, real)) {
-            pool_log("storage pool '%s': target directory %s: %s",
-                     ref->name, ref->target, strerror(errno));
+        if (!realpath(d->target, real)) {
+            snprintf(why, len, "storage pool '%s': target directory %s: %s",
+                     name, d->target, strerror(errno));
             goto cleanup;
         }
-        if (conn_path_under(real, ctx->opts.mountpoint)) {
-            pool_log("storage pool '%s' keeps its volumes in %s, under the "
-                     "mountpoint %s: libvirtd and poolfs would go through "
-                     "each other; move the pool's target outside the mount "
-                     "(e.g. /var/lib/nova/pools/)", ref->name, real,
-                     ctx->opts.mountpoint);
+        free(d->target);
+        if (!(d->target = strdup(real))) {
+            snprintf(why, len, "out of memory");
             goto cleanup;
         }
-        free(ref->target);
-        ref->target = strdup(real);
     }
     rc = 0;
 
  cleanup:
+    if (rc < 0)
+        conn_desc_clear(d);
     xmlFreeDoc(doc);
     free(xml);
     return rc;
+}
+
+static int
+conn_open_pool(struct pool_ctx *ctx, struct pool_ref *ref)
+{
+    struct conn_pool_desc d;
+    char why[PATH_MAX + 512];
+
+    ref->event_id = ref->lifecycle_id = -1;
+    if (conn_describe_pool(ctx, ctx->conn, ref->name, &d, why,
+                           sizeof(why)) < 0) {
+        pool_log("%s", why);
+        return -1;
+    }
+    if (d.local && conn_path_under(d.target, ctx->opts.mountpoint)) {
+        pool_log("storage pool '%s' keeps its volumes in %s, under the "
+                 "mountpoint %s: libvirtd and poolfs would go through "
+                 "each other; move the pool's target outside the mount "
+                 "(e.g. /var/lib/nova/pools/)", ref->name, d.target,
+                 ctx->opts.mountpoint);
+        conn_desc_clear(&d);
+        return -1;
+    }
+    ref->pool = d.pool;
+    ref->type = d.type;
+    ref->target = d.target;
+    ref->local = d.local;
+    ref->files = d.files;
+    return 0;
+}
+
+virConnectPtr
+conn_hold(struct pool_ctx *ctx)
+{
+    virConnectPtr c;
+
+    pthread_mutex_lock(&ctx->conn_lock);
+    if ((c = ctx->conn))
+        virConnectRef(c);
+    pthread_mutex_unlock(&ctx->conn_lock);
+    return c;
+}
+
+virStoragePoolPtr
+conn_pool_hold(struct pool_ctx *ctx, int pool)
+{
+    virStoragePoolPtr p;
+
+    pthread_mutex_lock(&ctx->conn_lock);
+    if ((p = ctx->pools[pool].pool))
+        virStoragePoolRef(p);
+    pthread_mutex_unlock(&ctx->conn_lock);
+    return p;
+}
+
+static bool
+conn_same(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+int
+conn_reconnect(struct pool_ctx *ctx, char *why, size_t len)
+{
+    struct conn_pool_desc d[POOL_MAX];
+    virConnectPtr c, old;
+    int i, n = 0;
+
+    if (!(c = virConnectOpen(ctx->opts.uri))) {
+        const char *hint = virterr_hint();
+
+        snprintf(why, len, "cannot connect to libvirt at %s: %s%s%s%s",
+                 ctx->opts.uri, pool_virt_message(), hint ? " (" : "",
+                 hint ? hint : "", hint ? ")" : "");
+        return -1;
+    }
+    /* The same pools, where they were: the catalog's local paths, the
+     * files open in passthrough, all name files in the old targets. */
+    for (n = 0; n < ctx->npools; n++) {
+        struct pool_ref *ref = &ctx->pools[n];
+
+        if (conn_describe_pool(ctx, c, ref->name, &d[n], why, len) < 0)
+            goto fail;
+        if (!conn_same(d[n].type, ref->type) ||
+            d[n].local != ref->local ||
+            (ref->local && !conn_same(d[n].target, ref->target))) {
+            snprintf(why, len, "storage pool '%s' is now a %s pool%s%s, "
+                     "not the %s pool%s%s poolfs was mounted with: remount "
+                     "to serve it", ref->name,
+                     d[n].type ? d[n].type : "?",
+                     d[n].local ? " in " : "", d[n].local ? d[n].target : "",
+                     ref->type ? ref->type : "?",
+                     ref->local ? " in " : "", ref->local ? ref->target : "");
+            n++;
+            goto fail;
+        }
+    }
+    pthread_mutex_lock(&ctx->conn_lock);
+    old = ctx->conn;
+    ctx->conn = c;
+    for (i = 0; i < ctx->npools; i++) {
+        virStoragePoolPtr p = ctx->pools[i].pool;
+
+        ctx->pools[i].pool = d[i].pool;
+        d[i].pool = p;          /* the old handle, freed below */
+    }
+    pthread_mutex_unlock(&ctx->conn_lock);
+    for (i = 0; i < ctx->npools; i++)
+        conn_desc_clear(&d[i]);
+    if (old)
+        virConnectClose(old);
+    return 0;
+
+ fail:
+    for (i = 0; i < n; i++)
+        conn_desc_clear(&d[i]);
+    virConnectClose(c);
+    return -1;
 }
 
 /* Nothing underneath: no legacy instance can ever appear (the mount covers
@@ -284,7 +422,9 @@ pool_refresh_retry(struct pool_ctx *ctx, int pool, int tries)
     for (i = 0; i < tries; i++) {
         virErrorPtr err;
 
-        if (virStoragePoolRefresh(ctx->pools[pool].pool, 0) == 0)
+        AUTOPOOL virStoragePoolPtr p = conn_pool_hold(ctx, pool);
+
+        if (p && virStoragePoolRefresh(p, 0) == 0)
             return 0;
         err = virGetLastError();
         if (!err || !err->message ||
@@ -328,6 +468,7 @@ pool_open(const struct pool_opts *opts, struct pool_ctx **ctxp)
     pthread_rwlock_init(&ctx->names_lock, NULL);
     pthread_mutex_init(&ctx->bg_lock, NULL);
     pthread_cond_init(&ctx->bg_cond, NULL);
+    pthread_mutex_init(&ctx->conn_lock, NULL);
 
     virSetErrorFunc(NULL, conn_silent_error);
     virterr_quiet_log();
@@ -415,5 +556,6 @@ pool_close(struct pool_ctx *ctx)
     pthread_rwlock_destroy(&ctx->lock);
     pthread_mutex_destroy(&ctx->bg_lock);
     pthread_cond_destroy(&ctx->bg_cond);
+    pthread_mutex_destroy(&ctx->conn_lock);
     free(ctx);
 }

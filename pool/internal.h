@@ -41,6 +41,11 @@ struct pool_ref {
 struct pool_ctx {
     struct pool_opts opts;
     int under;          /* the directory under the mount, or -1 */
+    /* The connection and the pools' handles on it.  A new connection
+     * replaces them when libvirtd went away and came back (restarted,
+     * upgraded): take them with conn_pool_hold() and friends, never read
+     * them bare outside conn.c and listing.c.  Guarded by conn_lock. */
+    pthread_mutex_t conn_lock;
     virConnectPtr conn;
     struct pool_ref pools[POOL_MAX];
     int npools;
@@ -63,11 +68,35 @@ struct pool_ctx {
     pthread_cond_t bg_cond;
     bool bg_quit;
     bool bg_relist;
+    bool conn_lost;     /* the connection is gone: make a new one */
     bool started;
     pthread_t refresh_thread;
     pthread_t event_thread;
     int wake_timer;
+    virConnectPtr watched;  /* the connection the events are on (a ref) */
 };
+
+/*
+ * conn.c: the connection of the moment.  Each returns a reference of the
+ * caller's (virConnectClose / virStoragePoolFree, or AUTOPOOL), so a
+ * handle stays valid while a new connection replaces it.
+ */
+virConnectPtr conn_hold(struct pool_ctx *ctx);
+virStoragePoolPtr conn_pool_hold(struct pool_ctx *ctx, int pool);
+static inline void
+conn_pool_release(virStoragePoolPtr *p)
+{
+    if (*p)
+        virStoragePoolFree(*p);
+}
+#define AUTOPOOL __attribute__((cleanup(conn_pool_release)))
+/*
+ * A new connection to the URI, the same pools looked up on it (active,
+ * the same type and target as at mount time), swapped in for the old.
+ * 0, or -1 with the reason in WHY (a pool that changed, the daemon still
+ * away).  Called by the listing thread only.
+ */
+int conn_reconnect(struct pool_ctx *ctx, char *why, size_t len);
 
 /* The pool a file named FILE in an instance directory belongs in. */
 int pool_for_file(struct pool_ctx *ctx, const char *file);
@@ -139,6 +168,9 @@ void listing_request_relist(struct pool_ctx *ctx);
 bool listing_has_pool_dir(struct pool_ctx *ctx, const char *path);
 int listing_start(struct pool_ctx *ctx);
 void listing_stop(struct pool_ctx *ctx);
+/* The connection of the moment was found dead (a call failed and
+ * virConnectIsAlive says so): the listing thread makes a new one. */
+void listing_conn_lost(struct pool_ctx *ctx);
 
 /* io.c: open a data backend for a volume. */
 int io_open(struct pool_ctx *ctx, const char *path, int pool,

@@ -101,6 +101,42 @@ io_stream_take_error(struct io_stream *s)
     return err;
 }
 
+/* The file's volume on the connection of the moment. */
+static virStorageVolPtr
+io_stream_lookup(struct pool_file *f)
+{
+    AUTOPOOL virStoragePoolPtr p = conn_pool_hold(f->ctx, f->pool);
+
+    return p ? virStorageVolLookupByName(p, f->vol) : NULL;
+}
+
+/*
+ * Before a new stream: if the volume's handle is on a connection that
+ * died (libvirtd restarted) and a new one has been made since, the
+ * volume's handle on the new one.  A file opened before the restart goes
+ * on working; what failed with the old connection stays failed.
+ */
+static int
+io_stream_current(struct pool_file *f)
+{
+    struct io_stream *s = f->st;
+    virStorageVolPtr v;
+
+    if (virConnectIsAlive(virStorageVolGetConnect(s->vol)) != 0)
+        return 0;
+    if (!(v = io_stream_lookup(f))) {
+        int err = pool_virt_errno();
+
+        pool_log("volume '%s': the connection to libvirt was lost and "
+                 "the volume cannot be found again: %s", f->vol,
+                 pool_virt_message());
+        return -err;
+    }
+    virStorageVolFree(s->vol);
+    s->vol = v;
+    return 0;
+}
+
 static int
 io_stream_refresh_size(struct pool_file *f)
 {
@@ -132,8 +168,7 @@ io_stream_open(struct pool_file *f, int flags)
     pthread_mutex_init(&s->lock, NULL);
     s->mtime = time(NULL);
     f->st = s;
-    if (!(s->vol = virStorageVolLookupByName(f->ctx->pools[f->pool].pool,
-                                             f->vol))) {
+    if (!(s->vol = io_stream_lookup(f))) {
         rc = -pool_virt_errno();
         if (rc != -ENOENT)
             pool_log("cannot open volume '%s': %s", f->vol,
@@ -164,6 +199,7 @@ io_stream_start_download(struct pool_file *f, off_t off, size_t want)
     struct io_stream *s = f->st;
     struct pool_why why = { 0 };
     unsigned long long len;
+    int rc;
 
     io_stream_drop(&s->rd);
     if (want > s->window)
@@ -173,7 +209,9 @@ io_stream_start_download(struct pool_file *f, off_t off, size_t want)
     len = s->window;
     if ((unsigned long long)(s->size - off) < len)
         len = s->size - off;
-    if (!(s->rd = virStreamNew(f->ctx->conn, 0)) ||
+    if ((rc = io_stream_current(f)) < 0)
+        return rc;
+    if (!(s->rd = virStreamNew(virStorageVolGetConnect(s->vol), 0)) ||
         virStorageVolDownload(s->vol, s->rd, off, len,
                               VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM) < 0) {
         pool_why_take(&why);        /* before the free resets it */
@@ -279,7 +317,10 @@ io_stream_start_upload(struct pool_file *f, off_t off)
     struct io_stream *s = f->st;
     struct pool_why why = { 0 };
     virStorageVolInfo vi;
+    int rc;
 
+    if ((rc = io_stream_current(f)) < 0)
+        return rc;
     /* Where the volume ends now (another handle may have grown it):
      * holes are sent only past that.  One round trip, for the length
      * alone; it only ever moves the end out (fewer holes, never a cut). */
@@ -287,7 +328,7 @@ io_stream_start_upload(struct pool_file *f, off_t off)
                                   VIR_STORAGE_VOL_GET_PHYSICAL) == 0 &&
         (off_t)vi.allocation > s->size)
         s->size = vi.allocation;
-    if (!(s->wr = virStreamNew(f->ctx->conn, 0)) ||
+    if (!(s->wr = virStreamNew(virStorageVolGetConnect(s->vol), 0)) ||
         virStorageVolUpload(s->vol, s->wr, off, 0,
                             VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM) < 0) {
         pool_why_take(&why);        /* before the free resets it */

@@ -15,8 +15,14 @@
  * pool is marked dirty and refreshed here, in the background: libvirtd's
  * refresh may read through this very mount (a qcow2's backing file under
  * _base), so no FUSE request ever waits for it.
+ *
+ * When libvirtd goes away (restarted, upgraded: the close callback, or the
+ * keepalive for a peer that vanished), this thread also makes a new
+ * connection, looks the same pools up on it and moves the events over
+ * (listing_reconnect), every LISTING_RECONNECT_SECS until it can.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +31,6 @@
 #include "internal.h"
 #include "names.h"
 #include "legacy.h"
-#include <limits.h>
 
 /* Where an undecodable or conflicting disks-pool volume is shown. */
 static struct cat_node *
@@ -160,13 +165,20 @@ listing_load(struct pool_ctx *ctx, struct catalog *old, struct catalog **catp)
 
     for (pool = 0; pool < ctx->npools; pool++) {
         struct pool_ref *ref = &ctx->pools[pool];
+        AUTOPOOL virStoragePoolPtr p = conn_pool_hold(ctx, pool);
         virStorageVolPtr *vols = NULL;
         int n, i;
 
-        if ((n = virStoragePoolListAllVolumes(ref->pool, &vols, 0)) < 0) {
-            rc = -pool_virt_errno();
-            pool_log("cannot list the volumes of storage pool '%s': %s",
-                     ref->name, pool_virt_message());
+        if (!p || (n = virStoragePoolListAllVolumes(p, &vols, 0)) < 0) {
+            rc = p ? -pool_virt_errno() : -EIO;
+            /* A dead connection is said (and mended) by the thread; at
+             * mount time (nothing watched yet) it is an error like any. */
+            if (p && ctx->watched &&
+                virConnectIsAlive(virStoragePoolGetConnect(p)) == 0)
+                listing_conn_lost(ctx);
+            else
+                pool_log("cannot list the volumes of storage pool '%s': %s",
+                         ref->name, p ? pool_virt_message() : "no handle");
             goto error;
         }
         rc = 0;
@@ -268,12 +280,42 @@ listing_relist(struct pool_ctx *ctx, bool reread)
  * mtime: a round trip or three each) when nothing asked for one sooner. */
 #define LISTING_REREAD_SECS 60
 
+static bool listing_reconnect(struct pool_ctx *ctx, char *said, size_t len);
+
+/* Seconds between two attempts at a new connection, at most. */
+#define LISTING_RECONNECT_SECS 2.0
+
+/* How long the thread waits for work: -o refresh, or while LOST (a
+ * connection is wanted) no longer than LISTING_RECONNECT_SECS. */
+static double
+listing_interval(const struct pool_ctx *ctx, bool lost)
+{
+    if (lost && ctx->opts.refresh > LISTING_RECONNECT_SECS)
+        return LISTING_RECONNECT_SECS;
+    return ctx->opts.refresh;
+}
+
+/* Is the connection of the moment dead?  (Not an RPC: libvirt's own
+ * knowledge of its socket.) */
+static bool
+listing_conn_dead(struct pool_ctx *ctx)
+{
+    virConnectPtr c = conn_hold(ctx);
+    bool dead = !c || virConnectIsAlive(c) == 0;
+
+    if (c)
+        virConnectClose(c);
+    return dead;
+}
+
 static void *
 listing_thread(void *arg)
 {
     struct pool_ctx *ctx = arg;
     struct timespec deadline;
     bool failed = false;        /* the last refresh failed: wait, retry */
+    bool lost_wait = false;     /* the last reconnection failed: wait */
+    char said[PATH_MAX + 1024] = "";    /* why it failed, as logged */
     int fails = 0;              /* in a row */
     time_t last_reread = time(NULL);
 
@@ -283,22 +325,34 @@ listing_thread(void *arg)
         unsigned long serving[POOL_MAX];
         int i;
 
+        double wait = listing_interval(ctx, lost_wait);
+
         clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_sec += (time_t)ctx->opts.refresh;
-        deadline.tv_nsec += (long)((ctx->opts.refresh -
-                                    (time_t)ctx->opts.refresh) * 1e9);
+        deadline.tv_sec += (time_t)wait;
+        deadline.tv_nsec += (long)((wait - (time_t)wait) * 1e9);
         if (deadline.tv_nsec >= 1000000000L) {
             deadline.tv_sec++;
             deadline.tv_nsec -= 1000000000L;
         }
-        while (!ctx->bg_quit && !ctx->bg_relist &&
-               (failed || !listing_any_dirty(ctx))) {
+        while (!ctx->bg_quit &&
+               (lost_wait ||
+                (!ctx->conn_lost && !ctx->bg_relist &&
+                 (failed || !listing_any_dirty(ctx))))) {
             if (pthread_cond_timedwait(&ctx->bg_cond, &ctx->bg_lock,
                                        &deadline) == ETIMEDOUT)
                 break;
         }
         if (ctx->bg_quit)
             break;
+        /* Once every -o refresh seconds at most while it cannot be made;
+         * made, the pools are refreshed and listed right after. */
+        if (ctx->conn_lost) {
+            pthread_mutex_unlock(&ctx->bg_lock);
+            lost_wait = !listing_reconnect(ctx, said, sizeof(said));
+            pthread_mutex_lock(&ctx->bg_lock);
+            if (lost_wait)
+                continue;
+        }
         /* Remote volumes' sizes and times are read again when the pools
          * changed (an event, a refresh asked for) and every so often. */
         reread = ctx->bg_relist ||
@@ -315,8 +369,11 @@ listing_thread(void *arg)
         failed = false;
         for (i = 0; i < ctx->npools; i++)
             if (dirty[i] && pool_refresh_retry(ctx, i, 100) < 0) {
-                pool_log("cannot refresh storage pool '%s': %s",
-                         ctx->pools[i].name, pool_virt_message());
+                if (listing_conn_dead(ctx))
+                    listing_conn_lost(ctx);     /* said on reconnecting */
+                else
+                    pool_log("cannot refresh storage pool '%s': %s",
+                             ctx->pools[i].name, pool_virt_message());
                 dirty[i] = false;       /* not served */
                 failed = true;
             }
@@ -438,25 +495,127 @@ listing_event_thread(void *arg)
     return NULL;
 }
 
-int
-listing_start(struct pool_ctx *ctx)
+void
+listing_conn_lost(struct pool_ctx *ctx)
 {
+    pthread_mutex_lock(&ctx->bg_lock);
+    ctx->conn_lost = true;
+    pthread_cond_broadcast(&ctx->bg_cond);
+    pthread_mutex_unlock(&ctx->bg_lock);
+}
+
+/* In the event loop: libvirtd closed the connection (it stopped, or the
+ * keepalive found it gone).  Nothing is called on CONN here. */
+static void
+listing_conn_closed(virConnectPtr conn, int reason, void *opaque)
+{
+    if (reason != VIR_CONNECT_CLOSE_REASON_CLIENT)
+        listing_conn_lost(opaque);
+}
+
+/* Events and the close callback on the connection of the moment. */
+static void
+listing_watch(struct pool_ctx *ctx)
+{
+    virConnectPtr c = conn_hold(ctx);
     int i;
 
+    if (!c)
+        return;
     for (i = 0; i < ctx->npools; i++) {
         struct pool_ref *ref = &ctx->pools[i];
+        AUTOPOOL virStoragePoolPtr p = conn_pool_hold(ctx, i);
 
         ref->event_id = virConnectStoragePoolEventRegisterAny(
-            ctx->conn, ref->pool, VIR_STORAGE_POOL_EVENT_ID_REFRESH,
+            c, p, VIR_STORAGE_POOL_EVENT_ID_REFRESH,
             VIR_STORAGE_POOL_EVENT_CALLBACK(listing_pool_event), ctx, NULL);
         /* Events are an optimisation: the periodic re-listing suffices. */
         ref->lifecycle_id = virConnectStoragePoolEventRegisterAny(
-            ctx->conn, ref->pool, VIR_STORAGE_POOL_EVENT_ID_LIFECYCLE,
+            c, p, VIR_STORAGE_POOL_EVENT_ID_LIFECYCLE,
             VIR_STORAGE_POOL_EVENT_CALLBACK(listing_lifecycle_event), ctx,
             NULL);
     }
+    /* A dead peer is found within 5 s x 6 unanswered probes; a daemon that
+     * stops closes the socket, which the close callback sees at once. */
+    virConnectSetKeepAlive(c, 5, 6);
+    virConnectRegisterCloseCallback(c, listing_conn_closed, ctx, NULL);
+    ctx->watched = c;
+}
+
+/* Undo listing_watch.  On a dead connection the deregistrations fail
+ * remotely but still drop the callbacks' references here, and without
+ * them the connection is never really closed. */
+static void
+listing_unwatch(struct pool_ctx *ctx)
+{
+    virConnectPtr c = ctx->watched;
+    int i;
+
+    if (!c)
+        return;
+    virConnectUnregisterCloseCallback(c, listing_conn_closed);
+    for (i = 0; i < ctx->npools; i++) {
+        if (ctx->pools[i].event_id >= 0)
+            virConnectStoragePoolEventDeregisterAny(c, ctx->pools[i].event_id);
+        if (ctx->pools[i].lifecycle_id >= 0)
+            virConnectStoragePoolEventDeregisterAny(c,
+                                                    ctx->pools[i].lifecycle_id);
+        ctx->pools[i].event_id = ctx->pools[i].lifecycle_id = -1;
+    }
+    virConnectClose(c);
+    ctx->watched = NULL;
+}
+
+/*
+ * The connection is gone: a new one, the pools looked up on it, the
+ * events moved over, and everything refreshed and listed afresh.  Until
+ * then files open keep working (their data is the volumes' files, or
+ * streams that fail and say so), lookups are served from the view, and
+ * changes to names fail with EIO.  Logged once when lost, once per
+ * distinct reason while it cannot be made, and once when made again.
+ */
+static bool
+listing_reconnect(struct pool_ctx *ctx, char *said, size_t len)
+{
+    char why[PATH_MAX + 1024];
+    int i;
+
+    if (conn_reconnect(ctx, why, sizeof(why)) < 0) {
+        if (strcmp(why, said) != 0) {
+            pool_log("the connection to libvirt at %s is lost; files open "
+                     "keep working, names cannot change until it is back; "
+                     "trying again every %g s: %s", ctx->opts.uri,
+                     listing_interval(ctx, true), why);
+            snprintf(said, len, "%s", why);
+        }
+        return false;
+    }
+    listing_unwatch(ctx);
+    listing_watch(ctx);
+    /* Said once either way: a daemon restarted in a moment is back at
+     * the first attempt, before any reason was logged. */
+    pool_log("connected to libvirt at %s again%s", ctx->opts.uri,
+             said[0] ? "" : " (the connection had closed: libvirtd "
+             "restarted?)");
+    said[0] = '\0';
+    pthread_mutex_lock(&ctx->bg_lock);
+    ctx->conn_lost = false;
+    ctx->bg_relist = true;
+    /* libvirtd's view of the pools may be older than their directories:
+     * volumes made or renamed while it was away. */
+    for (i = 0; i < ctx->npools; i++) {
+        ctx->pools[i].dirty = true;
+        ctx->pools[i].refresh_asked++;
+    }
+    pthread_mutex_unlock(&ctx->bg_lock);
+    return true;
+}
+
+int
+listing_start(struct pool_ctx *ctx)
+{
+    listing_watch(ctx);
     ctx->wake_timer = virEventAddTimeout(500, listing_wake, NULL, NULL);
-    virConnectSetKeepAlive(ctx->conn, 5, 6);
     if (pthread_create(&ctx->event_thread, NULL, listing_event_thread, ctx) ||
         pthread_create(&ctx->refresh_thread, NULL, listing_thread, ctx)) {
         pool_log("cannot start the background threads: %s", strerror(errno));
@@ -469,10 +628,10 @@ listing_start(struct pool_ctx *ctx)
 void
 listing_stop(struct pool_ctx *ctx)
 {
-    int i;
-
-    if (!ctx->started)
+    if (!ctx->started) {
+        listing_unwatch(ctx);
         return;
+    }
     pthread_mutex_lock(&ctx->bg_lock);
     ctx->bg_quit = true;
     pthread_cond_broadcast(&ctx->bg_cond);
@@ -480,15 +639,7 @@ listing_stop(struct pool_ctx *ctx)
     pthread_join(ctx->refresh_thread, NULL);
     /* Callbacks hold a reference on the connection: without this it is
      * never really closed (libvirtd logs an I/O error at our exit). */
-    for (i = 0; i < ctx->npools; i++) {
-        if (ctx->pools[i].event_id >= 0)
-            virConnectStoragePoolEventDeregisterAny(ctx->conn,
-                                                    ctx->pools[i].event_id);
-        if (ctx->pools[i].lifecycle_id >= 0)
-            virConnectStoragePoolEventDeregisterAny(ctx->conn,
-                                                    ctx->pools[i].lifecycle_id);
-        ctx->pools[i].event_id = ctx->pools[i].lifecycle_id = -1;
-    }
+    listing_unwatch(ctx);
     /* The timer wakes the event loop to see bg_quit: remove it after. */
     pthread_join(ctx->event_thread, NULL);
     if (ctx->wake_timer >= 0)

@@ -88,9 +88,11 @@ volume_create(struct pool_ctx *ctx, int pool, const char *vol, mode_t mode,
     AUTOFREE char *xml = volume_xml(vol, 0, mode, uid, gid);
     virStorageVolPtr v;
 
-    if (!xml)
+    AUTOPOOL virStoragePoolPtr p = conn_pool_hold(ctx, pool);
+
+    if (!xml || !p)
         return -ENOMEM;
-    v = virStorageVolCreateXML(ctx->pools[pool].pool, xml, 0);
+    v = virStorageVolCreateXML(p, xml, 0);
     if (!v && pool_virt_errno() == EEXIST && ctx->pools[pool].files &&
         volume_libvirt_stale(ctx, pool, vol)) {
         /* libvirt still lists a name poolfs renamed away in the pool's
@@ -126,7 +128,9 @@ volume_create(struct pool_ctx *ctx, int pool, const char *vol, mode_t mode,
 static virStorageVolPtr
 volume_lookup(struct pool_ctx *ctx, int pool, const char *vol)
 {
-    return virStorageVolLookupByName(ctx->pools[pool].pool, vol);
+    AUTOPOOL virStoragePoolPtr p = conn_pool_hold(ctx, pool);
+
+    return p ? virStorageVolLookupByName(p, vol) : NULL;
 }
 
 int
@@ -214,7 +218,7 @@ static virStorageVolPtr
 volume_clone_as(struct pool_ctx *ctx, int pool, virStorageVolPtr src,
                 const char *name, struct pool_why *why)
 {
-    virStoragePoolPtr p = ctx->pools[pool].pool;
+    AUTOPOOL virStoragePoolPtr p = conn_pool_hold(ctx, pool);
     AUTOFREE char *xml = volume_xml(name, 0, 0600, 0, 0);
     /* Before the calls: every libvirt call resets the last error. */
     const char *from = virStorageVolGetName(src);
@@ -327,8 +331,10 @@ volume_copy_head(struct pool_ctx *ctx, virStorageVolPtr src,
                  virStorageVolPtr dst, unsigned long long len,
                  struct pool_why *why)
 {
-    virStreamPtr down = virStreamNew(ctx->conn, 0);
-    virStreamPtr up = down ? virStreamNew(ctx->conn, 0) : NULL;
+    /* The streams on the volumes' connection (there may be a newer). */
+    virStreamPtr down = virStreamNew(virStorageVolGetConnect(src), 0);
+    virStreamPtr up = down ? virStreamNew(virStorageVolGetConnect(dst), 0)
+                           : NULL;
     AUTOFREE char *buf = malloc(1024 * 1024);
     unsigned long long done = 0;
     int rc = -1;
@@ -390,7 +396,7 @@ static int
 volume_shrink(struct pool_ctx *ctx, int pool, virStorageVolPtr v,
               const char *vol, unsigned long long size)
 {
-    virStoragePoolPtr p = ctx->pools[pool].pool;
+    AUTOPOOL virStoragePoolPtr p = conn_pool_hold(ctx, pool);
     AUTOFREE char *tmpname = NULL;
     AUTOFREE char *xml = NULL;
     AUTOFREE char *tmpxml = NULL;
@@ -487,7 +493,7 @@ volume_extend(struct pool_ctx *ctx, virStorageVolPtr v,
               unsigned long long cur, unsigned long long size,
               struct pool_why *why)
 {
-    virStreamPtr st = virStreamNew(ctx->conn, 0);
+    virStreamPtr st = virStreamNew(virStorageVolGetConnect(v), 0);
     int rc = -1;
 
     if (st &&
@@ -591,7 +597,7 @@ volume_info(struct pool_ctx *ctx, int pool, const char *vol,
 int
 volume_clone(struct pool_ctx *ctx, int pool, const char *src, const char *dst)
 {
-    virStoragePoolPtr p = ctx->pools[pool].pool;
+    AUTOPOOL virStoragePoolPtr p = conn_pool_hold(ctx, pool);
     virStorageVolPtr s = volume_lookup(ctx, pool, src);
     virStorageVolPtr d = NULL, n = NULL;
     AUTOFREE char *xml = NULL;

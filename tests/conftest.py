@@ -1,5 +1,6 @@
 """Fixtures for the poolfs integration tests.  See tests/README.md."""
 
+import contextlib
 import itertools
 import os
 import re
@@ -259,9 +260,11 @@ class Node:
         self.virsh.pool_refresh(BASE_POOL)
 
 
-@pytest.fixture(scope="module")
-def node_b():
-    root = tempfile.mkdtemp(prefix="poolfs-nodeb-")
+@contextlib.contextmanager
+def private_node(prefix):
+    """A Node of its own in a new temporary directory, stopped and removed
+    afterwards, also on failure."""
+    root = tempfile.mkdtemp(prefix=prefix)
     node = Node(root)
     try:
         node.start()
@@ -269,6 +272,12 @@ def node_b():
     finally:
         node.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def node_b():
+    with private_node("poolfs-nodeb-") as node:
+        yield node
 
 
 @pytest.fixture

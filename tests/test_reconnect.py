@@ -1,0 +1,95 @@
+"""libvirtd goes away and comes back (a restart, an upgrade) under a mounted
+poolfs: the mount stays, open files keep working through the outage, and
+once the daemon is back with the same pools poolfs connects again on its
+own, so names can change again with no remount (a remount would need every
+guest with a disk open on it stopped)."""
+
+import errno
+import os
+
+import pytest
+
+from conftest import private_node
+from helpers import DISKS_POOL, wait_for
+
+
+@pytest.fixture
+def node():
+    """A libvirtd of this test's own, which the test stops and starts."""
+    with private_node("poolfs-reconnect-") as n:
+        yield n
+
+
+def create_fails_with_eio(path):
+    try:
+        with open(path, "wb") as f:
+            f.write(b"x")
+    except OSError as e:
+        return e.errno == errno.EIO
+    return False
+
+
+@pytest.mark.parametrize("io", ["auto", "stream"])
+def test_libvirtd_restart_is_survived(node, poolfs_factory, io):
+    """io=auto: the volumes' files directly (passthrough); io=stream: every
+    byte through libvirt, as a remote mount, so the file held open across
+    the restart must find its volume on the new connection."""
+    p = poolfs_factory(uri=node.uri, options=["refresh=0.5", f"io={io}"])
+    p.expect_stderr(r"connection to libvirt at .* is lost")
+    p.expect_stderr(r"cannot create volume")
+    p.expect_stderr(r"cannot (download|upload|read the size of)")
+    mnt = p.mnt
+    os.mkdir(os.path.join(mnt, "inst1"))
+    with open(os.path.join(mnt, "inst1", "disk"), "wb") as f:
+        f.write(b"before")
+    held = open(os.path.join(mnt, "inst1", "disk"), "r+b")
+    try:
+        node.stop()
+        # The outage: the view and the open file are served; a new name
+        # cannot be made (no libvirtd to make the volume) and says so.
+        assert os.listdir(os.path.join(mnt, "inst1")) == ["disk"]
+        if io == "auto":
+            assert held.read() == b"before"
+        wait_for(lambda: create_fails_with_eio(os.path.join(mnt, "inst1", "x")),
+                 10, "a create to fail with EIO while libvirtd is away")
+        wait_for(lambda: "is lost" in p.stderr(), 10, "the loss to be logged")
+
+        # Back, but the disks pool now has another directory: poolfs's
+        # view names files in the old one, so it stays away and says why.
+        other = os.path.join(node.root, "elsewhere")
+        os.makedirs(other)
+        real_disks = node.disks
+        node.disks = other
+        node.start()
+        wait_for(lambda: f"is now a dir pool in {other}" in p.stderr(), 15,
+                 "poolfs to refuse the moved pool")
+        assert create_fails_with_eio(os.path.join(mnt, "inst1", "y"))
+
+        # The pool where it was: poolfs connects again by itself.
+        node.virsh("pool-destroy", DISKS_POOL)
+        node.virsh("pool-create-as", DISKS_POOL, "dir", "--target", real_disks)
+        node.disks = real_disks
+        wait_for(lambda: "connected to libvirt at" in p.stderr(), 15,
+                 "poolfs to connect again")
+        with open(os.path.join(mnt, "inst1", "disk.info"), "w") as f:
+            f.write("{}")
+        os.mkdir(os.path.join(mnt, "inst2"))
+        vols = node.virsh.vol_list(DISKS_POOL)
+        assert "inst1_disk.info" in vols and "inst2_" in vols, vols
+        # The file held open all along still reads and writes its volume.
+        held.seek(0)
+        held.write(b"after!")
+        held.flush()
+        os.fsync(held.fileno())
+        with open(os.path.join(real_disks, "inst1_disk"), "rb") as f:
+            assert f.read() == b"after!"
+        # Others' changes reach the view again (events or the re-listing).
+        node.virsh("vol-create-as", DISKS_POOL, "inst1_console.log", "1K")
+        wait_for(lambda: "console.log" in os.listdir(os.path.join(mnt, "inst1")),
+                 10, "a volume made with virsh to show")
+        # Every line poolfs said about it: lost, refused, back; once each.
+        err = p.stderr()
+        assert err.count("connected to libvirt at") == 1, err
+        assert err.count("is now a dir pool") == 1, err
+    finally:
+        held.close()
