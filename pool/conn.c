@@ -158,30 +158,6 @@ conn_open_pool(struct pool_ctx *ctx, struct pool_ref *ref)
     return 0;
 }
 
-virConnectPtr
-conn_hold(struct pool_ctx *ctx)
-{
-    virConnectPtr c;
-
-    pthread_mutex_lock(&ctx->conn_lock);
-    if ((c = ctx->conn))
-        virConnectRef(c);
-    pthread_mutex_unlock(&ctx->conn_lock);
-    return c;
-}
-
-virStoragePoolPtr
-conn_pool_hold(struct pool_ctx *ctx, int pool)
-{
-    virStoragePoolPtr p;
-
-    pthread_mutex_lock(&ctx->conn_lock);
-    if ((p = ctx->pools[pool].pool))
-        virStoragePoolRef(p);
-    pthread_mutex_unlock(&ctx->conn_lock);
-    return p;
-}
-
 static bool
 conn_same(const char *a, const char *b)
 {
@@ -224,7 +200,7 @@ conn_reconnect(struct pool_ctx *ctx, char *why, size_t len)
             goto fail;
         }
     }
-    pthread_mutex_lock(&ctx->conn_lock);
+    pthread_rwlock_wrlock(&ctx->conn_rw);
     old = ctx->conn;
     ctx->conn = c;
     for (i = 0; i < ctx->npools; i++) {
@@ -233,7 +209,7 @@ conn_reconnect(struct pool_ctx *ctx, char *why, size_t len)
         ctx->pools[i].pool = d[i].pool;
         d[i].pool = p;          /* the old handle, freed below */
     }
-    pthread_mutex_unlock(&ctx->conn_lock);
+    pthread_rwlock_unlock(&ctx->conn_rw);
     for (i = 0; i < ctx->npools; i++)
         conn_desc_clear(&d[i]);
     if (old)
@@ -422,10 +398,12 @@ pool_refresh_retry(struct pool_ctx *ctx, int pool, int tries)
     for (i = 0; i < tries; i++) {
         virErrorPtr err;
 
-        AUTOPOOL virStoragePoolPtr p = conn_pool_hold(ctx, pool);
+        {
+            CONN_PIN(ctx);
 
-        if (p && virStoragePoolRefresh(p, 0) == 0)
-            return 0;
+            if (virStoragePoolRefresh(ctx->pools[pool].pool, 0) == 0)
+                return 0;
+        }
         err = virGetLastError();
         if (!err || !err->message ||
             !strstr(err->message, "asynchronous jobs"))
@@ -468,7 +446,7 @@ pool_open(const struct pool_opts *opts, struct pool_ctx **ctxp)
     pthread_rwlock_init(&ctx->names_lock, NULL);
     pthread_mutex_init(&ctx->bg_lock, NULL);
     pthread_cond_init(&ctx->bg_cond, NULL);
-    pthread_mutex_init(&ctx->conn_lock, NULL);
+    pthread_rwlock_init(&ctx->conn_rw, NULL);
 
     virSetErrorFunc(NULL, conn_silent_error);
     virterr_quiet_log();
@@ -556,6 +534,6 @@ pool_close(struct pool_ctx *ctx)
     pthread_rwlock_destroy(&ctx->lock);
     pthread_mutex_destroy(&ctx->bg_lock);
     pthread_cond_destroy(&ctx->bg_cond);
-    pthread_mutex_destroy(&ctx->conn_lock);
+    pthread_rwlock_destroy(&ctx->conn_rw);
     free(ctx);
 }

@@ -43,9 +43,9 @@ struct pool_ctx {
     int under;          /* the directory under the mount, or -1 */
     /* The connection and the pools' handles on it.  A new connection
      * replaces them when libvirtd went away and came back (restarted,
-     * upgraded): take them with conn_pool_hold() and friends, never read
-     * them bare outside conn.c and listing.c.  Guarded by conn_lock. */
-    pthread_mutex_t conn_lock;
+     * upgraded): read them under CONN_PIN; the listing thread, which
+     * alone swaps them (under the write lock), reads them bare. */
+    pthread_rwlock_t conn_rw;
     virConnectPtr conn;
     struct pool_ref pools[POOL_MAX];
     int npools;
@@ -77,19 +77,28 @@ struct pool_ctx {
 };
 
 /*
- * conn.c: the connection of the moment.  Each returns a reference of the
- * caller's (virConnectClose / virStoragePoolFree, or AUTOPOOL), so a
- * handle stays valid while a new connection replaces it.
+ * conn.c: the connection of the moment.  CONN_PIN(ctx) at the top of a
+ * scope keeps ctx->conn and ctx->pools[].pool from being swapped for a new
+ * connection's (and freed) until the scope ends: a read lock, so nothing
+ * is called on libvirt when it is let go, and the thread's last libvirt
+ * error stays for the caller to read.  Never held across a wait for the
+ * listing thread (listing_wait_refresh), which takes it for writing.
+ * glibc's rwlocks prefer readers, so a pinned scope may pin again.
  */
-virConnectPtr conn_hold(struct pool_ctx *ctx);
-virStoragePoolPtr conn_pool_hold(struct pool_ctx *ctx, int pool);
-static inline void
-conn_pool_release(virStoragePoolPtr *p)
+static inline struct pool_ctx *
+conn_pin(struct pool_ctx *ctx)
 {
-    if (*p)
-        virStoragePoolFree(*p);
+    pthread_rwlock_rdlock(&ctx->conn_rw);
+    return ctx;
 }
-#define AUTOPOOL __attribute__((cleanup(conn_pool_release)))
+static inline void
+conn_unpin(struct pool_ctx **ctx)
+{
+    pthread_rwlock_unlock(&(*ctx)->conn_rw);
+}
+#define CONN_PIN(ctx) \
+    struct pool_ctx *conn_pinned_ __attribute__((cleanup(conn_unpin), \
+                                                 unused)) = conn_pin(ctx)
 /*
  * A new connection to the URI, the same pools looked up on it (active,
  * the same type and target as at mount time), swapped in for the old.

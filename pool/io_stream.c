@@ -105,9 +105,9 @@ io_stream_take_error(struct io_stream *s)
 static virStorageVolPtr
 io_stream_lookup(struct pool_file *f)
 {
-    AUTOPOOL virStoragePoolPtr p = conn_pool_hold(f->ctx, f->pool);
+    CONN_PIN(f->ctx);
 
-    return p ? virStorageVolLookupByName(p, f->vol) : NULL;
+    return virStorageVolLookupByName(f->ctx->pools[f->pool].pool, f->vol);
 }
 
 /*

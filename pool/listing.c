@@ -165,20 +165,22 @@ listing_load(struct pool_ctx *ctx, struct catalog *old, struct catalog **catp)
 
     for (pool = 0; pool < ctx->npools; pool++) {
         struct pool_ref *ref = &ctx->pools[pool];
-        AUTOPOOL virStoragePoolPtr p = conn_pool_hold(ctx, pool);
         virStorageVolPtr *vols = NULL;
         int n, i;
 
-        if (!p || (n = virStoragePoolListAllVolumes(p, &vols, 0)) < 0) {
-            rc = p ? -pool_virt_errno() : -EIO;
+        /* Only this thread (or pool_open, before it) swaps the handles. */
+        if ((n = virStoragePoolListAllVolumes(ref->pool, &vols, 0)) < 0) {
+            struct pool_why why = { 0 };
+
+            pool_why_take(&why);    /* before the next call resets it */
+            rc = -why.err;
             /* A dead connection is said (and mended) by the thread; at
              * mount time (nothing watched yet) it is an error like any. */
-            if (p && ctx->watched &&
-                virConnectIsAlive(virStoragePoolGetConnect(p)) == 0)
+            if (ctx->watched && virConnectIsAlive(ctx->conn) == 0)
                 listing_conn_lost(ctx);
             else
                 pool_log("cannot list the volumes of storage pool '%s': %s",
-                         ref->name, p ? pool_virt_message() : "no handle");
+                         ref->name, why.msg);
             goto error;
         }
         rc = 0;
@@ -300,12 +302,7 @@ listing_interval(const struct pool_ctx *ctx, bool lost)
 static bool
 listing_conn_dead(struct pool_ctx *ctx)
 {
-    virConnectPtr c = conn_hold(ctx);
-    bool dead = !c || virConnectIsAlive(c) == 0;
-
-    if (c)
-        virConnectClose(c);
-    return dead;
+    return virConnectIsAlive(ctx->conn) == 0;
 }
 
 static void *
@@ -369,11 +366,14 @@ listing_thread(void *arg)
         failed = false;
         for (i = 0; i < ctx->npools; i++)
             if (dirty[i] && pool_refresh_retry(ctx, i, 100) < 0) {
+                struct pool_why why = { 0 };
+
+                pool_why_take(&why);    /* before the next call resets it */
                 if (listing_conn_dead(ctx))
                     listing_conn_lost(ctx);     /* said on reconnecting */
                 else
                     pool_log("cannot refresh storage pool '%s': %s",
-                             ctx->pools[i].name, pool_virt_message());
+                             ctx->pools[i].name, why.msg);
                 dirty[i] = false;       /* not served */
                 failed = true;
             }
@@ -513,18 +513,19 @@ listing_conn_closed(virConnectPtr conn, int reason, void *opaque)
         listing_conn_lost(opaque);
 }
 
-/* Events and the close callback on the connection of the moment. */
+/* Events and the close callback on the connection of the moment.  Run
+ * by the thread that swaps connections (or before it starts). */
 static void
 listing_watch(struct pool_ctx *ctx)
 {
-    virConnectPtr c = conn_hold(ctx);
+    virConnectPtr c = ctx->conn;
     int i;
 
-    if (!c)
+    if (!c || virConnectRef(c) < 0)
         return;
     for (i = 0; i < ctx->npools; i++) {
         struct pool_ref *ref = &ctx->pools[i];
-        AUTOPOOL virStoragePoolPtr p = conn_pool_hold(ctx, i);
+        virStoragePoolPtr p = ref->pool;
 
         ref->event_id = virConnectStoragePoolEventRegisterAny(
             c, p, VIR_STORAGE_POOL_EVENT_ID_REFRESH,

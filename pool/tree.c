@@ -783,12 +783,11 @@ pool_statfs(struct pool_ctx *ctx, const char *path, struct statvfs *sv)
     struct pool_ref *ref = &ctx->pools[POOL_DISKS];
     virStoragePoolInfo info;
 
-    AUTOPOOL virStoragePoolPtr p = NULL;
+    CONN_PIN(ctx);
 
     if (ref->local)
         return statvfs(ref->target, sv) < 0 ? -errno : 0;
-    if (!(p = conn_pool_hold(ctx, POOL_DISKS)) ||
-        virStoragePoolGetInfo(p, &info) < 0) {
+    if (virStoragePoolGetInfo(ref->pool, &info) < 0) {
         pool_log("cannot read the capacity of pool '%s': %s", ref->name,
                  pool_virt_message());
         return -pool_virt_errno();

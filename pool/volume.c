@@ -88,11 +88,11 @@ volume_create(struct pool_ctx *ctx, int pool, const char *vol, mode_t mode,
     AUTOFREE char *xml = volume_xml(vol, 0, mode, uid, gid);
     virStorageVolPtr v;
 
-    AUTOPOOL virStoragePoolPtr p = conn_pool_hold(ctx, pool);
+    CONN_PIN(ctx);
 
-    if (!xml || !p)
+    if (!xml)
         return -ENOMEM;
-    v = virStorageVolCreateXML(p, xml, 0);
+    v = virStorageVolCreateXML(ctx->pools[pool].pool, xml, 0);
     if (!v && pool_virt_errno() == EEXIST && ctx->pools[pool].files &&
         volume_libvirt_stale(ctx, pool, vol)) {
         /* libvirt still lists a name poolfs renamed away in the pool's
@@ -128,9 +128,10 @@ volume_create(struct pool_ctx *ctx, int pool, const char *vol, mode_t mode,
 static virStorageVolPtr
 volume_lookup(struct pool_ctx *ctx, int pool, const char *vol)
 {
-    AUTOPOOL virStoragePoolPtr p = conn_pool_hold(ctx, pool);
+    CONN_PIN(ctx);
 
-    return p ? virStorageVolLookupByName(p, vol) : NULL;
+    /* The volume holds its connection: valid after the pin goes. */
+    return virStorageVolLookupByName(ctx->pools[pool].pool, vol);
 }
 
 int
@@ -218,7 +219,8 @@ static virStorageVolPtr
 volume_clone_as(struct pool_ctx *ctx, int pool, virStorageVolPtr src,
                 const char *name, struct pool_why *why)
 {
-    AUTOPOOL virStoragePoolPtr p = conn_pool_hold(ctx, pool);
+    CONN_PIN(ctx);
+    virStoragePoolPtr p = ctx->pools[pool].pool;
     AUTOFREE char *xml = volume_xml(name, 0, 0600, 0, 0);
     /* Before the calls: every libvirt call resets the last error. */
     const char *from = virStorageVolGetName(src);
@@ -396,7 +398,8 @@ static int
 volume_shrink(struct pool_ctx *ctx, int pool, virStorageVolPtr v,
               const char *vol, unsigned long long size)
 {
-    AUTOPOOL virStoragePoolPtr p = conn_pool_hold(ctx, pool);
+    CONN_PIN(ctx);
+    virStoragePoolPtr p = ctx->pools[pool].pool;
     AUTOFREE char *tmpname = NULL;
     AUTOFREE char *xml = NULL;
     AUTOFREE char *tmpxml = NULL;
@@ -597,7 +600,8 @@ volume_info(struct pool_ctx *ctx, int pool, const char *vol,
 int
 volume_clone(struct pool_ctx *ctx, int pool, const char *src, const char *dst)
 {
-    AUTOPOOL virStoragePoolPtr p = conn_pool_hold(ctx, pool);
+    CONN_PIN(ctx);
+    virStoragePoolPtr p = ctx->pools[pool].pool;
     virStorageVolPtr s = volume_lookup(ctx, pool, src);
     virStorageVolPtr d = NULL, n = NULL;
     AUTOFREE char *xml = NULL;

@@ -630,6 +630,10 @@ report="$work/report.md"
     done
     while IFS= read -r n; do echo "- NOTE: $n"; done <"$work/notes"
     echo
+    if [ "$direct" -eq 0 ]; then
+        echo "(--buffered: fio opens without O_DIRECT, so the two tables differ only in which daemons they put side by side; bindfs-od is bindfs here.)"
+        echo
+    fi
     echo "O_DIRECT kept down to the disk (poolfs's default; bindfs and qsd set up to do the same):"
     echo
     echo "| workload | unit | direct | poolfs | bindfs-od | qsd-od | poolfs/direct | poolfs/bindfs-od | poolfs/qsd-od |"
