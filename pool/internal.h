@@ -69,7 +69,8 @@ struct pool_ctx {
     bool bg_quit;
     bool bg_relist;
     bool conn_lost;     /* the connection is gone: make a new one */
-    bool started;
+    bool started;       /* both threads run */
+    bool event_started; /* the event loop's runs */
     pthread_t refresh_thread;
     pthread_t event_thread;
     int wake_timer;

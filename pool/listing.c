@@ -19,7 +19,7 @@
  * When libvirtd goes away (restarted, upgraded: the close callback, or the
  * keepalive for a peer that vanished), this thread also makes a new
  * connection, looks the same pools up on it and moves the events over
- * (listing_reconnect), every LISTING_RECONNECT_SECS until it can.
+ * (listing_reconnect), an attempt every 1 to 2 s until it can.
  */
 #include <errno.h>
 #include <limits.h>
@@ -187,11 +187,20 @@ listing_load(struct pool_ctx *ctx, struct catalog *old, struct catalog **catp)
         for (i = 0; i < n; i++) {
             const char *vol = virStorageVolGetName(vols[i]);
             struct cat_volinfo info = { 0 };
+            int got = 0;
 
-            /* A volume gone since the listing is simply skipped. */
-            if (rc == 0 && (ref->local ||
-                            listing_remote_info(ctx, old, pool, vol,
-                                                &info) == 0))
+            /* A volume gone since the listing is simply skipped; any
+             * other failure (libvirtd went away halfway) fails the whole
+             * listing, and the view stays as it was rather than lose the
+             * volumes not read. */
+            if (rc == 0 && !ref->local &&
+                (got = listing_remote_info(ctx, old, pool, vol, &info)) < 0 &&
+                got != -ENOENT) {
+                rc = got;
+                pool_log("cannot read volume '%s' of storage pool '%s': %s",
+                         vol, ref->name, strerror(-got));
+            }
+            if (rc == 0 && got == 0)
                 rc = listing_add_volume(ctx, cat, pool, vol, &info);
             virStorageVolFree(vols[i]);
         }
@@ -284,17 +293,30 @@ listing_relist(struct pool_ctx *ctx, bool reread)
 
 static bool listing_reconnect(struct pool_ctx *ctx, char *said, size_t len);
 
-/* Seconds between two attempts at a new connection, at most. */
-#define LISTING_RECONNECT_SECS 2.0
+/* Seconds between two attempts at a new connection: -o refresh, kept
+ * between these. */
+#define LISTING_RECONNECT_MIN 1.0
+#define LISTING_RECONNECT_MAX 2.0
 
 /* How long the thread waits for work: -o refresh, or while LOST (a
- * connection is wanted) no longer than LISTING_RECONNECT_SECS. */
+ * connection is wanted) the interval between two attempts. */
 static double
 listing_interval(const struct pool_ctx *ctx, bool lost)
 {
-    if (lost && ctx->opts.refresh > LISTING_RECONNECT_SECS)
-        return LISTING_RECONNECT_SECS;
+    if (!lost)
+        return ctx->opts.refresh;
+    if (ctx->opts.refresh < LISTING_RECONNECT_MIN)
+        return LISTING_RECONNECT_MIN;
+    if (ctx->opts.refresh > LISTING_RECONNECT_MAX)
+        return LISTING_RECONNECT_MAX;
     return ctx->opts.refresh;
+}
+
+static double
+listing_elapsed(const struct timespec *from, const struct timespec *to)
+{
+    return (double)(to->tv_sec - from->tv_sec) +
+           (double)(to->tv_nsec - from->tv_nsec) / 1e9;
 }
 
 /* Is the connection of the moment dead?  (Not an RPC: libvirt's own
@@ -311,7 +333,9 @@ listing_thread(void *arg)
     struct pool_ctx *ctx = arg;
     struct timespec deadline;
     bool failed = false;        /* the last refresh failed: wait, retry */
-    bool lost_wait = false;     /* the last reconnection failed: wait */
+    bool lost_wait = false;     /* too soon for another attempt: wait */
+    bool attempted = false;     /* attempt_at holds the last attempt */
+    struct timespec attempt_at;
     char said[PATH_MAX + 1024] = "";    /* why it failed, as logged */
     int fails = 0;              /* in a row */
     time_t last_reread = time(NULL);
@@ -341,15 +365,31 @@ listing_thread(void *arg)
         }
         if (ctx->bg_quit)
             break;
-        /* Once every -o refresh seconds at most while it cannot be made;
-         * made, the pools are refreshed and listed right after. */
+        /* One attempt per interval at most (a daemon that keeps dying
+         * right after it accepts gets no storm either); made, the pools
+         * are refreshed and listed right after.  The flag is cleared
+         * first: a close of the new connection sets it again. */
         if (ctx->conn_lost) {
+            struct timespec now;
+
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if (attempted && listing_elapsed(&attempt_at, &now) <
+                             listing_interval(ctx, true)) {
+                lost_wait = true;
+                continue;
+            }
+            attempt_at = now;
+            attempted = true;
+            ctx->conn_lost = false;
             pthread_mutex_unlock(&ctx->bg_lock);
             lost_wait = !listing_reconnect(ctx, said, sizeof(said));
             pthread_mutex_lock(&ctx->bg_lock);
-            if (lost_wait)
+            if (lost_wait) {
+                ctx->conn_lost = true;
                 continue;
+            }
         }
+        lost_wait = false;
         /* Remote volumes' sizes and times are read again when the pools
          * changed (an event, a refresh asked for) and every so often. */
         reread = ctx->bg_relist ||
@@ -600,7 +640,6 @@ listing_reconnect(struct pool_ctx *ctx, char *said, size_t len)
              "restarted?)");
     said[0] = '\0';
     pthread_mutex_lock(&ctx->bg_lock);
-    ctx->conn_lost = false;
     ctx->bg_relist = true;
     /* libvirtd's view of the pools may be older than their directories:
      * volumes made or renamed while it was away. */
@@ -615,12 +654,18 @@ listing_reconnect(struct pool_ctx *ctx, char *said, size_t len)
 int
 listing_start(struct pool_ctx *ctx)
 {
+    int err;
+
     listing_watch(ctx);
     ctx->wake_timer = virEventAddTimeout(500, listing_wake, NULL, NULL);
-    if (pthread_create(&ctx->event_thread, NULL, listing_event_thread, ctx) ||
-        pthread_create(&ctx->refresh_thread, NULL, listing_thread, ctx)) {
-        pool_log("cannot start the background threads: %s", strerror(errno));
-        return -1;
+    if ((err = pthread_create(&ctx->event_thread, NULL, listing_event_thread,
+                              ctx)) == 0) {
+        ctx->event_started = true;
+        err = pthread_create(&ctx->refresh_thread, NULL, listing_thread, ctx);
+    }
+    if (err) {
+        pool_log("cannot start the background threads: %s", strerror(err));
+        return -1;              /* pool_close stops what did start */
     }
     ctx->started = true;
     return 0;
@@ -629,24 +674,22 @@ listing_start(struct pool_ctx *ctx)
 void
 listing_stop(struct pool_ctx *ctx)
 {
-    if (!ctx->started) {
-        listing_unwatch(ctx);
-        return;
-    }
     pthread_mutex_lock(&ctx->bg_lock);
     ctx->bg_quit = true;
     pthread_cond_broadcast(&ctx->bg_cond);
     pthread_mutex_unlock(&ctx->bg_lock);
-    pthread_join(ctx->refresh_thread, NULL);
+    if (ctx->started)
+        pthread_join(ctx->refresh_thread, NULL);
     /* Callbacks hold a reference on the connection: without this it is
      * never really closed (libvirtd logs an I/O error at our exit). */
     listing_unwatch(ctx);
     /* The timer wakes the event loop to see bg_quit: remove it after. */
-    pthread_join(ctx->event_thread, NULL);
+    if (ctx->event_started)
+        pthread_join(ctx->event_thread, NULL);
     if (ctx->wake_timer >= 0)
         virEventRemoveTimeout(ctx->wake_timer);
     ctx->wake_timer = -1;
-    ctx->started = false;
+    ctx->started = ctx->event_started = false;
 }
 
 /* Did the pool (not the underlay) put a directory at PATH?  For the
