@@ -4,11 +4,12 @@ instances go to the pool, and nothing is silently shadowed."""
 
 import os
 import shutil
+import subprocess
 
 import pytest
 
-from helpers import (DISKS_POOL, MiB, backend, have, read_file, run, tiny_domain_xml,
-                     write_file)
+from helpers import (DISKS_POOL, SEEN_WITHIN, MiB, backend, content_digest, have,
+                     read_file, run, tiny_domain_xml, wait_for, write_file)
 
 pytestmark = pytest.mark.skipif(not (have("qemu-img") and have("qemu-io")),
                                 reason="needs qemu-utils")
@@ -355,3 +356,53 @@ def test_adopt_by_copy_refuses_a_differing_volume_it_did_not_make(
         vols = virsh.vol_list(DISKS_POOL)
         assert not [v for v in vols if v.startswith(".poolfs-adopt")], vols
     assert read_file(os.path.join(p.mnt, LEGACY, "console.log")) == b"boot\n"
+
+
+def test_adopt_by_copy_keeps_everything_when_a_file_is_added_meanwhile(
+        poolfs_factory, mountpoint_factory, virsh, poolfsctl, env):
+    """Nova writes a new file into the instance directory (through the
+    mount) while adopt copies the others: adopt ends with an error naming
+    what happened and removes no legacy file; run again, it adopts the new
+    file too."""
+    under = mountpoint_factory()
+    populate(under)
+    shutil.rmtree(os.path.join(under, CONFLICT))
+    d = os.path.join(under, LEGACY)
+    # A disk big enough that its copy is under way while the file is added.
+    with open(os.path.join(d, "disk"), "r+b") as f:
+        f.truncate(0)
+        for _ in range(256):
+            f.write(os.urandom(MiB))
+    disk_digest = content_digest(os.path.join(d, "disk"))
+    p = poolfs_factory(mountpoint=under)
+    p.expect_stderr(r"still on legacy storage|conflict")
+    adopt = [poolfsctl, "-c", env.uri, "adopt", "--mount", p.mnt, LEGACY]
+    partial = os.path.join(env.disks_dir, f".partial-{LEGACY}_disk")
+
+    proc = subprocess.Popen(adopt, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: os.path.exists(partial) or proc.poll() is not None,
+                 30, "adopt to start copying the disk", interval=0.002)
+        assert proc.poll() is None, "adopt ended before the disk's copy began"
+        write_file(os.path.join(p.mnt, LEGACY, "disk.swap"), b"swap")
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, out + err
+    assert "files were added" in err and "the legacy files stay" in err, err
+    assert sorted(os.listdir(d)) == ["console.log", "disk", "disk.info",
+                                     "disk.swap"]
+    assert f"{LEGACY}_disk.swap" not in virsh.vol_list(DISKS_POOL)
+
+    r = run(adopt)
+    assert r.stdout.startswith(f"adopted {LEGACY}: 4 files"), r.stdout
+    wait_for(lambda: backend(os.path.join(p.mnt, LEGACY)) == b"pool",
+             SEEN_WITHIN, "the instance to be pool-backed")
+    assert read_file(os.path.join(p.mnt, LEGACY, "disk.swap")) == b"swap"
+    assert content_digest(os.path.join(env.disks_dir, f"{LEGACY}_disk")) == \
+        disk_digest
+    p.stop()
+    assert not os.path.exists(d)
