@@ -346,17 +346,22 @@ wait_mounted() {   # mountpoint pid what
 }
 
 declare -A pid_of
+# The daemon just started with & serves MOUNTPOINT for TARGET once mounted.
+track_daemon() {   # target mountpoint what
+    pid_of[$1]=$!
+    daemon_pids+=("${pid_of[$1]}")
+    mounts+=("$2")
+    wait_mounted "$2" "${pid_of[$1]}" ||
+        die "$3 did not mount for $1: $(tail -n 5 "$work/$1.log")"
+}
+
 mount_bindfs() {   # target extra-arguments...
     local t=$1
     shift
     log "mounting bindfs over the pool directory for $t"
     mkdir -p "$work/mnt/$t"
     bindfs -f --multithreaded "$@" "$disks_dir" "$work/mnt/$t" >"$work/$t.log" 2>&1 &
-    pid_of[$t]=$!
-    daemon_pids+=("${pid_of[$t]}")
-    mounts+=("$work/mnt/$t")
-    wait_mounted "$work/mnt/$t" "${pid_of[$t]}" ||
-        die "bindfs did not mount for $t: $(tail -n 5 "$work/$t.log")"
+    track_daemon "$t" "$work/mnt/$t" bindfs
     path[$t]="$work/mnt/$t/$vol"
 }
 has_target bindfs && mount_bindfs bindfs
@@ -370,11 +375,7 @@ export_qsd() {   # target extra-blockdev-options
         --blockdev "driver=file,node-name=f,filename=$disks_dir/$vol$2" \
         --export "type=fuse,id=e,node-name=f,mountpoint=$work/mnt/$t-export,writable=on,growable=on" \
         >"$work/$t.log" 2>&1 &
-    pid_of[$t]=$!
-    daemon_pids+=("${pid_of[$t]}")
-    mounts+=("$work/mnt/$t-export")
-    wait_mounted "$work/mnt/$t-export" "${pid_of[$t]}" ||
-        die "qemu-storage-daemon did not export for $t: $(tail -n 5 "$work/$t.log")"
+    track_daemon "$t" "$work/mnt/$t-export" qemu-storage-daemon
     path[$t]="$work/mnt/$t-export"
 }
 has_target qsd && export_qsd qsd ""
@@ -387,11 +388,7 @@ mount_poolfs() {   # target extra-options
     [ "$t" = poolfs ] && poolfs_mode="-o $popts"
     mkdir -p "$work/mnt/$t"
     "$poolfs_bin" -f -o "$popts" "$uri" "$work/mnt/$t" >"$work/$t.log" 2>&1 &
-    pid_of[$t]=$!
-    daemon_pids+=("${pid_of[$t]}")
-    mounts+=("$work/mnt/$t")
-    wait_mounted "$work/mnt/$t" "${pid_of[$t]}" ||
-        die "poolfs did not mount: $(tail -n 5 "$work/$t.log")"
+    track_daemon "$t" "$work/mnt/$t" poolfs
     path[$t]="$work/mnt/$t/$uuid/disk"
     for i in $(seq 100); do [ -f "${path[$t]}" ] && break; sleep 0.1; done
     [ -f "${path[$t]}" ] ||
@@ -600,6 +597,28 @@ mem_line() {   # name -> "max VmRSS X MiB, VmHWM Y MiB"
         "$work/rss.tsv"
 }
 
+table() {   # "TARGET ..." "A/B ..." -> a markdown table: medians, then ratios
+    local -a vals rats
+    local wl name label unit rw bs qd t r row
+    read -r -a vals <<<"$1"
+    read -r -a rats <<<"$2"
+    row="| workload | unit |"
+    for t in "${vals[@]}" "${rats[@]}"; do row+=" $t |"; done
+    echo "$row"
+    row="|---|---|"
+    for t in "${vals[@]}" "${rats[@]}"; do row+="--:|"; done
+    echo "$row"
+    for wl in "${workloads[@]}"; do
+        IFS='|' read -r name label unit rw bs qd <<<"$wl"
+        row="| $label | $unit |"
+        for t in "${vals[@]}"; do row+=" $(fmt "${med[$name,$t]}" "$unit") |"; done
+        for r in "${rats[@]}"; do
+            row+=" $(ratio "${med[$name,${r%/*}]}" "${med[$name,${r#*/}]}") |"
+        done
+        echo "$row"
+    done
+}
+
 report="$work/report.md"
 {
     echo "## poolfs I/O benchmark"
@@ -636,33 +655,13 @@ report="$work/report.md"
     fi
     echo "O_DIRECT kept down to the disk (poolfs's default; bindfs and qsd set up to do the same):"
     echo
-    echo "| workload | unit | direct | poolfs | bindfs-od | qsd-od | poolfs/direct | poolfs/bindfs-od | poolfs/qsd-od |"
-    echo "|---|---|--:|--:|--:|--:|--:|--:|--:|"
-    for wl in "${workloads[@]}"; do
-        IFS='|' read -r name label unit rw bs qd <<<"$wl"
-        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$unit" \
-            "$(fmt "${med[$name,direct]}" "$unit")" "$(fmt "${med[$name,poolfs]}" "$unit")" \
-            "$(fmt "${med[$name,bindfs-od]}" "$unit")" "$(fmt "${med[$name,qsd-od]}" "$unit")" \
-            "$(ratio "${med[$name,poolfs]}" "${med[$name,direct]}")" \
-            "$(ratio "${med[$name,poolfs]}" "${med[$name,bindfs-od]}")" \
-            "$(ratio "${med[$name,poolfs]}" "${med[$name,qsd-od]}")"
-    done
+    table "direct poolfs bindfs-od qsd-od" \
+        "poolfs/direct poolfs/bindfs-od poolfs/qsd-od"
     echo
     echo "O_DIRECT served from the host's page cache by the daemon (poolfs-off, as -o passthrough=buffered serves O_DIRECT files; bindfs and qsd as they come), and poolfs's default against them:"
     echo
-    echo "| workload | unit | poolfs-off | bindfs | qsd | poolfs-off/direct | poolfs-off/bindfs | poolfs-off/qsd | poolfs/bindfs | poolfs/qsd |"
-    echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|"
-    for wl in "${workloads[@]}"; do
-        IFS='|' read -r name label unit rw bs qd <<<"$wl"
-        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$unit" \
-            "$(fmt "${med[$name,poolfs-off]}" "$unit")" \
-            "$(fmt "${med[$name,bindfs]}" "$unit")" "$(fmt "${med[$name,qsd]}" "$unit")" \
-            "$(ratio "${med[$name,poolfs-off]}" "${med[$name,direct]}")" \
-            "$(ratio "${med[$name,poolfs-off]}" "${med[$name,bindfs]}")" \
-            "$(ratio "${med[$name,poolfs-off]}" "${med[$name,qsd]}")" \
-            "$(ratio "${med[$name,poolfs]}" "${med[$name,bindfs]}")" \
-            "$(ratio "${med[$name,poolfs]}" "${med[$name,qsd]}")"
-    done
+    table "poolfs-off bindfs qsd" \
+        "poolfs-off/direct poolfs-off/bindfs poolfs-off/qsd poolfs/bindfs poolfs/qsd"
     echo
     echo "Raw runs (workload, target: run 1, run 2, ...):"
     echo
