@@ -42,14 +42,21 @@ def test_libvirtd_restart_is_survived(node, poolfs_factory, io):
     os.mkdir(os.path.join(mnt, "inst1"))
     with open(os.path.join(mnt, "inst1", "disk"), "wb") as f:
         f.write(b"before")
+    with open(os.path.join(mnt, "inst1", "disk.config"), "wb") as f:
+        f.write(b"config")
     held = open(os.path.join(mnt, "inst1", "disk"), "r+b")
     try:
         node.stop()
         # The outage: the view and the open file are served; a new name
         # cannot be made (no libvirtd to make the volume) and says so.
-        assert os.listdir(os.path.join(mnt, "inst1")) == ["disk"]
+        assert sorted(os.listdir(os.path.join(mnt, "inst1"))) == \
+            ["disk", "disk.config"]
         if io == "auto":
             assert held.read() == b"before"
+            # A rename in a pool of files is rename(2) in its directory:
+            # it goes on, and libvirt learns of it once it is back.
+            os.rename(os.path.join(mnt, "inst1", "disk.config"),
+                      os.path.join(mnt, "inst1", "disk.config.0"))
         wait_for(lambda: create_fails_with_eio(os.path.join(mnt, "inst1", "x")),
                  10, "a create to fail with EIO while libvirtd is away")
         wait_for(lambda: "is lost" in p.stderr(), 10, "the loss to be logged")
@@ -76,6 +83,8 @@ def test_libvirtd_restart_is_survived(node, poolfs_factory, io):
         os.mkdir(os.path.join(mnt, "inst2"))
         vols = node.virsh.vol_list(DISKS_POOL)
         assert "inst1_disk.info" in vols and "inst2_" in vols, vols
+        if io == "auto":
+            assert "inst1_disk.config.0" in vols, vols
         # The file held open all along still reads and writes its volume.
         held.seek(0)
         held.write(b"after!")
