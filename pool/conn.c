@@ -513,6 +513,10 @@ pool_close(struct pool_ctx *ctx)
     if (!ctx)
         return;
     listing_stop(ctx);
+    /* A thread that would not stop still uses the context: it goes with
+     * the process, which exits next. */
+    if (ctx->abandoned)
+        return;
     for (i = 0; i < ctx->nmap; i++)
         free(ctx->map[i].file);
     for (i = 0; i < ctx->npools; i++) {

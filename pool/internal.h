@@ -70,6 +70,7 @@ struct pool_ctx {
     bool bg_relist;
     bool conn_lost;     /* the connection is gone: make a new one */
     bool started;       /* both threads run */
+    bool abandoned;     /* the listing thread did not stop: see pool_close */
     bool event_started; /* the event loop's runs */
     pthread_t refresh_thread;
     pthread_t event_thread;

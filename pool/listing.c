@@ -293,6 +293,9 @@ listing_relist(struct pool_ctx *ctx, bool reread)
 
 static bool listing_reconnect(struct pool_ctx *ctx, char *said, size_t len);
 
+/* Seconds an unmount waits for the listing thread's call under way. */
+#define LISTING_STOP_SECS 5
+
 /* Seconds between two attempts at a new connection: -o refresh, kept
  * between these. */
 #define LISTING_RECONNECT_MIN 1.0
@@ -678,8 +681,22 @@ listing_stop(struct pool_ctx *ctx)
     ctx->bg_quit = true;
     pthread_cond_broadcast(&ctx->bg_cond);
     pthread_mutex_unlock(&ctx->bg_lock);
-    if (ctx->started)
-        pthread_join(ctx->refresh_thread, NULL);
+    if (ctx->started) {
+        /* Its call under way may be a connect to a host that does not
+         * answer (the TCP timeout: minutes); the process is about to exit
+         * and need not wait for it. */
+        struct timespec deadline;
+
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += LISTING_STOP_SECS;
+        if (pthread_timedjoin_np(ctx->refresh_thread, NULL, &deadline)) {
+            pool_log("libvirt at %s has not answered for %d s: exiting "
+                     "without waiting for it", ctx->opts.uri,
+                     LISTING_STOP_SECS);
+            ctx->abandoned = true;
+            return;
+        }
+    }
     /* Callbacks hold a reference on the connection: without this it is
      * never really closed (libvirtd logs an I/O error at our exit). */
     listing_unwatch(ctx);

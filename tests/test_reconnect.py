@@ -6,6 +6,9 @@ guest with a disk open on it stopped)."""
 
 import errno
 import os
+import socket
+import subprocess
+import time
 
 import pytest
 
@@ -102,3 +105,37 @@ def test_libvirtd_restart_is_survived(node, poolfs_factory, io):
         assert err.count("is now a dir pool") == 1, err
     finally:
         held.close()
+
+
+def test_unmount_does_not_wait_for_a_daemon_that_does_not_answer(
+        node, poolfs_factory):
+    """libvirtd is gone, and what now listens on its socket never accepts
+    (a full backlog: poolfs's next attempt blocks in connect, as on a
+    remote host that does not answer).  An unmount still ends poolfs in
+    seconds, saying why it did not wait."""
+    p = poolfs_factory(uri=node.uri, options=["refresh=0.5"])
+    p.expect_stderr(r"connection to libvirt at .* is lost")
+    p.expect_stderr(r"has not answered for")
+    node.stop()
+    wait_for(lambda: "is lost" in p.stderr(), 10, "the loss to be logged")
+    sock_path = os.path.join(node.lv, "libvirt-sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    filler = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(sock_path)
+        listener.listen(0)
+        filler.connect(sock_path)       # the backlog is full from here on
+        time.sleep(3)                   # poolfs's next attempt is stuck
+        t0 = time.monotonic()
+        r = subprocess.run(["fusermount3", "-u", p.mnt], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        p.proc.wait(timeout=30)
+        took = time.monotonic() - t0
+        assert took < 15, f"poolfs took {took:.1f} s to exit"
+        assert "has not answered for 5 s" in p.stderr(), p.stderr()
+    finally:
+        filler.close()
+        listener.close()
+        if os.path.exists(sock_path):
+            os.unlink(sock_path)
