@@ -627,9 +627,9 @@ listing_reconnect(struct pool_ctx *ctx, char *said, size_t len)
     if (conn_reconnect(ctx, why, sizeof(why)) < 0) {
         if (strcmp(why, said) != 0) {
             pool_log("the connection to libvirt at %s is lost; files open "
-                     "keep working, names cannot change until it is back; "
-                     "trying again every %g s: %s", ctx->opts.uri,
-                     listing_interval(ctx, true), why);
+                     "keep working, files cannot be made or deleted until "
+                     "it is back; trying again every %g s: %s",
+                     ctx->opts.uri, listing_interval(ctx, true), why);
             snprintf(said, len, "%s", why);
         }
         return false;
