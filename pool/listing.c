@@ -153,6 +153,14 @@ listing_remote_info(struct pool_ctx *ctx, struct catalog *old, int pool,
     return volume_info(ctx, pool, vol, info);
 }
 
+/* Is the connection of the moment dead?  (Not an RPC: libvirt's own
+ * knowledge of its socket.) */
+static bool
+listing_conn_dead(struct pool_ctx *ctx)
+{
+    return virConnectIsAlive(ctx->conn) == 0;
+}
+
 int
 listing_load(struct pool_ctx *ctx, struct catalog *old, struct catalog **catp)
 {
@@ -176,7 +184,7 @@ listing_load(struct pool_ctx *ctx, struct catalog *old, struct catalog **catp)
             rc = -why.err;
             /* A dead connection is said (and mended) by the thread; at
              * mount time (nothing watched yet) it is an error like any. */
-            if (ctx->watched && virConnectIsAlive(ctx->conn) == 0)
+            if (ctx->watched && listing_conn_dead(ctx))
                 listing_conn_lost(ctx);
             else
                 pool_log("cannot list the volumes of storage pool '%s': %s",
@@ -320,14 +328,6 @@ listing_elapsed(const struct timespec *from, const struct timespec *to)
 {
     return (double)(to->tv_sec - from->tv_sec) +
            (double)(to->tv_nsec - from->tv_nsec) / 1e9;
-}
-
-/* Is the connection of the moment dead?  (Not an RPC: libvirt's own
- * knowledge of its socket.) */
-static bool
-listing_conn_dead(struct pool_ctx *ctx)
-{
-    return virConnectIsAlive(ctx->conn) == 0;
 }
 
 static void *
@@ -614,8 +614,9 @@ listing_unwatch(struct pool_ctx *ctx)
  * The connection is gone: a new one, the pools looked up on it, the
  * events moved over, and everything refreshed and listed afresh.  Until
  * then files open keep working (their data is the volumes' files, or
- * streams that fail and say so), lookups are served from the view, and
- * changes to names fail with EIO.  Logged once when lost, once per
+ * streams that fail and say so), lookups are served from the view,
+ * renames in a pool of files are rename(2) in its directory, and making
+ * or deleting a volume fails with EIO.  Logged once when lost, once per
  * distinct reason while it cannot be made, and once when made again.
  */
 static bool

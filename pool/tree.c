@@ -783,10 +783,11 @@ pool_statfs(struct pool_ctx *ctx, const char *path, struct statvfs *sv)
     struct pool_ref *ref = &ctx->pools[POOL_DISKS];
     virStoragePoolInfo info;
 
-    CONN_PIN(ctx);
-
     if (ref->local)
         return statvfs(ref->target, sv) < 0 ? -errno : 0;
+
+    CONN_PIN(ctx);
+
     if (virStoragePoolGetInfo(ref->pool, &info) < 0) {
         pool_log("cannot read the capacity of pool '%s': %s", ref->name,
                  pool_virt_message());

@@ -184,9 +184,8 @@ volume_rename_local(struct pool_ctx *ctx, int pool, const char *from,
     return 0;
 }
 
-static int volume_copy_head(struct pool_ctx *ctx, virStorageVolPtr src,
-                            virStorageVolPtr dst, unsigned long long len,
-                            struct pool_why *why);
+static int volume_copy_head(virStorageVolPtr src, virStorageVolPtr dst,
+                            unsigned long long len, struct pool_why *why);
 
 /* Is V raw to libvirt, the one format it copies byte for byte? */
 static bool
@@ -237,7 +236,7 @@ volume_clone_as(struct pool_ctx *ctx, int pool, virStorageVolPtr src,
                !(v = virStorageVolCreateXML(p, xml, 0))) {
         pool_why_take(why);
     } else if (vi.allocation &&
-               volume_copy_head(ctx, src, v, vi.allocation, why) < 0) {
+               volume_copy_head(src, v, vi.allocation, why) < 0) {
         virStorageVolDelete(v, 0);
         virStorageVolFree(v);
         v = NULL;
@@ -329,9 +328,8 @@ volume_rename(struct pool_ctx *ctx, int pool, const char *from,
 /* Copy the first LEN bytes of SRC into the (empty) volume DST; on failure
  * the reason is in WHY. */
 static int
-volume_copy_head(struct pool_ctx *ctx, virStorageVolPtr src,
-                 virStorageVolPtr dst, unsigned long long len,
-                 struct pool_why *why)
+volume_copy_head(virStorageVolPtr src, virStorageVolPtr dst,
+                 unsigned long long len, struct pool_why *why)
 {
     /* The streams on the volumes' connection (there may be a newer). */
     virStreamPtr down = virStreamNew(virStorageVolGetConnect(src), 0);
@@ -416,14 +414,14 @@ volume_shrink(struct pool_ctx *ctx, int pool, virStorageVolPtr v,
 
     if (size > 0 &&
         (!(tmp = virStorageVolCreateXML(p, tmpxml, 0)) ||
-         volume_copy_head(ctx, v, tmp, size, &why) < 0))
+         volume_copy_head(v, tmp, size, &why) < 0))
         goto error;
     if (virStorageVolDelete(v, 0) < 0)
         goto error;
     gone = true;
     if (!(fresh = virStorageVolCreateXML(p, xml, 0)))
         goto error;
-    if (tmp && volume_copy_head(ctx, tmp, fresh, size, &why) < 0)
+    if (tmp && volume_copy_head(tmp, fresh, size, &why) < 0)
         goto error;
     rc = 0;
     goto cleanup;
@@ -492,9 +490,8 @@ volume_check_length(virStorageVolPtr v, const char *name,
  * whatever the volume's format (virStorageVolResize would resize a qcow2
  * image's virtual disk instead). */
 static int
-volume_extend(struct pool_ctx *ctx, virStorageVolPtr v,
-              unsigned long long cur, unsigned long long size,
-              struct pool_why *why)
+volume_extend(virStorageVolPtr v, unsigned long long cur,
+              unsigned long long size, struct pool_why *why)
 {
     virStreamPtr st = virStreamNew(virStorageVolGetConnect(v), 0);
     int rc = -1;
@@ -534,7 +531,7 @@ volume_set_length(struct pool_ctx *ctx, int pool, const char *vol,
     if (size > info.allocation) {
         struct pool_why why = { 0 };
 
-        if (volume_extend(ctx, v, info.allocation, size, &why) < 0) {
+        if (volume_extend(v, info.allocation, size, &why) < 0) {
             rc = -why.err;
             pool_log("cannot extend volume '%s' of pool '%s' to %llu "
                      "bytes: %s", vol, ctx->pools[pool].name, size, why.msg);
