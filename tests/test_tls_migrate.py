@@ -4,12 +4,14 @@ anywhere: the data goes through libvirt volume streams."""
 
 import json
 import os
+import select
 import subprocess
+import time
 import uuid as uuidlib
 
 
 from conftest import REPO
-from helpers import DISKS_POOL, MiB, content_digest
+from helpers import DISKS_POOL, MiB, content_digest, wait_for
 
 POOLFSCTL = os.path.join(REPO, "build", "migrate", "poolfsctl")
 POOLFS = os.path.join(REPO, "build", "fs", "poolfs")
@@ -313,3 +315,111 @@ def test_pull_in_parallel_into_full_pool_fails_cleanly(hosts):
     with open(os.path.join(d, name), "rb") as fa, \
             open(os.path.join(bdisks, name), "rb") as fb:
         assert fa.read() == fb.read()
+
+
+# Run on node A inside its mount namespace: the held file and the outage as
+# a program sees them.  It talks with the test one line at a time.
+HOLDER = r"""
+import errno, os, sys, time
+mnt, uuid = sys.argv[1:3]
+for _ in range(300):
+    if os.path.ismount(mnt):
+        break
+    time.sleep(0.1)
+d = os.path.join(mnt, uuid)
+os.mkdir(d)
+f = open(os.path.join(d, "disk"), "w+b")
+f.write(b"before")
+f.flush()
+os.fsync(f.fileno())
+print("ready", flush=True)
+sys.stdin.readline()                    # node B's libvirtd is gone
+print(" ".join(sorted(os.listdir(d))), flush=True)
+try:
+    open(os.path.join(d, "x"), "wb").close()
+    print("created", flush=True)
+except OSError as e:
+    print(errno.errorcode[e.errno], flush=True)
+sys.stdin.readline()                    # back, and poolfs connected again
+f.seek(0)
+f.write(b"after!")
+f.flush()
+os.fsync(f.fileno())
+f.close()
+with open(os.path.join(d, "disk.info"), "w") as g:
+    g.write("{}")
+print("done", flush=True)
+"""
+
+
+def test_remote_mount_survives_a_restart_of_the_remote_libvirtd(hosts):
+    """An upgrade restarts node B's libvirtd under node A's mount of it over
+    TLS: through the outage the view stays and a create fails with EIO;
+    afterwards poolfs is connected again by itself, the file held open all
+    along writes its volume on B, and new names are made."""
+    uuid = str(uuidlib.uuid4())
+    mnt = os.path.join(hosts.workdir, "mnt-restart")
+    os.makedirs(mnt, exist_ok=True)
+    log = os.path.join(hosts.workdir, "poolfs-restart.log")
+    with open(log, "w") as err:
+        p = hosts.popen_on("nodea", [POOLFS, "-f", "-o", "refresh=0.5",
+                                     hosts.uri("nodeb"), mnt],
+                           stdout=err, stderr=err)
+    holder = hosts.popen_on("nodea", ["/usr/bin/python3", "-c", HOLDER, mnt, uuid],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    pending = bytearray()
+
+    def said():
+        with open(log) as f:
+            return f.read()
+
+    def answer(timeout=30):
+        """The holder's next line; bounded, so a hung mount fails the test."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in pending:
+            left = deadline - time.monotonic()
+            assert left > 0, f"the holder said nothing for {timeout} s; poolfs: {said()}"
+            if select.select([holder.stdout], [], [], left)[0]:
+                chunk = os.read(holder.stdout.fileno(), 4096)
+                assert chunk, f"the holder ended: {bytes(pending)!r}; poolfs: {said()}"
+                pending.extend(chunk)
+        line, _, rest = bytes(pending).partition(b"\n")
+        pending[:] = rest
+        return line.decode().strip()
+
+    def tell():
+        holder.stdin.write(b"go\n")
+        holder.stdin.flush()
+
+    try:
+        assert answer() == "ready"
+        hosts.stop_libvirtd("nodeb")
+        wait_for(lambda: "is lost" in said(), 40, "poolfs to notice")
+        tell()
+        assert answer() == "disk"
+        assert answer() == "EIO"
+        hosts.start_libvirtd("nodeb")
+        wait_for(lambda: "connected to libvirt at" in said(), 20,
+                 "poolfs to connect again")
+        tell()
+        assert answer() == "done"
+        holder.wait(timeout=20)
+        r = hosts.run_on("nodea", ["fusermount3", "-u", mnt])
+        assert r.returncode == 0, r.stderr
+        p.wait(timeout=20)
+        assert p.returncode == 0, said()
+    finally:
+        for proc in (holder, p):
+            if proc.poll() is None:
+                hosts.run_on("nodea", ["fusermount3", "-u", "-z", mnt])
+                proc.kill()
+                proc.wait(timeout=10)
+    d = hosts.disks_dir("nodeb")
+    with open(os.path.join(d, f"{uuid}_disk"), "rb") as f:
+        assert f.read() == b"after!"
+    with open(os.path.join(d, f"{uuid}_disk.info")) as f:
+        assert f.read() == "{}"
+    assert not os.path.exists(os.path.join(d, f"{uuid}_x"))
+    text = said()
+    assert text.count("connected to libvirt at") == 1, text

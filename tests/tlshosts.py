@@ -356,6 +356,27 @@ class TwoHosts:
                 pass
         return "\n".join(out)
 
+    def stop_libvirtd(self, node):
+        """Stop the node's libvirtd (SIGTERM, by pid), as an upgrade does."""
+        n = self.node(node)
+        if n.libvirtd is not None and n.libvirtd.poll() is None:
+            _stop_pid(n.libvirtd.pid, n.libvirtd)
+
+    def start_libvirtd(self, node, timeout=BRINGUP_TIMEOUT):
+        """Start the node's libvirtd again after stop_libvirtd() and wait
+        until it answers with both pools active (it remembers the transient
+        pools it had running; any it forgot are made again)."""
+        n = self.node(node)
+        self._deadline = time.monotonic() + timeout
+        self._start_libvirtd(n)
+        self._wait_for_libvirtds()
+        have = _run(["virsh", "-q", "-c", n.local_uri, "pool-list", "--name"],
+                    timeout=self._left()).stdout.split()
+        for pool, sub in POOLS.items():
+            if pool not in have:
+                _run(["virsh", "-q", "-c", n.local_uri, "pool-create-as", pool, "dir",
+                      "--target", os.path.join(n.pools_dir, sub)], timeout=self._left())
+
     def log_offset(self, node):
         """Current end of the node's libvirtd log, for libvirtd_log(since=)."""
         try:

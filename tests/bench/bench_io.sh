@@ -7,6 +7,9 @@
 #   poolfs-off  the same through a second poolfs mount with -o passthrough=off
 #           (poolfs serving every read and write itself, as on kernels
 #           before 6.9)
+#   poolfs-buf  the same through a third poolfs mount with
+#           -o passthrough=buffered: passthrough for every open but O_DIRECT
+#           ones, which poolfs serves from the host's page cache
 #   bindfs  bindfs over the pool's target directory (a plain FUSE passthrough)
 #   qsd     qemu-storage-daemon's FUSE export of the file (a single-file mount)
 #   bindfs-od  bindfs with --forward-odirect=4096: O_DIRECT opens through the
@@ -16,9 +19,9 @@
 #
 # bindfs and qsd as they come serve O_DIRECT from the host's page cache;
 # poolfs (with passthrough, its default) keeps O_DIRECT, so the fair
-# competitors for its column are bindfs-od and qsd-od, and for poolfs-off's
-# (whose daemon does buffered I/O on the file) bindfs and qsd.  The report
-# has one table for each comparison.
+# competitors for its column are bindfs-od and qsd-od, and for poolfs-buf's
+# and poolfs-off's (whose daemon does buffered I/O on the file for O_DIRECT)
+# bindfs and qsd.  The report has one table for each comparison.
 #
 # Workloads: fio sequential read/write (bs=1M, iodepth 8), fio random
 # read/write (bs=4k, iodepth 1 and 16), and cp of a whole file into and out of
@@ -85,7 +88,7 @@ quick=0
 runs=""
 runtime=""
 direct=1
-targets_arg="direct,poolfs,poolfs-off,bindfs,qsd,bindfs-od,qsd-od"
+targets_arg="direct,poolfs,poolfs-buf,poolfs-off,bindfs,qsd,bindfs-od,qsd-od"
 workdir_arg=""
 poolfs_bin="${POOLFS:-$repo/build/fs/poolfs}"
 poolfs_opts=""
@@ -98,7 +101,7 @@ usage() {
     echo "  --runs N        runs per workload and target (default 3)" >&2
     echo "  --runtime S     seconds per fio job (default 10)" >&2
     echo "  --buffered      fio with direct=0 instead of direct=1" >&2
-    echo "  --targets LIST  subset of direct,poolfs,poolfs-off,bindfs,qsd,bindfs-od,qsd-od" >&2
+    echo "  --targets LIST  subset of direct,poolfs,poolfs-buf,poolfs-off,bindfs,qsd,bindfs-od,qsd-od" >&2
     echo "  --workloads LIST subset of seqread,seqwrite,randread1,randread16,randwrite1,randwrite16,cpin,cpout" >&2
     echo "  --workdir DIR   where pools, mounts and files go (default: mktemp under /var/tmp)" >&2
     echo "  --poolfs PATH   poolfs binary (default build/fs/poolfs, or \$POOLFS)" >&2
@@ -146,7 +149,7 @@ die() { printf 'bench_io: error: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "must run as root (FUSE mounts, drop_caches, libvirtd); try: sudo $0"
 
 # --- what to run ------------------------------------------------------------
-all_targets=(direct poolfs poolfs-off bindfs qsd bindfs-od qsd-od)
+all_targets=(direct poolfs poolfs-buf poolfs-off bindfs qsd bindfs-od qsd-od)
 targets=()
 IFS=, read -r -a wanted <<<"$targets_arg"
 for t in "${all_targets[@]}"; do
@@ -164,10 +167,11 @@ drop_target() {
     targets=("${new[@]}")
 }
 
-if { has_target poolfs || has_target poolfs-off; } && [ ! -x "$poolfs_bin" ]; then
+if { has_target poolfs || has_target poolfs-buf || has_target poolfs-off; } && [ ! -x "$poolfs_bin" ]; then
     log "poolfs binary $poolfs_bin not found: skipping the poolfs targets (build it with: meson setup build && ninja -C build)"
     note "poolfs was not measured: $poolfs_bin did not exist when the bench ran."
     drop_target poolfs
+    drop_target poolfs-buf
     drop_target poolfs-off
 fi
 
@@ -395,6 +399,7 @@ mount_poolfs() {   # target extra-options
         die "poolfs is mounted but ${path[$t]} (volume $vol) did not appear; ls: $(ls -la "$work/mnt/$t" 2>&1 | head -5)"
 }
 has_target poolfs && mount_poolfs poolfs ""
+has_target poolfs-buf && mount_poolfs poolfs-buf passthrough=buffered
 has_target poolfs-off && mount_poolfs poolfs-off passthrough=off
 
 # Every target must show the same file: same size, same first and last MiB.
@@ -632,7 +637,8 @@ report="$work/report.md"
         case $t in
             direct) desc+=("direct = the file in the pool's directory") ;;
             poolfs) desc+=("poolfs = MOUNT/{uuid}/disk, poolfs $poolfs_mode") ;;
-            poolfs-off) desc+=("poolfs-off = the same with -o passthrough=off, a second mount") ;;
+            poolfs-buf) desc+=("poolfs-buf = the same with -o passthrough=buffered, a mount of its own") ;;
+            poolfs-off) desc+=("poolfs-off = the same with -o passthrough=off, a mount of its own") ;;
             bindfs) desc+=("bindfs = bindfs --multithreaded over the pool's directory") ;;
             qsd) desc+=("qsd = qemu-storage-daemon's FUSE export of the file (writable, growable)") ;;
             bindfs-od) desc+=("bindfs-od = bindfs --multithreaded --forward-odirect=4096") ;;
@@ -644,7 +650,7 @@ report="$work/report.md"
         echo "- poolfs binary: $poolfs_bin, built $(date -u -r "$poolfs_bin" '+%Y-%m-%d %H:%M UTC'); source tree: $(git -C "$repo" log -1 --format='%h %s' 2>/dev/null | cut -c1-80 || echo unknown)$(git -C "$repo" diff --quiet HEAD -- fs pool meson.build 2>/dev/null || echo ' (+ uncommitted changes in fs/, pool/)')"
     fi
     echo "- versions: $(fio --version), $(bindfs --version 2>/dev/null | head -n 1), $(qemu-storage-daemon --version 2>/dev/null | head -n 1 | sed 's/ (.*//'), $(fusermount3 -V 2>/dev/null)"
-    for t in poolfs poolfs-off bindfs qsd bindfs-od qsd-od; do
+    for t in poolfs poolfs-buf poolfs-off bindfs qsd bindfs-od qsd-od; do
         if [ -n "${pid_of[$t]:-}" ]; then echo "- $t daemon memory: $(mem_line "$t")"; fi
     done
     while IFS= read -r n; do echo "- NOTE: $n"; done <"$work/notes"
@@ -658,10 +664,10 @@ report="$work/report.md"
     table "direct poolfs bindfs-od qsd-od" \
         "poolfs/direct poolfs/bindfs-od poolfs/qsd-od"
     echo
-    echo "O_DIRECT served from the host's page cache by the daemon (poolfs-off, as -o passthrough=buffered serves O_DIRECT files; bindfs and qsd as they come), and poolfs's default against them:"
+    echo "O_DIRECT served from the host's page cache by the daemon (poolfs-buf: -o passthrough=buffered, whose cp rows are passthrough; poolfs-off: -o passthrough=off, the daemon for everything; bindfs and qsd as they come), and poolfs's default against them:"
     echo
-    table "poolfs-off bindfs qsd" \
-        "poolfs-off/direct poolfs-off/bindfs poolfs-off/qsd poolfs/bindfs poolfs/qsd"
+    table "poolfs-buf poolfs-off bindfs qsd" \
+        "poolfs-buf/bindfs poolfs-buf/qsd poolfs-off/bindfs poolfs-off/qsd poolfs/bindfs poolfs/qsd"
     echo
     echo "Raw runs (workload, target: run 1, run 2, ...):"
     echo
