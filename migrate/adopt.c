@@ -506,7 +506,7 @@ adopt_main(struct ctl *ctl, int argc, char **argv)
     int c, i, failed = 0, n = 0;
 
     optind = 0;     /* glibc: start over (the global parse used "+") */
-    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, CTL_COMMON_SHORT, opts, NULL)) != -1) {
         switch (c) {
         case 'M': mount = optarg; break;
         case 'a': all = true; break;

@@ -221,7 +221,7 @@ cache_main(struct ctl *ctl, int argc, char **argv)
     char *end;
 
     optind = 0;     /* glibc: start over (the global parse used "+") */
-    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, CTL_COMMON_SHORT, opts, NULL)) != -1) {
         switch (c) {
         case 'u': unused = true; break;
         case 'r': remove = true; break;

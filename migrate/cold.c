@@ -647,7 +647,7 @@ cold_main(struct ctl *ctl, int argc, char **argv)
     int c, i, failed = 0, p;
 
     optind = 0;     /* glibc: start over (the global parse used "+") */
-    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, CTL_COMMON_SHORT, opts, NULL)) != -1) {
         switch (c) {
         case 'f': o.from = optarg; break;
         case 't': o.to = optarg; break;

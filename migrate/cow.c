@@ -83,7 +83,7 @@ cow_main(struct ctl *ctl, int argc, char **argv)
     char sz[32];
 
     optind = 0;     /* glibc: start over (the global parse used "+") */
-    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, CTL_COMMON_SHORT, opts, NULL)) != -1) {
         switch (c) {
         case 'b': backing = optarg; break;
         case 's':

@@ -24,7 +24,11 @@ struct ctl {
     { "disks-pool", required_argument, NULL, 'D' },         \
     { "base-pool", required_argument, NULL, 'B' },          \
     { "json", no_argument, NULL, 'j' },                     \
+    { "keepalive-interval", required_argument, NULL, 'k' }, \
+    { "keepalive-count", required_argument, NULL, 'K' },    \
     { "help", no_argument, NULL, 'h' }
+/* Their short ones, for getopt_long's OPTSTRING. */
+#define CTL_COMMON_SHORT "c:k:K:h"
 
 /* Take one of CTL_COMMON_OPTIONS but --help; false if C is none. */
 bool ctl_common_opt(struct ctl *ctl, int c, const char *arg);

@@ -171,6 +171,7 @@ lane_segment(struct lanes *l, virConnectPtr conn, virStorageVolPtr vol,
         if (r == -1 || r == -2) {
             pump_fail(err, errlen, "reading '%s' at byte %llu", l->name,
                       (unsigned long long)(off + pos));
+            pump_note_lost(conn, err, errlen);
             goto fail;
         }
         if (got == 0 || pos + got > len) {
@@ -258,11 +259,12 @@ lane_run(void *arg)
     }
     /* A connection of its own if it can have one; the shared one else
      * (the daemon's max_clients, say: the copy still goes on). */
-    if (l->uri && l->key &&
-        (own = virConnectOpen(l->uri)) &&
-        !(vol = virStorageVolLookupByKey(own, l->key))) {
-        virConnectClose(own);
-        own = NULL;
+    if (l->uri && l->key && (own = virConnectOpen(l->uri))) {
+        pump_keepalive();
+        if (!(vol = virStorageVolLookupByKey(own, l->key))) {
+            virConnectClose(own);
+            own = NULL;
+        }
     }
     while ((n = lanes_take(l)) >= 0) {
         if (lane_segment(l, own ? own : l->conn, own ? vol : l->vol, n, buf,

@@ -490,7 +490,7 @@ live_main(struct ctl *ctl, int argc, char **argv)
     int c, i, rc = CTL_FAILED;
 
     optind = 0;     /* glibc: start over (the global parse used "+") */
-    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, CTL_COMMON_SHORT, opts, NULL)) != -1) {
         switch (c) {
         case 't': r.to = optarg; break;
         case 'T':

@@ -5,6 +5,7 @@
  *   poolfsctl [-c URI] [--disks-pool NAME] [--base-pool NAME] [--json]
  *             COMMAND [ARGS]
  */
+#include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
 #include <signal.h>
@@ -18,6 +19,7 @@
 #include <libxml/entities.h>
 
 #include "ctl.h"
+#include "pump.h"
 #include "virterr.h"
 
 static void
@@ -65,6 +67,8 @@ ctl_connect(const char *uri)
                   ctl_virt_message(), hint ? " (" : "", hint ? hint : "",
                   hint ? ")" : "");
     }
+    if (c)
+        pump_keepalive();
     return c;
 }
 
@@ -110,10 +114,37 @@ ctl_json_string(FILE *out, const char *s)
     fputc('"', out);
 }
 
+/* -k and -K, wherever they come: false (said why) for a bad value. */
+static bool
+ctl_keepalive_opt(int c, const char *arg)
+{
+    static long interval = 5, count = 6;
+    long v;
+    char *end;
+
+    errno = 0;
+    v = strtol(arg, &end, 10);
+    if (errno || end == arg || *end ||
+        (c == 'k' ? v < 0 || v > 3600 : v < 1 || v > 100)) {
+        ctl_error("bad %s '%s': want %s",
+                  c == 'k' ? "--keepalive-interval" : "--keepalive-count", arg,
+                  c == 'k' ? "0 to 3600 seconds" : "1 to 100");
+        return false;
+    }
+    *(c == 'k' ? &interval : &count) = v;
+    pump_keepalive_setup((int)interval, (unsigned)count);
+    return true;
+}
+
 bool
 ctl_common_opt(struct ctl *ctl, int c, const char *arg)
 {
     switch (c) {
+    case 'k':
+    case 'K':
+        if (!ctl_keepalive_opt(c, arg))
+            exit(CTL_USAGE);
+        return true;
     case 'c': ctl->uri = arg; return true;
     case 'D': ctl->disks_pool = arg; return true;
     case 'B': ctl->base_pool = arg; return true;
@@ -182,7 +213,7 @@ ctl_usage(FILE *out)
 {
     fprintf(out,
 "usage: poolfsctl [-c URI] [--disks-pool NAME] [--base-pool NAME] [--json]\n"
-"                 COMMAND [ARGS]\n"
+"                 [-k SECONDS] [-K COUNT] COMMAND [ARGS]\n"
 "\n"
 "The admin command of poolfs.\n"
 "\n"
@@ -191,6 +222,12 @@ ctl_usage(FILE *out)
 "  --disks-pool NAME    pool of instance files (default nova-disks-pool)\n"
 "  --base-pool NAME     pool of base images (default nova-base-images-pool)\n"
 "  --json               print a machine-readable result on stdout\n"
+"  -k, --keepalive-interval SECONDS\n"
+"                       probe a libvirt connection that has gone silent\n"
+"                       every SECONDS (default 5; 0: never), as virsh does\n"
+"  -K, --keepalive-count COUNT\n"
+"                       close it after COUNT unanswered probes (default 6):\n"
+"                       a cut network ends a copy with an error\n"
 "  -h, --help           print this help; COMMAND --help for a command's\n"
 "  -V, --version        print the version\n"
 "\n"
@@ -223,6 +260,8 @@ main(int argc, char **argv)
         { "disks-pool", required_argument, NULL, 'D' },
         { "base-pool", required_argument, NULL, 'B' },
         { "json", no_argument, NULL, 'j' },
+        { "keepalive-interval", required_argument, NULL, 'k' },
+        { "keepalive-count", required_argument, NULL, 'K' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -234,10 +273,16 @@ main(int argc, char **argv)
     };
     int c;
 
+    pump_keepalive_setup(5, 6);
     /* Global options stop at the command: its options are its own. */
-    while ((c = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+c:k:K:hV", opts, NULL)) != -1) {
         switch (c) {
         case 'c': ctl.uri = optarg; break;
+        case 'k':
+        case 'K':
+            if (!ctl_keepalive_opt(c, optarg))
+                return CTL_USAGE;
+            break;
         case 'D': ctl.disks_pool = optarg; break;
         case 'B': ctl.base_pool = optarg; break;
         case 'j': ctl.json = true; break;

@@ -7,6 +7,10 @@
 #include <string.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <libvirt/virterror.h>
@@ -28,6 +32,62 @@ pump_fail_with(virErrorPtr e, char *err, size_t errlen, const char *fmt, ...)
     if (e && e->message && n < errlen)
         snprintf(err + n, errlen - n, ": %s", e->message);
     virFreeError(e);
+}
+
+static int pump_ka_interval;
+static unsigned pump_ka_count;
+
+void
+pump_note_lost(virConnectPtr c, char *err, size_t errlen)
+{
+    size_t n = strlen(err);
+
+    if (!c || virConnectIsAlive(c) != 0 || n >= errlen)
+        return;
+    if (pump_ka_interval > 0)
+        snprintf(err + n, errlen - n, "; the connection is lost (the other "
+                 "end closed it, or did not answer for %d s)",
+                 pump_ka_interval * (int)(pump_ka_count + 1));
+    else
+        snprintf(err + n, errlen - n, "; the connection is lost");
+}
+
+void
+pump_keepalive_setup(int interval, unsigned count)
+{
+    pump_ka_interval = interval;
+    pump_ka_count = count;
+}
+
+void
+pump_keepalive(void)
+{
+    int on = 1, idle = pump_ka_interval, cnt = (int)pump_ka_count;
+    unsigned user = (unsigned)pump_ka_interval * (pump_ka_count + 1) * 1000;
+    struct dirent *e;
+    DIR *d;
+
+    if (pump_ka_interval <= 0 || !(d = opendir("/proc/self/fd")))
+        return;
+    while ((e = readdir(d))) {
+        int fd = atoi(e->d_name), proto = 0;
+        socklen_t len = sizeof(proto);
+        struct stat st;
+
+        if (e->d_name[0] == '.' || fd == dirfd(d) || fstat(fd, &st) < 0 ||
+            !S_ISSOCK(st.st_mode) ||
+            getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) < 0 ||
+            proto != IPPROTO_TCP)
+            continue;
+        /* Best effort: a socket that refuses stays as it was. */
+        (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &idle, sizeof(idle));
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user,
+                         sizeof(user));
+    }
+    closedir(d);
 }
 
 static void
@@ -72,6 +132,7 @@ struct pump_queue {
     bool stop;
     /* the source: a stream, or a file read up to SIZE */
     virStreamPtr down;
+    virConnectPtr down_conn;            /* of DOWN */
     int fd;
     off_t pos, size, data_end;
     struct digest *dg;
@@ -89,6 +150,7 @@ pump_read_stream(struct pump_queue *q, struct pump_item *it)
         if (virStreamRecvHole(q->down, &it->len, 0) < 0) {
             it->kind = PUMP_ERROR;
             pump_fail(q->err, sizeof(q->err), "reading the source");
+            pump_note_lost(q->down_conn, q->err, sizeof(q->err));
         }
     } else if (n > 0) {
         it->kind = PUMP_DATA;
@@ -98,6 +160,7 @@ pump_read_stream(struct pump_queue *q, struct pump_item *it)
     } else {
         it->kind = PUMP_ERROR;
         pump_fail(q->err, sizeof(q->err), "reading the source");
+        pump_note_lost(q->down_conn, q->err, sizeof(q->err));
     }
 }
 
@@ -251,6 +314,7 @@ pump_write_file(int fd, const char *p, size_t len, off_t off,
 
 struct pump_sink {
     virStreamPtr up;        /* a stream, or */
+    virConnectPtr up_conn;  /* of UP */
     int fd;                 /* a file, or neither (digest only) */
     unsigned flags;
     char *scratch;          /* PUMP_VERIFY: what is read back */
@@ -432,6 +496,7 @@ pump_put(struct pump_sink *s, const struct pump_item *it,
     return 0;
  fail:
     pump_fail(err, errlen, "writing the destination");
+    pump_note_lost(s->up_conn, err, errlen);
     return -1;
 }
 
@@ -535,6 +600,7 @@ pump_copy(const struct pump_end *src, const struct pump_end *dst,
         return -1;
     }
     if (src->conn) {
+        q.down_conn = src->conn;
         if (!(q.down = virStreamNew(src->conn, 0)) ||
             virStorageVolDownload(src->vol, q.down, 0, 0,
                                   VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM) < 0) {
@@ -552,6 +618,7 @@ pump_copy(const struct pump_end *src, const struct pump_end *dst,
         q.size = st.st_size;
     }
     if (dst && dst->conn) {
+        s.up_conn = dst->conn;
         if (!(s.up = virStreamNew(dst->conn, 0)) ||
             virStorageVolUpload(dst->vol, s.up, 0, 0,
                                 VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM) < 0) {

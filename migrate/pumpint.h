@@ -20,6 +20,9 @@
         virErrorPtr pump_saved_ = virSaveLastError();                     \
         pump_fail_with(pump_saved_, err, errlen, __VA_ARGS__);            \
     } while (0)
+/* After a stream call failed: if connection C is no longer alive, say so
+ * at the end of ERR (what ended it: the other end, or poolfsctl's -k/-K). */
+void pump_note_lost(virConnectPtr c, char *err, size_t errlen);
 /* The same with libvirt's error E (freed here; NULL for none). */
 void pump_fail_with(virErrorPtr e, char *err, size_t errlen,
                     const char *fmt, ...)

@@ -371,6 +371,15 @@ def test_usage_errors(poolfsctl):
         r = run([poolfsctl, "migrate", "--parallel", bad, "--to", "qemu:///system",
                  str(uuidlib.uuid4())], check=False)
         assert r.returncode == 2 and "--parallel" in r.stderr and bad in r.stderr, r.stderr
+    for where in ("before", "after"):
+        for opt, bad in (("-k", "-1"), ("-k", "soon"), ("-K", "0"),
+                         ("--keepalive-count", "101")):
+            args = [opt, bad]
+            argv = ([poolfsctl, *args, "cache"] if where == "before"
+                    else [poolfsctl, "cache", *args])
+            r = run(argv, check=False)
+            assert r.returncode == 2 and "keepalive" in r.stderr and \
+                f"'{bad}'" in r.stderr, (argv, r.stderr)
     r = run([poolfsctl, "frobnicate"], check=False)
     assert r.returncode == 2 and "unknown command" in r.stderr
     r = run([poolfsctl, "--help"])

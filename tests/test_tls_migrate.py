@@ -2,6 +2,7 @@
 hosts (network namespaces, one TLS libvirtd each; see tlshosts.py).  No SSH
 anywhere: the data goes through libvirt volume streams."""
 
+import hashlib
 import json
 import os
 import select
@@ -17,13 +18,13 @@ POOLFSCTL = os.path.join(REPO, "build", "migrate", "poolfsctl")
 POOLFS = os.path.join(REPO, "build", "fs", "poolfs")
 
 
-def make_instance(hosts, node, uuid):
+def make_instance(hosts, node, uuid, data=3 * MiB):
     d = hosts.disks_dir(node)
     open(os.path.join(d, f"{uuid}_"), "w").close()
     with open(os.path.join(d, f"{uuid}_disk"), "wb") as f:
         f.truncate(256 * MiB)
         f.seek(64 * MiB)
-        f.write(os.urandom(3 * MiB))
+        f.write(os.urandom(data))
     with open(os.path.join(d, f"{uuid}_disk.info"), "w") as f:
         f.write("{}")
     hosts.run_on(node, ["virsh", "-q", "-c", hosts.local_uri(node),
@@ -423,3 +424,72 @@ def test_remote_mount_survives_a_restart_of_the_remote_libvirtd(hosts):
     assert not os.path.exists(os.path.join(d, f"{uuid}_x"))
     text = said()
     assert text.count("connected to libvirt at") == 1, text
+
+
+def test_pull_over_a_network_gone_silent_fails_then_completes(hosts):
+    """The link between the nodes goes dead in the middle of a pull (no
+    reset, no FIN: packets are simply lost, as with a cut cable).  libvirt's
+    TCP keepalive, probing every second here (-k 1 -K 3), ends the copy with
+    one line saying so, instead of a wait for ever; B keeps no volume under
+    its final name, A's is untouched, and once the link is back the same
+    command completes the job."""
+    uuid = str(uuidlib.uuid4())
+    make_instance(hosts, "nodea", uuid, data=8 * MiB)
+    src = os.path.join(hosts.disks_dir("nodea"), f"{uuid}_disk")
+    with open(src, "rb") as f:
+        before = hashlib.sha256(f.read()).hexdigest()
+    argv = [POOLFSCTL, "-k", "1", "-K", "3", "-c", hosts.local_uri("nodeb"),
+            "migrate", "--from", hosts.uri("nodea"), "--to",
+            hosts.local_uri("nodeb"), uuid]
+    a_ns = hosts.netns("nodea")
+    # 1 MiB/s from A: the disk's 8 MiB take seconds, time enough to cut.
+    subprocess.run(["ip", "netns", "exec", a_ns, "tc", "qdisc", "add", "dev",
+                    "eth0", "root", "tbf", "rate", "8mbit", "burst", "32kbit",
+                    "latency", "400ms"], check=True, timeout=10)
+    p = None
+    try:
+        p = hosts.popen_on("nodeb", argv, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+        partial = [None]
+
+        def copying():
+            for n in os.listdir(hosts.disks_dir("nodeb")):
+                if n.startswith(".partial") and n.endswith(f"{uuid}_disk"):
+                    st = os.stat(os.path.join(hosts.disks_dir("nodeb"), n))
+                    if st.st_blocks * 512 >= 1 * MiB:
+                        partial[0] = n
+                        return True
+            return False
+
+        wait_for(copying, 30, "the disk's copy to be under way")
+        subprocess.run(["ip", "-n", a_ns, "link", "set", "eth0", "down"],
+                       check=True, timeout=10)
+        t0 = time.monotonic()
+        try:
+            out, err = p.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate(timeout=10)
+            raise AssertionError(f"poolfsctl still waited 60 s after the cut: {err}")
+        took = time.monotonic() - t0
+    finally:
+        subprocess.run(["ip", "-n", a_ns, "link", "set", "eth0", "up"],
+                       timeout=10)
+        subprocess.run(["ip", "netns", "exec", a_ns, "tc", "qdisc", "del",
+                        "dev", "eth0", "root"], timeout=10)
+        if p is not None and p.poll() is None:
+            p.kill()
+            p.wait(timeout=10)
+    assert p.returncode == 1, (p.returncode, out, err)
+    assert took < 30, f"{took:.1f} s from the cut to the end"
+    line = one_line(err)
+    assert "the connection is lost" in line and "did not answer for 4 s" in line, line
+    b = hosts.disks_dir("nodeb")
+    assert not os.path.exists(os.path.join(b, f"{uuid}_disk"))
+    with open(src, "rb") as f:
+        assert hashlib.sha256(f.read()).hexdigest() == before
+    # The link is back: the same command finishes the job.
+    r = hosts.run_on("nodeb", argv, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert_copied(hosts, uuid)
+    assert not [n for n in os.listdir(b) if n.startswith(".partial") and uuid in n]
