@@ -7,10 +7,6 @@
 #include <string.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <dirent.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <libvirt/virterror.h>
@@ -18,6 +14,7 @@
 #include "pump.h"
 #include "pumpint.h"
 #include "sparse.h"
+#include "tcpkeep.h"
 
 
 void
@@ -62,32 +59,7 @@ pump_keepalive_setup(int interval, unsigned count)
 void
 pump_keepalive(void)
 {
-    int on = 1, idle = pump_ka_interval, cnt = (int)pump_ka_count;
-    unsigned user = (unsigned)pump_ka_interval * (pump_ka_count + 1) * 1000;
-    struct dirent *e;
-    DIR *d;
-
-    if (pump_ka_interval <= 0 || !(d = opendir("/proc/self/fd")))
-        return;
-    while ((e = readdir(d))) {
-        int fd = atoi(e->d_name), proto = 0;
-        socklen_t len = sizeof(proto);
-        struct stat st;
-
-        if (e->d_name[0] == '.' || fd == dirfd(d) || fstat(fd, &st) < 0 ||
-            !S_ISSOCK(st.st_mode) ||
-            getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) < 0 ||
-            proto != IPPROTO_TCP)
-            continue;
-        /* Best effort: a socket that refuses stays as it was. */
-        (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &idle, sizeof(idle));
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user,
-                         sizeof(user));
-    }
-    closedir(d);
+    tcpkeep_apply(pump_ka_interval, (int)pump_ka_count);
 }
 
 static void

@@ -81,16 +81,11 @@ int pump_digest(const struct pump_end *src, pump_progress_fn progress,
                 size_t errlen);
 
 /*
- * Dead peers: a network that goes silent in the middle of a copy (a cut
- * cable, a node that froze) must end its stream with an error, not a wait
- * for ever.  libvirt's own keepalive needs an event loop thread, and with
- * one running libvirt reads every stream's packets off the socket into
- * memory whether its reader wants them or not (no flow control but TCP's),
- * and its waiting calls (9.0) never time out by themselves.  So TCP does
- * it: every TCP socket of this process (the libvirt connections) probes a
- * silent peer every INTERVAL seconds and gives up after COUNT unanswered
- * probes, and unacknowledged data too is given up after that long
- * (TCP_USER_TIMEOUT).  INTERVAL 0 leaves the sockets as libvirt made them.
+ * Dead peers: a network that goes silent in the middle of a copy must end
+ * its stream with an error, not a wait for ever (pool/tcpkeep.h says why
+ * TCP does it and not libvirt's keepalive).  INTERVAL seconds of silence,
+ * then COUNT unanswered probes; INTERVAL 0 leaves the sockets as libvirt
+ * made them.
  */
 void pump_keepalive_setup(int interval, unsigned count);
 /* Apply it to the TCP sockets open now: call after each connection. */

@@ -17,7 +17,7 @@
  * _base), so no FUSE request ever waits for it.
  *
  * When libvirtd goes away (restarted, upgraded: the close callback, or the
- * keepalive for a peer that vanished), this thread also makes a new
+ * TCP keepalive for a peer that went silent), this thread also makes a new
  * connection, looks the same pools up on it and moves the events over
  * (listing_reconnect), an attempt every 1 to 2 s until it can.
  */
@@ -31,6 +31,7 @@
 #include "internal.h"
 #include "names.h"
 #include "legacy.h"
+#include "tcpkeep.h"
 
 /* Where an undecodable or conflicting disks-pool volume is shown. */
 static struct cat_node *
@@ -579,9 +580,11 @@ listing_watch(struct pool_ctx *ctx)
             VIR_STORAGE_POOL_EVENT_CALLBACK(listing_lifecycle_event), ctx,
             NULL);
     }
-    /* A dead peer is found within 5 s x 6 unanswered probes; a daemon that
-     * stops closes the socket, which the close callback sees at once. */
-    virConnectSetKeepAlive(c, 5, 6);
+    /* A silent peer is found by TCP after -o keepalive seconds and
+     * keepalive_count unanswered probes (tcpkeep.h: not libvirt's
+     * keepalive); a daemon that stops closes the socket, which the close
+     * callback sees at once. */
+    tcpkeep_apply(ctx->opts.keepalive, ctx->opts.keepalive_count);
     virConnectRegisterCloseCallback(c, listing_conn_closed, ctx, NULL);
     ctx->watched = c;
 }

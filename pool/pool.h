@@ -29,6 +29,8 @@ struct pool_opts {
     const char *base_pool;
     const char *mountpoint;   /* absolute, resolved */
     double refresh;           /* seconds between re-listings of the pools */
+    int keepalive;            /* a silent peer probed every this many s, */
+    int keepalive_count;      /* given up after this many probes (tcpkeep.h) */
     enum pool_io io;
     bool read_only;
     /* "disk.swap:nova-swap-pool,disk.local:nova-ephemeral-pool", or NULL */

@@ -493,3 +493,74 @@ def test_pull_over_a_network_gone_silent_fails_then_completes(hosts):
     assert r.returncode == 0, r.stderr
     assert_copied(hosts, uuid)
     assert not [n for n in os.listdir(b) if n.startswith(".partial") and uuid in n]
+
+
+def test_remote_mount_over_a_network_gone_silent_fails_then_comes_back(hosts):
+    """The link dies (no reset: packets lost) while a program reads a file
+    of a remote mount: the read fails with EIO once TCP's probes go
+    unanswered (-o keepalive=1,keepalive_count=3 here) instead of hanging
+    the reader in the kernel for ever; once the link is back, poolfs is
+    connected again by itself and the file reads whole."""
+    uuid = str(uuidlib.uuid4())
+    d = hosts.disks_dir("nodeb")
+    open(os.path.join(d, f"{uuid}_"), "w").close()
+    data = os.urandom(8 * MiB)
+    with open(os.path.join(d, f"{uuid}_disk"), "wb") as f:
+        f.write(data)
+    hosts.run_on("nodeb", ["virsh", "-q", "-c", hosts.local_uri("nodeb"),
+                           "pool-refresh", DISKS_POOL], check=True)
+    mnt = os.path.join(hosts.workdir, "mnt-silent")
+    os.makedirs(mnt, exist_ok=True)
+    log = os.path.join(hosts.workdir, "poolfs-silent.log")
+    b_ns = hosts.netns("nodeb")
+    with open(log, "w") as err:
+        p = hosts.popen_on("nodea", [POOLFS, "-f", "-o",
+                                     "keepalive=1,keepalive_count=3,refresh=0.5",
+                                     hosts.uri("nodeb"), mnt],
+                           stdout=err, stderr=err)
+    path = os.path.join(mnt, uuid, "disk")
+    reader = None
+    try:
+        r = hosts.run_on("nodea", ["bash", "-c", f"for i in $(seq 300); do "
+                                   f"test -e {path} && exit 0; sleep 0.1; done; exit 1"])
+        assert r.returncode == 0, open(log).read()
+        # 1 MiB/s from B: the 8 MiB take seconds, time enough to cut.
+        subprocess.run(["ip", "netns", "exec", b_ns, "tc", "qdisc", "add", "dev",
+                        "eth0", "root", "tbf", "rate", "8mbit", "burst", "32kbit",
+                        "latency", "400ms"], check=True, timeout=10)
+        reader = hosts.popen_on("nodea", ["dd", f"if={path}", "of=/dev/null",
+                                          "bs=1M", "status=none"],
+                                stderr=subprocess.PIPE, text=True)
+        time.sleep(2)
+        subprocess.run(["ip", "-n", b_ns, "link", "set", "eth0", "down"],
+                       check=True, timeout=10)
+        t0 = time.monotonic()
+        try:
+            _, derr = reader.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the read still hangs 60 s after the cut")
+        took = time.monotonic() - t0
+        assert reader.returncode != 0 and "Input/output error" in derr, derr
+        assert took < 30, f"{took:.1f} s from the cut to EIO"
+        subprocess.run(["ip", "-n", b_ns, "link", "set", "eth0", "up"],
+                       check=True, timeout=10)
+        subprocess.run(["ip", "netns", "exec", b_ns, "tc", "qdisc", "del", "dev",
+                        "eth0", "root"], check=True, timeout=10)
+        wait_for(lambda: "connected to libvirt at" in open(log).read(), 30,
+                 "poolfs to connect again")
+        r = hosts.run_on("nodea", ["sha256sum", path], timeout=60)
+        assert r.returncode == 0 and \
+            r.stdout.split()[0] == hashlib.sha256(data).hexdigest(), r.stderr
+        r = hosts.run_on("nodea", ["fusermount3", "-u", mnt])
+        assert r.returncode == 0, r.stderr
+        p.wait(timeout=20)
+        assert p.returncode == 0, open(log).read()
+    finally:
+        subprocess.run(["ip", "-n", b_ns, "link", "set", "eth0", "up"], timeout=10)
+        subprocess.run(["ip", "netns", "exec", b_ns, "tc", "qdisc", "del", "dev",
+                        "eth0", "root"], timeout=10, capture_output=True)
+        for proc in (reader, p):
+            if proc is not None and proc.poll() is None:
+                hosts.run_on("nodea", ["fusermount3", "-u", "-z", mnt])
+                proc.kill()
+                proc.wait(timeout=10)

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * tcpkeep: TCP's own dead-peer detection on the libvirt connections of this
+ * process.
+ *
+ * A network that goes silent (a cut cable, a node that froze: no reset,
+ * packets just lost) must end a libvirt call or stream with an error, not
+ * a wait for ever.  libvirt 9.0's client never times out a waiting call by
+ * itself; its keepalive runs from an event loop thread, which closes the
+ * connection under a thread waiting on it (that thread can then wait for
+ * ever), and which reads every stream's packets into memory ahead of its
+ * reader.  So the sockets do it: every TCP socket of the process (the
+ * libvirt connections, qemu+tls and qemu+tcp) probes a peer that has sent
+ * nothing for INTERVAL seconds every INTERVAL seconds and fails after COUNT
+ * unanswered probes, and gives up on data unacknowledged for as long
+ * (TCP_USER_TIMEOUT).  The waiting thread then sees its own socket fail,
+ * the error path a daemon that closes its end takes.
+ */
+#ifndef POOLFS_TCPKEEP_H
+#define POOLFS_TCPKEEP_H
+
+/* Apply it to every TCP socket open now (call after each connection is
+ * made; it is idempotent).  INTERVAL 0 does nothing. */
+void tcpkeep_apply(int interval, int count);
+
+#endif /* POOLFS_TCPKEEP_H */
