@@ -34,8 +34,8 @@ struct poolfs_args {
     char *passthrough;
     unsigned max_threads;
     unsigned readahead;             /* KiB */
-    unsigned keepalive;             /* seconds */
-    unsigned keepalive_count;
+    char *keepalive;                /* seconds */
+    char *keepalive_count;
     int foreground;
     int debug;
     int help;
@@ -56,8 +56,8 @@ static const struct fuse_opt poolfs_opt_spec[] = {
     { "passthrough=%s", offsetof(struct poolfs_args, passthrough), 0 },
     { "max_threads=%u", offsetof(struct poolfs_args, max_threads), 0 },
     { "readahead=%u", offsetof(struct poolfs_args, readahead), 0 },
-    { "keepalive=%u", offsetof(struct poolfs_args, keepalive), 0 },
-    { "keepalive_count=%u", offsetof(struct poolfs_args, keepalive_count), 0 },
+    { "keepalive=%s", offsetof(struct poolfs_args, keepalive), 0 },
+    { "keepalive_count=%s", offsetof(struct poolfs_args, keepalive_count), 0 },
     FUSE_OPT_KEY("-h", KEY_HELP),
     FUSE_OPT_KEY("--help", KEY_HELP),
     FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -68,6 +68,23 @@ static const struct fuse_opt poolfs_opt_spec[] = {
     FUSE_OPT_KEY("ro", KEY_RO),
     FUSE_OPT_END
 };
+
+/* S as a whole number from MIN to MAX into *V; -1 (and *V -1) if not. */
+static int
+poolfs_int_opt(const char *s, long min, long max, int *v)
+{
+    char *end;
+    long n;
+
+    errno = 0;
+    n = strtol(s, &end, 10);
+    if (errno || end == s || *end || n < min || n > max) {
+        *v = -1;
+        return -1;
+    }
+    *v = (int)n;
+    return 0;
+}
 
 static void
 poolfs_usage(FILE *out)
@@ -99,12 +116,13 @@ poolfs_usage(FILE *out)
 "    -o readahead=KIB       the kernel's read-ahead on the mount, in KiB\n"
 "                           (default " POOLFS_READAHEAD_STR "; 0 turns it off)\n"
 "    -o keepalive=SECONDS,keepalive_count=N\n"
-"                           a connection over the network whose peer has\n"
-"                           sent nothing for SECONDS is probed every SECONDS\n"
-"                           and given up after N unanswered probes (TCP's\n"
-"                           keepalive; default 5 and 6, 0 turns it off):\n"
+"                           a TCP connection (qemu+tls, qemu+tcp) whose peer\n"
+"                           has sent nothing for SECONDS is probed every\n"
+"                           SECONDS and given up after N unanswered probes:\n"
 "                           then what waits on it fails with EIO and poolfs\n"
-"                           connects again as after a restart\n"
+"                           connects again as after a restart (TCP's\n"
+"                           keepalive; SECONDS 0 to 3600, default 5, 0 turns\n"
+"                           it off; N 1 to 100, default 6)\n"
 "    -o io=auto|local|stream\n"
 "                           data path: local reads and writes the volume's\n"
 "                           file or device directly, stream goes through\n"
@@ -309,8 +327,7 @@ int
 main(int argc, char **argv)
 {
     struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-    struct poolfs_args a = { .readahead = UINT_MAX, .keepalive = UINT_MAX,
-                             .keepalive_count = UINT_MAX };
+    struct poolfs_args a = { .readahead = UINT_MAX };
     struct pool_opts opts = { 0 };
     struct poolfs fs = { 0 };
     struct fuse_loop_config *loop = NULL;
@@ -380,20 +397,21 @@ main(int argc, char **argv)
                 "it, so one thread is never enough)\n", a.max_threads);
         return EXIT_USAGE;
     }
-    if (a.keepalive == UINT_MAX)
-        a.keepalive = 5;
-    if (a.keepalive_count == UINT_MAX)
-        a.keepalive_count = 6;
-    if (a.keepalive > 3600 || a.keepalive_count < 1 ||
-        a.keepalive_count > 100) {
-        fprintf(stderr, "poolfs: bad option %s=%u: want %s\n",
-                a.keepalive > 3600 ? "keepalive" : "keepalive_count",
-                a.keepalive > 3600 ? a.keepalive : a.keepalive_count,
-                a.keepalive > 3600 ? "0 to 3600 seconds" : "1 to 100");
+    opts.keepalive = 5;
+    opts.keepalive_count = 6;
+    if ((a.keepalive && poolfs_int_opt(a.keepalive, 0, 3600,
+                                       &opts.keepalive) < 0) ||
+        (a.keepalive_count && poolfs_int_opt(a.keepalive_count, 1, 100,
+                                             &opts.keepalive_count) < 0)) {
+        fprintf(stderr, "poolfs: bad option %s=%s: want %s\n",
+                a.keepalive && opts.keepalive < 0 ? "keepalive" :
+                "keepalive_count",
+                a.keepalive && opts.keepalive < 0 ? a.keepalive :
+                a.keepalive_count,
+                a.keepalive && opts.keepalive < 0 ? "0 to 3600 seconds" :
+                "1 to 100");
         return EXIT_USAGE;
     }
-    opts.keepalive = (int)a.keepalive;
-    opts.keepalive_count = (int)a.keepalive_count;
     if (a.readahead == UINT_MAX)
         a.readahead = POOLFS_READAHEAD;
     if (a.readahead > 1024 * 1024) {
@@ -491,6 +509,8 @@ main(int argc, char **argv)
     free(a.disks_pool);
     free(a.base_pool);
     free(a.refresh);
+    free(a.keepalive);
+    free(a.keepalive_count);
     free(a.io);
     free(a.pool_map);
     free(a.passthrough);

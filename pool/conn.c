@@ -16,6 +16,7 @@
 #include <libxml/tree.h>
 
 #include "internal.h"
+#include "tcpkeep.h"
 #include "volfile.h"
 #include "virterr.h"
 #include "names.h"
@@ -179,6 +180,8 @@ conn_reconnect(struct pool_ctx *ctx, char *why, size_t len)
                  hint ? hint : "", hint ? ")" : "");
         return -1;
     }
+    /* Before any call on it: the network may go silent again (tcpkeep.h). */
+    tcpkeep_apply(ctx->opts.keepalive, ctx->opts.keepalive_count);
     /* The same pools, where they were: the catalog's local paths, the
      * files open in passthrough, all name files in the old targets. */
     for (n = 0; n < ctx->npools; n++) {
@@ -462,6 +465,7 @@ pool_open(const struct pool_opts *opts, struct pool_ctx **ctxp)
                  hint ? ")" : "");
         goto error;
     }
+    tcpkeep_apply(opts->keepalive, opts->keepalive_count);
     if (conn_parse_map(ctx, opts->pool_map) < 0)
         goto error;
     for (i = 0; i < ctx->npools; i++)

@@ -12,7 +12,6 @@ void
 tcpkeep_apply(int interval, int count)
 {
     int on = 1;
-    unsigned user = (unsigned)interval * (unsigned)(count + 1) * 1000;
     struct dirent *e;
     DIR *d;
 
@@ -35,8 +34,6 @@ tcpkeep_apply(int interval, int count)
         (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval,
                          sizeof(interval));
         (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user,
-                         sizeof(user));
     }
     closedir(d);
 }

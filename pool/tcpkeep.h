@@ -10,11 +10,19 @@
  * connection under a thread waiting on it (that thread can then wait for
  * ever), and which reads every stream's packets into memory ahead of its
  * reader.  So the sockets do it: every TCP socket of the process (the
- * libvirt connections, qemu+tls and qemu+tcp) probes a peer that has sent
- * nothing for INTERVAL seconds every INTERVAL seconds and fails after COUNT
- * unanswered probes, and gives up on data unacknowledged for as long
- * (TCP_USER_TIMEOUT).  The waiting thread then sees its own socket fail,
+ * libvirt connections, qemu+tls and qemu+tcp; not qemu+ssh, whose socket
+ * is ssh's, nor a local unix socket) probes a peer that has sent nothing
+ * for INTERVAL seconds every INTERVAL seconds and fails after COUNT
+ * unanswered probes.  The waiting thread then sees its own socket fail,
  * the error path a daemon that closes its end takes.
+ *
+ * What it does not do: find a libvirtd that hangs on a host that still
+ * answers (its kernel answers the probes), or end a write the peer stops
+ * acknowledging before TCP gives up retransmitting (net.ipv4.tcp_retries2,
+ * some 15 minutes).  TCP_USER_TIMEOUT would shorten the latter, but since
+ * Linux 5.11 it also ends a connection whose peer keeps its window shut
+ * that long: a destination libvirtd whose storage stalls for a minute
+ * would fail a healthy copy.
  */
 #ifndef POOLFS_TCPKEEP_H
 #define POOLFS_TCPKEEP_H

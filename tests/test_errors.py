@@ -116,9 +116,13 @@ def test_pool_target_under_mountpoint(poolfs_bin, env, virsh, mp, foreground):
     ["-o", "no_such_option=1"],
     ["-o", "readahead=2000000"],
     ["-o", "passthrough=maybe"],
+    ["-o", "keepalive=-1"],
+    ["-o", "keepalive=5s"],
+    ["-o", "keepalive_count=0"],
     ["--no-such-flag"],
 ], ids=["io-bogus", "refresh-abc", "refresh-negative", "unknown-option",
-        "readahead-huge", "passthrough-maybe", "unknown-flag"])
+        "readahead-huge", "passthrough-maybe", "keepalive-negative",
+        "keepalive-unit", "keepalive-count-zero", "unknown-flag"])
 def test_bad_option_is_usage_error(poolfs_bin, env, mp, args):
     p = run_poolfs(poolfs_bin, args + [env.uri, mp], mp)
     assert p.returncode == 2, p
@@ -129,6 +133,8 @@ def test_bad_option_is_usage_error(poolfs_bin, env, mp, args):
         assert "readahead" in msg and "2000000" in msg, msg
     if "passthrough=maybe" in args:
         assert "passthrough" in msg and "maybe" in msg, msg
+    if args[-1].startswith("keepalive"):
+        assert args[-1] in msg, msg
 
 
 def bdi_read_ahead_kb(mnt):

@@ -416,6 +416,9 @@ def test_remote_mount_survives_a_restart_of_the_remote_libvirtd(hosts):
                 hosts.run_on("nodea", ["fusermount3", "-u", "-z", mnt])
                 proc.kill()
                 proc.wait(timeout=10)
+        # The hosts serve the module's other tests: node B's daemon runs.
+        if hosts.node("nodeb").libvirtd.poll() is not None:
+            hosts.start_libvirtd("nodeb")
     d = hosts.disks_dir("nodeb")
     with open(os.path.join(d, f"{uuid}_disk"), "rb") as f:
         assert f.read() == b"after!"
@@ -442,12 +445,12 @@ def test_pull_over_a_network_gone_silent_fails_then_completes(hosts):
             "migrate", "--from", hosts.uri("nodea"), "--to",
             hosts.local_uri("nodeb"), uuid]
     a_ns = hosts.netns("nodea")
-    # 1 MiB/s from A: the disk's 8 MiB take seconds, time enough to cut.
-    subprocess.run(["ip", "netns", "exec", a_ns, "tc", "qdisc", "add", "dev",
-                    "eth0", "root", "tbf", "rate", "8mbit", "burst", "32kbit",
-                    "latency", "400ms"], check=True, timeout=10)
     p = None
     try:
+        # 1 MiB/s from A: the disk's 8 MiB take seconds, time enough to cut.
+        subprocess.run(["ip", "netns", "exec", a_ns, "tc", "qdisc", "replace",
+                        "dev", "eth0", "root", "tbf", "rate", "8mbit", "burst",
+                        "32kbit", "latency", "400ms"], check=True, timeout=10)
         p = hosts.popen_on("nodeb", argv, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
         partial = [None]
@@ -476,7 +479,7 @@ def test_pull_over_a_network_gone_silent_fails_then_completes(hosts):
         subprocess.run(["ip", "-n", a_ns, "link", "set", "eth0", "up"],
                        timeout=10)
         subprocess.run(["ip", "netns", "exec", a_ns, "tc", "qdisc", "del",
-                        "dev", "eth0", "root"], timeout=10)
+                        "dev", "eth0", "root"], timeout=10, capture_output=True)
         if p is not None and p.poll() is None:
             p.kill()
             p.wait(timeout=10)
@@ -525,9 +528,9 @@ def test_remote_mount_over_a_network_gone_silent_fails_then_comes_back(hosts):
                                    f"test -e {path} && exit 0; sleep 0.1; done; exit 1"])
         assert r.returncode == 0, open(log).read()
         # 1 MiB/s from B: the 8 MiB take seconds, time enough to cut.
-        subprocess.run(["ip", "netns", "exec", b_ns, "tc", "qdisc", "add", "dev",
-                        "eth0", "root", "tbf", "rate", "8mbit", "burst", "32kbit",
-                        "latency", "400ms"], check=True, timeout=10)
+        subprocess.run(["ip", "netns", "exec", b_ns, "tc", "qdisc", "replace",
+                        "dev", "eth0", "root", "tbf", "rate", "8mbit", "burst",
+                        "32kbit", "latency", "400ms"], check=True, timeout=10)
         reader = hosts.popen_on("nodea", ["dd", f"if={path}", "of=/dev/null",
                                           "bs=1M", "status=none"],
                                 stderr=subprocess.PIPE, text=True)
