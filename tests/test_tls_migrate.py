@@ -2,6 +2,7 @@
 hosts (network namespaces, one TLS libvirtd each; see tlshosts.py).  No SSH
 anywhere: the data goes through libvirt volume streams."""
 
+import contextlib
 import hashlib
 import json
 import os
@@ -429,65 +430,81 @@ def test_remote_mount_survives_a_restart_of_the_remote_libvirtd(hosts):
     assert text.count("connected to libvirt at") == 1, text
 
 
+@contextlib.contextmanager
+def slow_link(hosts, node):
+    """NODE's side of the link between the hosts at 1 MiB/s (a copy of
+    megabytes takes seconds, time enough to cut it); yields cut(), which
+    sets that side down: packets are lost, nothing is reset, as with a cut
+    cable.  Put back whatever happens: the hosts serve the module's other
+    tests."""
+    ns = hosts.netns(node)
+    try:
+        subprocess.run(["ip", "netns", "exec", ns, "tc", "qdisc", "replace",
+                        "dev", "eth0", "root", "tbf", "rate", "8mbit", "burst",
+                        "32kbit", "latency", "400ms"], check=True, timeout=10)
+        yield lambda: subprocess.run(["ip", "-n", ns, "link", "set", "eth0",
+                                      "down"], check=True, timeout=10)
+    finally:
+        restore_link(hosts, node)
+
+
+def restore_link(hosts, node):
+    ns = hosts.netns(node)
+    subprocess.run(["ip", "-n", ns, "link", "set", "eth0", "up"], timeout=10)
+    subprocess.run(["ip", "netns", "exec", ns, "tc", "qdisc", "del", "dev",
+                    "eth0", "root"], timeout=10, capture_output=True)
+
+
+def ended_after(cut, proc, what):
+    """cut(), then PROC's (stdout, stderr) once it ends and the seconds that
+    took; fails if it still runs a minute later."""
+    cut()
+    t0 = time.monotonic()
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate(timeout=10)
+        raise AssertionError(f"{what} still waited 60 s after the cut")
+    return out, err, time.monotonic() - t0
+
+
 def test_pull_over_a_network_gone_silent_fails_then_completes(hosts):
-    """The link between the nodes goes dead in the middle of a pull (no
-    reset, no FIN: packets are simply lost, as with a cut cable).  libvirt's
-    TCP keepalive, probing every second here (-k 1 -K 3), ends the copy with
-    one line saying so, instead of a wait for ever; B keeps no volume under
-    its final name, A's is untouched, and once the link is back the same
-    command completes the job."""
+    """The link between the nodes goes dead in the middle of a pull.  TCP's
+    keepalive, probing every second here (-k 1 -K 3), ends the copy with
+    one line saying the connection is lost, instead of a wait for ever; B
+    keeps no volume under its final name, A's is untouched, and once the
+    link is back the same command completes the job."""
     uuid = str(uuidlib.uuid4())
     make_instance(hosts, "nodea", uuid, data=8 * MiB)
     src = os.path.join(hosts.disks_dir("nodea"), f"{uuid}_disk")
     with open(src, "rb") as f:
         before = hashlib.sha256(f.read()).hexdigest()
+    b = hosts.disks_dir("nodeb")
     argv = [POOLFSCTL, "-k", "1", "-K", "3", "-c", hosts.local_uri("nodeb"),
             "migrate", "--from", hosts.uri("nodea"), "--to",
             hosts.local_uri("nodeb"), uuid]
-    a_ns = hosts.netns("nodea")
+
+    def copying():
+        return any(n.startswith(".partial") and n.endswith(f"{uuid}_disk") and
+                   os.stat(os.path.join(b, n)).st_blocks * 512 >= 1 * MiB
+                   for n in os.listdir(b))
+
     p = None
     try:
-        # 1 MiB/s from A: the disk's 8 MiB take seconds, time enough to cut.
-        subprocess.run(["ip", "netns", "exec", a_ns, "tc", "qdisc", "replace",
-                        "dev", "eth0", "root", "tbf", "rate", "8mbit", "burst",
-                        "32kbit", "latency", "400ms"], check=True, timeout=10)
-        p = hosts.popen_on("nodeb", argv, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
-        partial = [None]
-
-        def copying():
-            for n in os.listdir(hosts.disks_dir("nodeb")):
-                if n.startswith(".partial") and n.endswith(f"{uuid}_disk"):
-                    st = os.stat(os.path.join(hosts.disks_dir("nodeb"), n))
-                    if st.st_blocks * 512 >= 1 * MiB:
-                        partial[0] = n
-                        return True
-            return False
-
-        wait_for(copying, 30, "the disk's copy to be under way")
-        subprocess.run(["ip", "-n", a_ns, "link", "set", "eth0", "down"],
-                       check=True, timeout=10)
-        t0 = time.monotonic()
-        try:
-            out, err = p.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            out, err = p.communicate(timeout=10)
-            raise AssertionError(f"poolfsctl still waited 60 s after the cut: {err}")
-        took = time.monotonic() - t0
+        with slow_link(hosts, "nodea") as cut:
+            p = hosts.popen_on("nodeb", argv, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+            wait_for(copying, 30, "the disk's copy to be under way")
+            _, err, took = ended_after(cut, p, "poolfsctl")
     finally:
-        subprocess.run(["ip", "-n", a_ns, "link", "set", "eth0", "up"],
-                       timeout=10)
-        subprocess.run(["ip", "netns", "exec", a_ns, "tc", "qdisc", "del",
-                        "dev", "eth0", "root"], timeout=10, capture_output=True)
         if p is not None and p.poll() is None:
             p.kill()
             p.wait(timeout=10)
-    assert p.returncode == 1, (p.returncode, out, err)
+    assert p.returncode == 1, (p.returncode, err)
     assert took < 30, f"{took:.1f} s from the cut to the end"
     line = one_line(err)
     assert "the connection is lost" in line and "did not answer for 4 s" in line, line
-    b = hosts.disks_dir("nodeb")
     assert not os.path.exists(os.path.join(b, f"{uuid}_disk"))
     with open(src, "rb") as f:
         assert hashlib.sha256(f.read()).hexdigest() == before
@@ -499,11 +516,11 @@ def test_pull_over_a_network_gone_silent_fails_then_completes(hosts):
 
 
 def test_remote_mount_over_a_network_gone_silent_fails_then_comes_back(hosts):
-    """The link dies (no reset: packets lost) while a program reads a file
-    of a remote mount: the read fails with EIO once TCP's probes go
-    unanswered (-o keepalive=1,keepalive_count=3 here) instead of hanging
-    the reader in the kernel for ever; once the link is back, poolfs is
-    connected again by itself and the file reads whole."""
+    """The link dies while a program reads a file of a remote mount: the
+    read fails with EIO once TCP's probes go unanswered (-o
+    keepalive=1,keepalive_count=3 here) instead of hanging the reader in
+    the kernel for ever; once the link is back, poolfs is connected again
+    by itself and the file reads whole."""
     uuid = str(uuidlib.uuid4())
     d = hosts.disks_dir("nodeb")
     open(os.path.join(d, f"{uuid}_"), "w").close()
@@ -515,7 +532,6 @@ def test_remote_mount_over_a_network_gone_silent_fails_then_comes_back(hosts):
     mnt = os.path.join(hosts.workdir, "mnt-silent")
     os.makedirs(mnt, exist_ok=True)
     log = os.path.join(hosts.workdir, "poolfs-silent.log")
-    b_ns = hosts.netns("nodeb")
     with open(log, "w") as err:
         p = hosts.popen_on("nodea", [POOLFS, "-f", "-o",
                                      "keepalive=1,keepalive_count=3,refresh=0.5",
@@ -527,28 +543,14 @@ def test_remote_mount_over_a_network_gone_silent_fails_then_comes_back(hosts):
         r = hosts.run_on("nodea", ["bash", "-c", f"for i in $(seq 300); do "
                                    f"test -e {path} && exit 0; sleep 0.1; done; exit 1"])
         assert r.returncode == 0, open(log).read()
-        # 1 MiB/s from B: the 8 MiB take seconds, time enough to cut.
-        subprocess.run(["ip", "netns", "exec", b_ns, "tc", "qdisc", "replace",
-                        "dev", "eth0", "root", "tbf", "rate", "8mbit", "burst",
-                        "32kbit", "latency", "400ms"], check=True, timeout=10)
-        reader = hosts.popen_on("nodea", ["dd", f"if={path}", "of=/dev/null",
-                                          "bs=1M", "status=none"],
-                                stderr=subprocess.PIPE, text=True)
-        time.sleep(2)
-        subprocess.run(["ip", "-n", b_ns, "link", "set", "eth0", "down"],
-                       check=True, timeout=10)
-        t0 = time.monotonic()
-        try:
-            _, derr = reader.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            raise AssertionError("the read still hangs 60 s after the cut")
-        took = time.monotonic() - t0
+        with slow_link(hosts, "nodeb") as cut:
+            reader = hosts.popen_on("nodea", ["dd", f"if={path}", "of=/dev/null",
+                                              "bs=1M", "status=none"],
+                                    stderr=subprocess.PIPE, text=True)
+            time.sleep(2)
+            _, derr, took = ended_after(cut, reader, "the read")
         assert reader.returncode != 0 and "Input/output error" in derr, derr
         assert took < 30, f"{took:.1f} s from the cut to EIO"
-        subprocess.run(["ip", "-n", b_ns, "link", "set", "eth0", "up"],
-                       check=True, timeout=10)
-        subprocess.run(["ip", "netns", "exec", b_ns, "tc", "qdisc", "del", "dev",
-                        "eth0", "root"], check=True, timeout=10)
         wait_for(lambda: "connected to libvirt at" in open(log).read(), 30,
                  "poolfs to connect again")
         r = hosts.run_on("nodea", ["sha256sum", path], timeout=60)
@@ -559,9 +561,6 @@ def test_remote_mount_over_a_network_gone_silent_fails_then_comes_back(hosts):
         p.wait(timeout=20)
         assert p.returncode == 0, open(log).read()
     finally:
-        subprocess.run(["ip", "-n", b_ns, "link", "set", "eth0", "up"], timeout=10)
-        subprocess.run(["ip", "netns", "exec", b_ns, "tc", "qdisc", "del", "dev",
-                        "eth0", "root"], timeout=10, capture_output=True)
         for proc in (reader, p):
             if proc is not None and proc.poll() is None:
                 hosts.run_on("nodea", ["fusermount3", "-u", "-z", mnt])
