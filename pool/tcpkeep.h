@@ -21,8 +21,10 @@
  * acknowledging before TCP gives up retransmitting (net.ipv4.tcp_retries2,
  * some 15 minutes).  TCP_USER_TIMEOUT would shorten the latter, but since
  * Linux 5.11 it also ends a connection whose peer keeps its window shut
- * that long: a destination libvirtd whose storage stalls for a minute
- * would fail a healthy copy.
+ * that long (a destination libvirtd whose storage stalls for a minute
+ * would fail a healthy copy), and once set it replaces COUNT as the time
+ * a silent peer is given (tried: a timeout of four keepalive windows made
+ * a cut pull end after those, not after one).
  */
 #ifndef POOLFS_TCPKEEP_H
 #define POOLFS_TCPKEEP_H

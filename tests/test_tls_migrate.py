@@ -449,10 +449,22 @@ def slow_link(hosts, node):
 
 
 def restore_link(hosts, node):
+    """Best effort (it runs in finallys); then the link works again within
+    seconds: the neighbour entries that failed while it was down would
+    answer EHOSTUNREACH for a while, so they go."""
     ns = hosts.netns(node)
     subprocess.run(["ip", "-n", ns, "link", "set", "eth0", "up"], timeout=10)
     subprocess.run(["ip", "netns", "exec", ns, "tc", "qdisc", "del", "dev",
                     "eth0", "root"], timeout=10, capture_output=True)
+    for n in ("nodea", "nodeb"):
+        subprocess.run(["ip", "-n", hosts.netns(n), "neigh", "flush", "dev",
+                        "eth0"], timeout=10, capture_output=True)
+    for n in ("nodea", "nodeb"):
+        other = "nodeb" if n == "nodea" else "nodea"
+        for _ in range(100):
+            if hosts.virsh(n, other, "uri", timeout=10).returncode == 0:
+                break
+            time.sleep(0.2)
 
 
 def ended_after(cut, proc, what):
