@@ -20,6 +20,7 @@
 
 #include "passthrough.h"
 #include "poolfs.h"
+#include "tcpkeep.h"
 
 enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
@@ -69,7 +70,7 @@ static const struct fuse_opt poolfs_opt_spec[] = {
     FUSE_OPT_END
 };
 
-/* S as a whole number from MIN to MAX into *V; -1 (and *V -1) if not. */
+/* S as a whole number from MIN to MAX into *V; -1 if not. */
 static int
 poolfs_int_opt(const char *s, long min, long max, int *v)
 {
@@ -78,10 +79,8 @@ poolfs_int_opt(const char *s, long min, long max, int *v)
 
     errno = 0;
     n = strtol(s, &end, 10);
-    if (errno || end == s || *end || n < min || n > max) {
-        *v = -1;
+    if (errno || end == s || *end || n < min || n > max)
         return -1;
-    }
     *v = (int)n;
     return 0;
 }
@@ -397,19 +396,19 @@ main(int argc, char **argv)
                 "it, so one thread is never enough)\n", a.max_threads);
         return EXIT_USAGE;
     }
-    opts.keepalive = 5;
-    opts.keepalive_count = 6;
-    if ((a.keepalive && poolfs_int_opt(a.keepalive, 0, 3600,
-                                       &opts.keepalive) < 0) ||
-        (a.keepalive_count && poolfs_int_opt(a.keepalive_count, 1, 100,
-                                             &opts.keepalive_count) < 0)) {
-        fprintf(stderr, "poolfs: bad option %s=%s: want %s\n",
-                a.keepalive && opts.keepalive < 0 ? "keepalive" :
-                "keepalive_count",
-                a.keepalive && opts.keepalive < 0 ? a.keepalive :
-                a.keepalive_count,
-                a.keepalive && opts.keepalive < 0 ? "0 to 3600 seconds" :
-                "1 to 100");
+    opts.keepalive = TCPKEEP_INTERVAL;
+    opts.keepalive_count = TCPKEEP_COUNT;
+    if (a.keepalive && poolfs_int_opt(a.keepalive, 0, TCPKEEP_INTERVAL_MAX,
+                                      &opts.keepalive) < 0) {
+        fprintf(stderr, "poolfs: bad option keepalive=%s: want 0 to %d "
+                "seconds\n", a.keepalive, TCPKEEP_INTERVAL_MAX);
+        return EXIT_USAGE;
+    }
+    if (a.keepalive_count &&
+        poolfs_int_opt(a.keepalive_count, 1, TCPKEEP_COUNT_MAX,
+                       &opts.keepalive_count) < 0) {
+        fprintf(stderr, "poolfs: bad option keepalive_count=%s: want 1 to "
+                "%d\n", a.keepalive_count, TCPKEEP_COUNT_MAX);
         return EXIT_USAGE;
     }
     if (a.readahead == UINT_MAX)

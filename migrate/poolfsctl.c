@@ -20,6 +20,7 @@
 
 #include "ctl.h"
 #include "pump.h"
+#include "tcpkeep.h"
 #include "virterr.h"
 
 static void
@@ -118,17 +119,18 @@ ctl_json_string(FILE *out, const char *s)
 static bool
 ctl_keepalive_opt(int c, const char *arg)
 {
-    static long interval = 5, count = 6;
+    static long interval = TCPKEEP_INTERVAL, count = TCPKEEP_COUNT;
+    long min = c == 'k' ? 0 : 1;
+    long max = c == 'k' ? TCPKEEP_INTERVAL_MAX : TCPKEEP_COUNT_MAX;
     long v;
     char *end;
 
     errno = 0;
     v = strtol(arg, &end, 10);
-    if (errno || end == arg || *end ||
-        (c == 'k' ? v < 0 || v > 3600 : v < 1 || v > 100)) {
-        ctl_error("bad %s '%s': want %s",
+    if (errno || end == arg || *end || v < min || v > max) {
+        ctl_error("bad %s '%s': want %ld to %ld%s",
                   c == 'k' ? "--keepalive-interval" : "--keepalive-count", arg,
-                  c == 'k' ? "0 to 3600 seconds" : "1 to 100");
+                  min, max, c == 'k' ? " seconds" : "");
         return false;
     }
     *(c == 'k' ? &interval : &count) = v;
@@ -273,7 +275,7 @@ main(int argc, char **argv)
     };
     int c;
 
-    pump_keepalive_setup(5, 6);
+    pump_keepalive_setup(TCPKEEP_INTERVAL, TCPKEEP_COUNT);
     /* Global options stop at the command: its options are its own. */
     while ((c = getopt_long(argc, argv, "+c:k:K:hV", opts, NULL)) != -1) {
         switch (c) {

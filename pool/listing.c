@@ -548,8 +548,8 @@ listing_conn_lost(struct pool_ctx *ctx)
     pthread_mutex_unlock(&ctx->bg_lock);
 }
 
-/* In the event loop: libvirtd closed the connection (it stopped, or the
- * keepalive found it gone).  Nothing is called on CONN here. */
+/* In the event loop: libvirtd closed the connection (it stopped), or its
+ * socket failed (TCP's keepalive found the peer silent: tcpkeep.h).  Nothing is called on CONN here. */
 static void
 listing_conn_closed(virConnectPtr conn, int reason, void *opaque)
 {

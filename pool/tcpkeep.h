@@ -29,6 +29,12 @@
 #ifndef POOLFS_TCPKEEP_H
 #define POOLFS_TCPKEEP_H
 
+/* The defaults (virsh's), and the bounds both programs take. */
+#define TCPKEEP_INTERVAL 5
+#define TCPKEEP_COUNT 6
+#define TCPKEEP_INTERVAL_MAX 3600
+#define TCPKEEP_COUNT_MAX 100
+
 /* Apply it to every TCP socket open now (call after each connection is
  * made; it is idempotent).  INTERVAL 0 does nothing. */
 void tcpkeep_apply(int interval, int count);
