@@ -54,6 +54,9 @@ pump_keepalive_setup(int interval, unsigned count)
 {
     pump_ka_interval = interval;
     pump_ka_count = count;
+    /* Before the first connect: it bounds that too (tcpkeep.h).  Its
+     * messages would break a --json line; the error that follows says it. */
+    tcpkeep_watch(interval, (int)count, NULL);
 }
 
 void

@@ -426,6 +426,12 @@ pool_libvirt_version(char *buf, size_t len)
     return buf;
 }
 
+static void
+conn_tcpkeep_note(const char *msg)
+{
+    pool_log("%s", msg);
+}
+
 int
 pool_open(const struct pool_opts *opts, struct pool_ctx **ctxp)
 {
@@ -457,6 +463,8 @@ pool_open(const struct pool_opts *opts, struct pool_ctx **ctxp)
         pool_log("cannot initialise libvirt: %s", pool_virt_message());
         goto error;
     }
+    /* Running before the connect, so that it bounds that too. */
+    tcpkeep_watch(opts->keepalive, opts->keepalive_count, conn_tcpkeep_note);
     if (!(ctx->conn = virConnectOpen(opts->uri))) {
         const char *hint = virterr_hint();
 

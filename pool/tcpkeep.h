@@ -16,18 +16,35 @@
  * unanswered probes.  The waiting thread then sees its own socket fail,
  * the error path a daemon that closes its end takes.
  *
+ * What TCP's keepalive does not cover, a watchdog thread does: every
+ * INTERVAL seconds it looks at each TCP socket's TCP_INFO.
+ *  - A socket whose peer acknowledged nothing for INTERVAL * COUNT
+ *    seconds while data waited for it (retransmitted in vain) or while
+ *    COUNT probes of its shut window went unanswered is shut down
+ *    (shutdown(2), not close: the fd is libvirt's), and the thread that
+ *    waits on it fails.  Without this, a write into a silent network
+ *    waits until TCP gives up retransmitting (net.ipv4.tcp_retries2,
+ *    some 15 minutes).  A peer that is alive acknowledges both, also one
+ *    that keeps its window shut for minutes because its storage stalls.
+ *  - A connect still unanswered after INTERVAL * COUNT seconds gets that
+ *    bound as its TCP_USER_TIMEOUT, so the kernel gives it up with
+ *    ETIMEDOUT (otherwise net.ipv4.tcp_syn_retries: a minute or two).
+ *    tcpkeep_apply takes the bound away again once connected.
+ *
+ * Why not TCP_USER_TIMEOUT on every socket: since Linux 5.11 it also
+ * ends a connection whose peer keeps its window shut that long (a
+ * destination libvirtd whose storage stalls for a minute would fail a
+ * healthy copy), and once set it replaces COUNT as the time a silent peer
+ * is given (tried: a timeout of four keepalive windows made a cut pull
+ * end after those, not after one).
+ *
  * What it does not do: find a libvirtd that hangs on a host that still
- * answers (its kernel answers the probes), or end a write the peer stops
- * acknowledging before TCP gives up retransmitting (net.ipv4.tcp_retries2,
- * some 15 minutes).  TCP_USER_TIMEOUT would shorten the latter, but since
- * Linux 5.11 it also ends a connection whose peer keeps its window shut
- * that long (a destination libvirtd whose storage stalls for a minute
- * would fail a healthy copy), and once set it replaces COUNT as the time
- * a silent peer is given (tried: a timeout of four keepalive windows made
- * a cut pull end after those, not after one).
+ * answers (its kernel acknowledges everything).
  */
 #ifndef POOLFS_TCPKEEP_H
 #define POOLFS_TCPKEEP_H
+
+#include <netinet/tcp.h>
 
 /* The defaults (virsh's), and the bounds both programs take. */
 #define TCPKEEP_INTERVAL 5
@@ -38,5 +55,21 @@
 /* Apply it to every TCP socket open now (call after each connection is
  * made; it is idempotent).  INTERVAL 0 does nothing. */
 void tcpkeep_apply(int interval, int count);
+
+/* Sets INTERVAL and COUNT for the watchdog, and starts it the first time
+ * (before the first connect, so that it bounds that too; after any
+ * fork).  It may be called again with new values; INTERVAL 0 pauses it.
+ * NOTE, if not NULL, is told (from the watchdog's thread) what it ends
+ * and why. */
+void tcpkeep_watch(int interval, int count, void (*note)(const char *msg));
+
+/* The watchdog's rule, for one socket's TCP_INFO. */
+enum tcpkeep_verdict {
+    TCPKEEP_FINE,
+    TCPKEEP_CONNECTING,         /* bound it if it stays so for the limit */
+    TCPKEEP_SILENT,             /* shut it down */
+};
+enum tcpkeep_verdict tcpkeep_judge(const struct tcp_info *ti, int interval,
+                                   int count);
 
 #endif /* POOLFS_TCPKEEP_H */
