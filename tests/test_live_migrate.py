@@ -10,7 +10,7 @@ import pytest
 from conftest import REPO
 from helpers import DISKS_POOL, have
 
-POOLFSCTL = os.path.join(REPO, "build", "migrate", "poolfsctl")
+POOLFSCTL = os.environ.get("POOLFSCTL_BIN") or os.path.join(REPO, "build", "migrate", "poolfsctl")
 
 pytestmark = pytest.mark.skipif(
     not (have("qemu-system-x86_64") and have("qemu-io")),

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import select
+import signal
 import subprocess
 import time
 import uuid as uuidlib
@@ -15,8 +16,8 @@ import uuid as uuidlib
 from conftest import REPO
 from helpers import DISKS_POOL, MiB, content_digest, wait_for
 
-POOLFSCTL = os.path.join(REPO, "build", "migrate", "poolfsctl")
-POOLFS = os.path.join(REPO, "build", "fs", "poolfs")
+POOLFSCTL = os.environ.get("POOLFSCTL_BIN") or os.path.join(REPO, "build", "migrate", "poolfsctl")
+POOLFS = os.environ.get("POOLFS_BIN") or os.path.join(REPO, "build", "fs", "poolfs")
 
 
 def make_instance(hosts, node, uuid, data=3 * MiB):
@@ -467,6 +468,31 @@ def restore_link(hosts, node):
             time.sleep(0.2)
 
 
+@contextlib.contextmanager
+def silenced(hosts):
+    """Yields silence(), which makes each node send the other's packets to
+    a MAC address nobody has: they leave and are lost while the links stay
+    up, and nothing is refused, reset or reported unreachable, as when a
+    node freezes or a firewall drops.  Put back whatever happens."""
+    def silence():
+        for n in ("nodea", "nodeb"):
+            subprocess.run(["ip", "-n", hosts.netns(n), "neigh", "replace",
+                            hosts.ip(hosts.other(n)), "lladdr", BLACK_HOLE_MAC,
+                            "dev", "eth0", "nud", "permanent"],
+                           check=True, timeout=10)
+    try:
+        yield silence
+    finally:
+        for n in ("nodea", "nodeb"):
+            subprocess.run(["ip", "-n", hosts.netns(n), "neigh", "del",
+                            hosts.ip(hosts.other(n)), "dev", "eth0"],
+                           timeout=10, capture_output=True)
+        restore_link(hosts, "nodea")
+
+
+BLACK_HOLE_MAC = "02:00:5e:00:00:99"
+
+
 def ended_after(cut, proc, what):
     """cut(), then PROC's (stdout, stderr) once it ends and the seconds that
     took; fails if it still runs a minute later."""
@@ -578,3 +604,175 @@ def test_remote_mount_over_a_network_gone_silent_fails_then_comes_back(hosts):
                 hosts.run_on("nodea", ["fusermount3", "-u", "-z", mnt])
                 proc.kill()
                 proc.wait(timeout=10)
+
+
+def test_push_into_a_network_gone_silent_fails_then_completes(hosts):
+    """Node B goes silent while a push (poolfsctl run on the source) writes
+    into it: its packets are lost, nothing is reset.  TCP's keepalive does
+    not cover a connection with data waiting to be acknowledged, and TCP
+    would retransmit for some 15 minutes; poolfsctl's watchdog (-k 1 -K 3)
+    ends the copy once B has acknowledged nothing for 3 s, with one line.
+    B keeps no volume under its final name, A's is untouched, and the same
+    command completes the job once B answers again."""
+    uuid = str(uuidlib.uuid4())
+    make_instance(hosts, "nodea", uuid, data=8 * MiB)
+    src = os.path.join(hosts.disks_dir("nodea"), f"{uuid}_disk")
+    with open(src, "rb") as f:
+        before = hashlib.sha256(f.read()).hexdigest()
+    b = hosts.disks_dir("nodeb")
+    argv = [POOLFSCTL, "-k", "1", "-K", "3", "-c", hosts.local_uri("nodea"),
+            "migrate", "--to", hosts.uri("nodeb"), uuid]
+
+    def copying():
+        return any(n.startswith(".partial") and n.endswith(f"{uuid}_disk") and
+                   os.stat(os.path.join(b, n)).st_blocks * 512 >= 1 * MiB
+                   for n in os.listdir(b))
+
+    p = None
+    try:
+        with slow_link(hosts, "nodea"), silenced(hosts) as silence:
+            p = hosts.popen_on("nodea", argv, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+            wait_for(copying, 30, "the disk's copy to be under way")
+            _, err, took = ended_after(silence, p, "poolfsctl")
+    finally:
+        if p is not None and p.poll() is None:
+            p.kill()
+            p.wait(timeout=10)
+    assert p.returncode == 1, (p.returncode, err)
+    assert took < 20, f"{took:.1f} s from the silence to the end"
+    line = one_line(err)
+    assert "the connection is lost" in line, line
+    assert not os.path.exists(os.path.join(b, f"{uuid}_disk"))
+    with open(src, "rb") as f:
+        assert hashlib.sha256(f.read()).hexdigest() == before
+    r = hosts.run_on("nodea", argv, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert_copied(hosts, uuid)
+    assert not [n for n in os.listdir(b) if n.startswith(".partial") and uuid in n]
+
+
+def test_remote_mount_write_into_a_network_gone_silent_fails_then_comes_back(hosts):
+    """Node B goes silent while a program writes a file of a remote mount:
+    the write (or the fsync, or the close) fails with EIO once B has
+    acknowledged nothing for 3 s (-o keepalive=1,keepalive_count=3), not
+    after TCP's 15 minutes of retransmissions; poolfs logs why, connects
+    again by itself once B answers, and a new file then writes whole."""
+    uuid = str(uuidlib.uuid4())
+    d = hosts.disks_dir("nodeb")
+    open(os.path.join(d, f"{uuid}_"), "w").close()
+    hosts.run_on("nodeb", ["virsh", "-q", "-c", hosts.local_uri("nodeb"),
+                           "pool-refresh", DISKS_POOL], check=True)
+    mnt = os.path.join(hosts.workdir, "mnt-silent-write")
+    os.makedirs(mnt, exist_ok=True)
+    log = os.path.join(hosts.workdir, "poolfs-silent-write.log")
+    with open(log, "w") as err:
+        p = hosts.popen_on("nodea", [POOLFS, "-f", "-o",
+                                     "keepalive=1,keepalive_count=3,refresh=0.5",
+                                     hosts.uri("nodeb"), mnt],
+                           stdout=err, stderr=err)
+    inst = os.path.join(mnt, uuid)
+    writer = None
+    try:
+        r = hosts.run_on("nodea", ["bash", "-c", f"for i in $(seq 300); do "
+                                   f"test -d {inst} && exit 0; sleep 0.1; done; exit 1"])
+        assert r.returncode == 0, open(log).read()
+        with slow_link(hosts, "nodea"), silenced(hosts) as silence:
+            writer = hosts.popen_on("nodea", ["dd", "if=/dev/urandom",
+                                              f"of={inst}/disk", "bs=1M",
+                                              "count=64", "conv=fsync",
+                                              "status=none"],
+                                    stderr=subprocess.PIPE, text=True)
+            wait_for(lambda: os.path.exists(os.path.join(d, f"{uuid}_disk")) and
+                     os.stat(os.path.join(d, f"{uuid}_disk")).st_size >= 1 * MiB,
+                     30, "the write to reach node B")
+            _, derr, took = ended_after(silence, writer, "the write")
+        assert writer.returncode != 0 and "Input/output error" in derr, derr
+        assert took < 20, f"{took:.1f} s from the silence to EIO"
+        assert "acknowledged nothing for 3 s" in open(log).read()
+        wait_for(lambda: "connected to libvirt at" in open(log).read(), 30,
+                 "poolfs to connect again")
+        data = os.urandom(4 * MiB)
+        src = os.path.join(hosts.workdir, "silent-write.src")
+        with open(src, "wb") as f:
+            f.write(data)
+        r = hosts.run_on("nodea", ["dd", f"if={src}", f"of={inst}/disk.local",
+                                   "bs=1M", "conv=fsync", "status=none"],
+                         timeout=60)
+        assert r.returncode == 0, r.stderr
+        with open(os.path.join(d, f"{uuid}_disk.local"), "rb") as f:
+            assert f.read() == data
+        r = hosts.run_on("nodea", ["fusermount3", "-u", mnt])
+        assert r.returncode == 0, r.stderr
+        p.wait(timeout=20)
+        assert p.returncode == 0, open(log).read()
+    finally:
+        for proc in (writer, p):
+            if proc is not None and proc.poll() is None:
+                hosts.run_on("nodea", ["fusermount3", "-u", "-z", mnt])
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def test_connect_to_a_silent_host_gives_up_in_seconds(hosts):
+    """A node that answers nothing (its packets lost, nothing refused):
+    poolfsctl and poolfs give up connecting to it once INTERVAL * COUNT
+    seconds have passed (here -k 1 -K 3), with ETIMEDOUT named, instead of
+    TCP's two minutes of SYN retries; nothing is mounted."""
+    mnt = os.path.join(hosts.workdir, "mnt-silent-host")
+    os.makedirs(mnt, exist_ok=True)
+    with silenced(hosts) as silence:
+        silence()
+        t0 = time.monotonic()
+        r = hosts.run_on("nodea", [POOLFSCTL, "-k", "1", "-K", "3", "-c",
+                                   hosts.uri("nodeb"), "cache"], timeout=60)
+        took = time.monotonic() - t0
+        assert r.returncode != 0 and "Connection timed out" in one_line(r.stderr), r.stderr
+        assert took < 15, f"{took:.1f} s"
+        t0 = time.monotonic()
+        r = hosts.run_on("nodea", [POOLFS, "-o", "keepalive=1,keepalive_count=3",
+                                   hosts.uri("nodeb"), mnt], timeout=60)
+        took = time.monotonic() - t0
+        assert r.returncode != 0 and "Connection timed out" in one_line(r.stderr), r.stderr
+        assert took < 15, f"{took:.1f} s"
+        assert not os.path.ismount(mnt)
+
+
+def test_push_to_a_destination_that_stalls_is_left_alone(hosts):
+    """Node B's libvirtd stops taking data for 8 s in the middle of a push
+    (SIGSTOP: B's kernel keeps acknowledging and shuts its window, as when
+    B's storage stalls).  The watchdog at -k 1 -K 3 must tell that from a
+    silent peer (the probes of the shut window are answered) and leave the
+    copy alone: it completes once libvirtd goes on.  TCP_USER_TIMEOUT, not
+    used for this reason, would end it after 3 s."""
+    uuid = str(uuidlib.uuid4())
+    make_instance(hosts, "nodea", uuid, data=8 * MiB)
+    b = hosts.disks_dir("nodeb")
+    argv = [POOLFSCTL, "-k", "1", "-K", "3", "-c", hosts.local_uri("nodea"),
+            "migrate", "--to", hosts.uri("nodeb"), uuid]
+
+    def copying():
+        return any(n.startswith(".partial") and n.endswith(f"{uuid}_disk") and
+                   os.stat(os.path.join(b, n)).st_blocks * 512 >= 1 * MiB
+                   for n in os.listdir(b))
+
+    pid = hosts.libvirtd_pid("nodeb")
+    p = None
+    try:
+        with slow_link(hosts, "nodea"):
+            p = hosts.popen_on("nodea", argv, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+            wait_for(copying, 30, "the disk's copy to be under way")
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                time.sleep(8)
+                assert p.poll() is None, p.communicate(timeout=10)
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            _, err = p.communicate(timeout=120)
+    finally:
+        if p is not None and p.poll() is None:
+            p.kill()
+            p.wait(timeout=10)
+    assert p.returncode == 0, err
+    assert_copied(hosts, uuid)
