@@ -59,9 +59,11 @@ ctl_virt_keep(char *buf, size_t len)
 virConnectPtr
 ctl_connect(const char *uri)
 {
-    virConnectPtr c = virConnectOpen(uri);
+    virConnectPtr c;
     const char *hint;
 
+    pump_keepalive_watch();
+    c = virConnectOpen(uri);
     if (!c) {
         hint = virterr_hint();
         ctl_error("cannot connect to libvirt at %s: %s%s%s%s", uri,
@@ -229,9 +231,9 @@ ctl_usage(FILE *out)
 "                       every SECONDS (default 5; 0: never), as virsh does\n"
 "  -K, --keepalive-count COUNT\n"
 "                       close it after COUNT unanswered probes (default 6),\n"
-"                       and a connection or connect whose peer acknowledges\n"
-"                       nothing for SECONDS * COUNT: a cut network ends a\n"
-"                       copy with an error\n"
+"                       also while sent data waits for an answer, and give\n"
+"                       up a connect unanswered as long: a cut network\n"
+"                       ends a copy with an error\n"
 "  -h, --help           print this help; COMMAND --help for a command's\n"
 "  -V, --version        print the version\n"
 "\n"

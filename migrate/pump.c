@@ -43,8 +43,8 @@ pump_note_lost(virConnectPtr c, char *err, size_t errlen)
         return;
     if (pump_ka_interval > 0)
         snprintf(err + n, errlen - n, "; the connection is lost (the other "
-                 "end closed it, or did not answer for %d s)",
-                 pump_ka_interval * (int)(pump_ka_count + 1));
+                 "end closed it, or did not answer for %u s)",
+                 tcpkeep_limit(pump_ka_interval, (int)pump_ka_count));
     else
         snprintf(err + n, errlen - n, "; the connection is lost");
 }
@@ -54,9 +54,14 @@ pump_keepalive_setup(int interval, unsigned count)
 {
     pump_ka_interval = interval;
     pump_ka_count = count;
-    /* Before the first connect: it bounds that too (tcpkeep.h).  Its
-     * messages would break a --json line; the error that follows says it. */
-    tcpkeep_watch(interval, (int)count, NULL);
+}
+
+void
+pump_keepalive_watch(void)
+{
+    /* No notes: they would break a --json line, and the error that
+     * follows says the connection is lost. */
+    tcpkeep_watch(pump_ka_interval, (int)pump_ka_count, NULL);
 }
 
 void

@@ -88,6 +88,9 @@ int pump_digest(const struct pump_end *src, pump_progress_fn progress,
  * made them.
  */
 void pump_keepalive_setup(int interval, unsigned count);
+/* Start tcpkeep's watchdog with it: call before the first connect, which
+ * it bounds too (once the options are parsed). */
+void pump_keepalive_watch(void);
 /* Apply it to the TCP sockets open now: call after each connection. */
 void pump_keepalive(void);
 

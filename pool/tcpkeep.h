@@ -17,19 +17,21 @@
  * the error path a daemon that closes its end takes.
  *
  * What TCP's keepalive does not cover, a watchdog thread does: every
- * INTERVAL seconds it looks at each TCP socket's TCP_INFO.
- *  - A socket whose peer acknowledged nothing for INTERVAL * COUNT
- *    seconds while data waited for it (retransmitted in vain) or while
- *    COUNT probes of its shut window went unanswered is shut down
- *    (shutdown(2), not close: the fd is libvirt's), and the thread that
- *    waits on it fails.  Without this, a write into a silent network
- *    waits until TCP gives up retransmitting (net.ipv4.tcp_retries2,
- *    some 15 minutes).  A peer that is alive acknowledges both, also one
- *    that keeps its window shut for minutes because its storage stalls.
- *  - A connect still unanswered after INTERVAL * COUNT seconds gets that
- *    bound as its TCP_USER_TIMEOUT, so the kernel gives it up with
- *    ETIMEDOUT (otherwise net.ipv4.tcp_syn_retries: a minute or two).
- *    tcpkeep_apply takes the bound away again once connected.
+ * INTERVAL seconds it looks at each TCP socket's TCP_INFO.  LIMIT is
+ * INTERVAL * (COUNT + 1) seconds, the time keepalive gives an idle peer.
+ *  - A socket whose peer neither acknowledged nor sent anything for LIMIT
+ *    while data waited and had been retransmitted, or while COUNT (at
+ *    least two) probes of its shut window went unanswered in a row, is
+ *    shut down (shutdown(2), not close: the socket is libvirt's), and the
+ *    thread that waits on it fails.  Keepalive does not probe while data
+ *    waits, so without this a write into a silent network waits until TCP
+ *    gives up retransmitting (net.ipv4.tcp_retries2, some 15 minutes).  A
+ *    peer that is alive acknowledges both, also one that keeps its window
+ *    shut for minutes because its storage stalls.
+ *  - A connect gets LIMIT as its TCP_USER_TIMEOUT, so the kernel gives it
+ *    up with ETIMEDOUT LIMIT after its first SYN if nothing answers
+ *    (otherwise net.ipv4.tcp_syn_retries: two minutes).  tcpkeep_apply
+ *    takes the bound away again once connected.
  *
  * Why not TCP_USER_TIMEOUT on every socket: since Linux 5.11 it also
  * ends a connection whose peer keeps its window shut that long (a
@@ -62,6 +64,11 @@ void tcpkeep_apply(int interval, int count);
  * NOTE, if not NULL, is told (from the watchdog's thread) what it ends
  * and why. */
 void tcpkeep_watch(int interval, int count, void (*note)(const char *msg));
+
+/* How long a peer may be silent: INTERVAL * (COUNT + 1) seconds, what
+ * keepalive gives an idle connection (INTERVAL idle, then COUNT probes
+ * INTERVAL apart); 0 when off. */
+unsigned tcpkeep_limit(int interval, int count);
 
 /* The watchdog's rule, for one socket's TCP_INFO. */
 enum tcpkeep_verdict {

@@ -14,70 +14,93 @@ static int failures;
     fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
     fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } } while (0)
 
-static struct tcp_info
-info(unsigned state, unsigned last_ack_ms, unsigned unacked, unsigned probes)
+struct sock {
+    unsigned state, last_ack_ms, last_data_ms, unacked, retransmits, probes;
+};
+
+static enum tcpkeep_verdict
+judge_with(struct sock s, int interval, int count)
 {
     struct tcp_info ti;
 
     memset(&ti, 0, sizeof(ti));
-    ti.tcpi_state = state;
-    ti.tcpi_last_ack_recv = last_ack_ms;
-    ti.tcpi_unacked = unacked;
-    ti.tcpi_probes = probes;
-    return ti;
+    ti.tcpi_state = s.state;
+    ti.tcpi_last_ack_recv = s.last_ack_ms;
+    ti.tcpi_last_data_recv = s.last_data_ms;
+    ti.tcpi_unacked = s.unacked;
+    ti.tcpi_retransmits = s.retransmits;
+    ti.tcpi_probes = s.probes;
+    return tcpkeep_judge(&ti, interval, count);
 }
 
 static enum tcpkeep_verdict
-judge(struct tcp_info ti)
+judge(struct sock s)
 {
-    return tcpkeep_judge(&ti, 5, 6);            /* the defaults: 30 s */
+    return judge_with(s, 5, 6);                 /* the defaults: 35 s */
 }
 
 int
 main(void)
 {
-    /* Data in flight, nothing acknowledged for the limit: a dead peer. */
-    CHECK(judge(info(TCP_ESTABLISHED, 30000, 12, 0)) == TCPKEEP_SILENT,
-          "unacknowledged data for 30 s");
-    CHECK(judge(info(TCP_CLOSE_WAIT, 45000, 1, 0)) == TCPKEEP_SILENT,
-          "also after the peer's FIN");
-    CHECK(judge(info(TCP_ESTABLISHED, 29999, 12, 0)) == TCPKEEP_FINE,
-          "not before the limit");
-    /* Idle, nothing in flight: keepalive's business, until its probes go
-     * unanswered as long. */
-    CHECK(judge(info(TCP_ESTABLISHED, 600000, 0, 0)) == TCPKEEP_FINE,
-          "an idle connection acknowledges nothing and is fine");
-    CHECK(judge(info(TCP_ESTABLISHED, 35000, 0, 6)) == TCPKEEP_SILENT,
-          "six probes unanswered");
-    CHECK(judge(info(TCP_ESTABLISHED, 35000, 0, 5)) == TCPKEEP_FINE,
-          "five are not six");
+    CHECK(tcpkeep_limit(5, 6) == 35, "the defaults give 35 s");
+    CHECK(tcpkeep_limit(1, 3) == 4, "-k 1 -K 3 gives 4 s");
+    CHECK(tcpkeep_limit(0, 6) == 0, "-k 0 is off");
+    CHECK(tcpkeep_limit(TCPKEEP_INTERVAL_MAX, TCPKEEP_COUNT_MAX) ==
+          3600u * 101u, "the largest does not wrap");
+
+    /* Data sent again and again, nothing back for the limit: dead. */
+    CHECK(judge((struct sock){ TCP_ESTABLISHED, 35000, 35000, 12, 7, 0 }) ==
+          TCPKEEP_SILENT, "retransmitted in vain for 35 s");
+    CHECK(judge((struct sock){ TCP_CLOSE_WAIT, 45000, 45000, 1, 3, 0 }) ==
+          TCPKEEP_SILENT, "also after the peer's FIN");
+    CHECK(judge((struct sock){ TCP_ESTABLISHED, 34999, 35000, 12, 7, 0 }) ==
+          TCPKEEP_FINE, "not before the limit");
+    /* A pull: the peer sends data and acknowledges no new data of ours
+     * (the kernel's time of the last acknowledgement grows); a request
+     * just sent waits for its round trip, not retransmitted. */
+    CHECK(judge((struct sock){ TCP_ESTABLISHED, 600000, 3, 1, 0, 0 }) ==
+          TCPKEEP_FINE, "a receiver that just sent a request");
+    CHECK(judge((struct sock){ TCP_ESTABLISHED, 600000, 600000, 1, 0, 0 }) ==
+          TCPKEEP_FINE, "sent once, not yet retransmitted");
+    CHECK(judge((struct sock){ TCP_ESTABLISHED, 600000, 10, 1, 2, 0 }) ==
+          TCPKEEP_FINE, "a peer that sends is alive");
+    /* Idle, nothing in flight: keepalive's business, until as many of
+     * its probes go unanswered. */
+    CHECK(judge((struct sock){ TCP_ESTABLISHED, 600000, 600000, 0, 0, 0 }) ==
+          TCPKEEP_FINE, "an idle connection is fine");
+    CHECK(judge((struct sock){ TCP_ESTABLISHED, 40000, 40000, 0, 0, 6 }) ==
+          TCPKEEP_SILENT, "six probes unanswered");
+    CHECK(judge((struct sock){ TCP_ESTABLISHED, 40000, 40000, 0, 0, 5 }) ==
+          TCPKEEP_FINE, "five are not six");
     /* A peer alive behind a shut window: its answer to each probe sets
-     * the count back, however long ago the last answer was (the probes
-     * back off to two minutes apart). */
-    CHECK(judge(info(TCP_ESTABLISHED, 120000, 0, 1)) == TCPKEEP_FINE,
-          "a probe in flight to a stalled but live peer");
-    CHECK(judge(info(TCP_SYN_SENT, 0, 1, 0)) == TCPKEEP_CONNECTING,
-          "a connect is the connect rule's");
-    CHECK(judge(info(TCP_FIN_WAIT1, 600000, 3, 9)) == TCPKEEP_FINE,
-          "a connection being closed is left to the kernel");
-    CHECK(judge(info(TCP_LISTEN, 600000, 0, 0)) == TCPKEEP_FINE,
-          "a listener");
-    /* Off. */
-    {
-        struct tcp_info ti = info(TCP_ESTABLISHED, 600000, 12, 9);
-
-        CHECK(tcpkeep_judge(&ti, 0, 6) == TCPKEEP_FINE, "interval 0: off");
-        CHECK(tcpkeep_judge(&ti, 1, 3) == TCPKEEP_SILENT, "-k 1 -K 3");
-        ti.tcpi_last_ack_recv = 2999;
-        CHECK(tcpkeep_judge(&ti, 1, 3) == TCPKEEP_FINE, "under 3 s");
-    }
-    /* The limit does not wrap at the largest interval and count. */
-    {
-        struct tcp_info ti = info(TCP_ESTABLISHED, 60000, 12, 0);
-
-        CHECK(tcpkeep_judge(&ti, TCPKEEP_INTERVAL_MAX, TCPKEEP_COUNT_MAX) ==
-              TCPKEEP_FINE, "a minute is well under 100 hours");
-    }
+     * the count back, however long ago it was (the probes back off to two
+     * minutes apart); the probe on its way is unanswered for a moment,
+     * also at -K 1. */
+    CHECK(judge((struct sock){ TCP_ESTABLISHED, 120000, 120000, 0, 0, 1 }) ==
+          TCPKEEP_FINE, "a probe in flight to a stalled but live peer");
+    CHECK(judge_with((struct sock){ TCP_ESTABLISHED, 120000, 120000, 0, 0, 1 },
+                     1, 1) == TCPKEEP_FINE, "at -K 1 too");
+    CHECK(judge_with((struct sock){ TCP_ESTABLISHED, 120000, 120000, 0, 0, 2 },
+                     1, 1) == TCPKEEP_SILENT, "two unanswered at -K 1");
+    /* States. */
+    CHECK(judge((struct sock){ TCP_SYN_SENT, 0, 0, 1, 0, 0 }) ==
+          TCPKEEP_CONNECTING, "a connect is the connect rule's");
+    CHECK(judge((struct sock){ TCP_FIN_WAIT1, 600000, 600000, 3, 9, 9 }) ==
+          TCPKEEP_FINE, "a connection being closed is left to the kernel");
+    CHECK(judge((struct sock){ TCP_LISTEN, 600000, 600000, 0, 0, 0 }) ==
+          TCPKEEP_FINE, "a listener");
+    /* Options. */
+    CHECK(judge_with((struct sock){ TCP_ESTABLISHED, 600000, 600000, 12, 9, 9 },
+                     0, 6) == TCPKEEP_FINE, "interval 0: off");
+    CHECK(judge_with((struct sock){ TCP_SYN_SENT, 0, 0, 1, 0, 0 }, 0, 6) ==
+          TCPKEEP_FINE, "off bounds no connect");
+    CHECK(judge_with((struct sock){ TCP_ESTABLISHED, 4000, 4000, 12, 3, 0 },
+                     1, 3) == TCPKEEP_SILENT, "-k 1 -K 3: 4 s");
+    CHECK(judge_with((struct sock){ TCP_ESTABLISHED, 3999, 4000, 12, 3, 0 },
+                     1, 3) == TCPKEEP_FINE, "under 4 s");
+    CHECK(judge_with((struct sock){ TCP_ESTABLISHED, 60000, 60000, 12, 9, 0 },
+                     TCPKEEP_INTERVAL_MAX, TCPKEEP_COUNT_MAX) == TCPKEEP_FINE,
+          "a minute is well under 101 hours");
     if (failures)
         fprintf(stderr, "%d failure(s)\n", failures);
     return failures ? 1 : 0;
