@@ -33,6 +33,11 @@ def make_instance(hosts, node, uuid, data=3 * MiB):
                         "pool-refresh", DISKS_POOL], check=True)
 
 
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
 def one_line(stderr):
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1, stderr
@@ -580,7 +585,7 @@ def test_remote_mount_over_a_network_gone_silent_fails_then_comes_back(hosts):
     try:
         r = hosts.run_on("nodea", ["bash", "-c", f"for i in $(seq 300); do "
                                    f"test -e {path} && exit 0; sleep 0.1; done; exit 1"])
-        assert r.returncode == 0, open(log).read()
+        assert r.returncode == 0, read(log)
         with slow_link(hosts, "nodeb") as cut:
             reader = hosts.popen_on("nodea", ["dd", f"if={path}", "of=/dev/null",
                                               "bs=1M", "status=none"],
@@ -589,7 +594,7 @@ def test_remote_mount_over_a_network_gone_silent_fails_then_comes_back(hosts):
             _, derr, took = ended_after(cut, reader, "the read")
         assert reader.returncode != 0 and "Input/output error" in derr, derr
         assert took < 30, f"{took:.1f} s from the cut to EIO"
-        wait_for(lambda: "connected to libvirt at" in open(log).read(), 30,
+        wait_for(lambda: "connected to libvirt at" in read(log), 30,
                  "poolfs to connect again")
         r = hosts.run_on("nodea", ["sha256sum", path], timeout=60)
         assert r.returncode == 0 and \
@@ -597,7 +602,7 @@ def test_remote_mount_over_a_network_gone_silent_fails_then_comes_back(hosts):
         r = hosts.run_on("nodea", ["fusermount3", "-u", mnt])
         assert r.returncode == 0, r.stderr
         p.wait(timeout=20)
-        assert p.returncode == 0, open(log).read()
+        assert p.returncode == 0, read(log)
     finally:
         for proc in (reader, p):
             if proc is not None and proc.poll() is None:
@@ -676,21 +681,20 @@ def test_remote_mount_write_into_a_network_gone_silent_fails_then_comes_back(hos
     try:
         r = hosts.run_on("nodea", ["bash", "-c", f"for i in $(seq 300); do "
                                    f"test -d {inst} && exit 0; sleep 0.1; done; exit 1"])
-        assert r.returncode == 0, open(log).read()
+        assert r.returncode == 0, read(log)
         with slow_link(hosts, "nodea"), silenced(hosts) as silence:
             writer = hosts.popen_on("nodea", ["dd", "if=/dev/urandom",
                                               f"of={inst}/disk", "bs=1M",
                                               "count=64", "conv=fsync",
                                               "status=none"],
                                     stderr=subprocess.PIPE, text=True)
-            wait_for(lambda: os.path.exists(os.path.join(d, f"{uuid}_disk")) and
-                     os.stat(os.path.join(d, f"{uuid}_disk")).st_size >= 1 * MiB,
-                     30, "the write to reach node B")
+            wait_for(lambda: os.stat(os.path.join(d, f"{uuid}_disk")).st_blocks
+                     * 512 >= 1 * MiB, 30, "the write to reach node B")
             _, derr, took = ended_after(silence, writer, "the write")
         assert writer.returncode != 0 and "Input/output error" in derr, derr
         assert took < 20, f"{took:.1f} s from the silence to EIO"
-        assert "acknowledged nothing for 3 s" in open(log).read()
-        wait_for(lambda: "connected to libvirt at" in open(log).read(), 30,
+        assert "answered nothing for 4 s: closing the connection" in read(log)
+        wait_for(lambda: "connected to libvirt at" in read(log), 30,
                  "poolfs to connect again")
         data = os.urandom(4 * MiB)
         src = os.path.join(hosts.workdir, "silent-write.src")
@@ -705,7 +709,7 @@ def test_remote_mount_write_into_a_network_gone_silent_fails_then_comes_back(hos
         r = hosts.run_on("nodea", ["fusermount3", "-u", mnt])
         assert r.returncode == 0, r.stderr
         p.wait(timeout=20)
-        assert p.returncode == 0, open(log).read()
+        assert p.returncode == 0, read(log)
     finally:
         for proc in (writer, p):
             if proc is not None and proc.poll() is None:
@@ -721,6 +725,13 @@ def test_connect_to_a_silent_host_gives_up_in_seconds(hosts):
     TCP's two minutes of SYN retries; nothing is mounted."""
     mnt = os.path.join(hosts.workdir, "mnt-silent-host")
     os.makedirs(mnt, exist_ok=True)
+    try:
+        _connect_to_a_silent_host(hosts, mnt)
+    finally:
+        hosts.run_on("nodea", ["fusermount3", "-u", "-z", mnt])
+
+
+def _connect_to_a_silent_host(hosts, mnt):
     with silenced(hosts) as silence:
         silence()
         t0 = time.monotonic()
@@ -757,14 +768,26 @@ def test_push_to_a_destination_that_stalls_is_left_alone(hosts):
                    for n in os.listdir(b))
 
     pid = hosts.libvirtd_pid("nodeb")
+    ns = hosts.netns("nodeb")
+    rmem = subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-n",
+                           "net.ipv4.tcp_rmem"], capture_output=True,
+                          text=True, check=True, timeout=10).stdout.split()
     p = None
     try:
+        # B's receive buffer small enough that the window shuts at once.
+        subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w",
+                        "net.ipv4.tcp_rmem=4096 65536 262144"], check=True,
+                       timeout=10)
         with slow_link(hosts, "nodea"):
             p = hosts.popen_on("nodea", argv, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
             wait_for(copying, 30, "the disk's copy to be under way")
             os.kill(pid, signal.SIGSTOP)
             try:
+                # A probes B's shut window (its persist timer).
+                wait_for(lambda: "persist" in hosts.run_on(
+                    "nodea", ["ss", "-tno", "dst", hosts.ip("nodeb")]).stdout,
+                    10, "node B's window to shut")
                 time.sleep(8)
                 assert p.poll() is None, p.communicate(timeout=10)
             finally:
@@ -774,5 +797,7 @@ def test_push_to_a_destination_that_stalls_is_left_alone(hosts):
         if p is not None and p.poll() is None:
             p.kill()
             p.wait(timeout=10)
+        subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w",
+                        "net.ipv4.tcp_rmem=" + " ".join(rmem)], timeout=10)
     assert p.returncode == 0, err
     assert_copied(hosts, uuid)
