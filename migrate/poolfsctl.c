@@ -61,11 +61,14 @@ ctl_connect(const char *uri)
 {
     virConnectPtr c;
     const char *hint;
+    unsigned ended;
 
     pump_keepalive_watch();
+    ended = tcpkeep_opens_ended();
     c = virConnectOpen(uri);
     if (!c) {
-        hint = virterr_hint();
+        if (!(hint = virterr_hint()))
+            hint = tcpkeep_open_hint(ended);
         ctl_error("cannot connect to libvirt at %s: %s%s%s%s", uri,
                   ctl_virt_message(), hint ? " (" : "", hint ? hint : "",
                   hint ? ")" : "");

@@ -171,9 +171,13 @@ conn_reconnect(struct pool_ctx *ctx, char *why, size_t len)
     struct conn_pool_desc d[POOL_MAX];
     virConnectPtr c, old;
     int i, n = 0;
+    unsigned ended = tcpkeep_opens_ended();
 
     if (!(c = virConnectOpen(ctx->opts.uri))) {
         const char *hint = virterr_hint();
+
+        if (!hint)
+            hint = tcpkeep_open_hint(ended);
 
         snprintf(why, len, "cannot connect to libvirt at %s: %s%s%s%s",
                  ctx->opts.uri, pool_virt_message(), hint ? " (" : "",
@@ -436,6 +440,7 @@ int
 pool_open(const struct pool_opts *opts, struct pool_ctx **ctxp)
 {
     struct pool_ctx *ctx = calloc(1, sizeof(*ctx));
+    unsigned ended;
     int i;
 
     *ctxp = NULL;
@@ -465,8 +470,12 @@ pool_open(const struct pool_opts *opts, struct pool_ctx **ctxp)
     }
     /* Running before the connect, so that it bounds that too. */
     tcpkeep_watch(opts->keepalive, opts->keepalive_count, conn_tcpkeep_note);
+    ended = tcpkeep_opens_ended();
     if (!(ctx->conn = virConnectOpen(opts->uri))) {
         const char *hint = virterr_hint();
+
+        if (!hint)
+            hint = tcpkeep_open_hint(ended);
 
         pool_log("cannot connect to libvirt at %s: %s%s%s%s", opts->uri,
                  pool_virt_message(), hint ? " (" : "", hint ? hint : "",

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -22,6 +23,7 @@
 static atomic_int tk_interval, tk_count;
 static void (*_Atomic tk_note)(const char *msg);
 static pthread_once_t tk_once = PTHREAD_ONCE_INIT;
+static atomic_uint tk_opens_ended;
 
 /* Calls FN(fd) for each TCP socket of the process.  FN gets a duplicate
  * of the process's descriptor, checked to be a TCP socket itself: what it
@@ -108,7 +110,8 @@ tk_peer(int fd, char *buf, size_t len)
 }
 
 enum tcpkeep_verdict
-tcpkeep_judge(const struct tcp_info *ti, int interval, int count)
+tcpkeep_judge(const struct tcp_info *ti, unsigned opening, int interval,
+              int count)
 {
     unsigned limit_ms = tcpkeep_limit(interval, count) * 1000u;
     unsigned probes = count < 2 ? 2 : (unsigned)count;
@@ -119,9 +122,16 @@ tcpkeep_judge(const struct tcp_info *ti, int interval, int count)
         return TCPKEEP_CONNECTING;
     if (ti->tcpi_state != TCP_ESTABLISHED && ti->tcpi_state != TCP_CLOSE_WAIT)
         return TCPKEEP_FINE;
-    /* A peer that sends is alive; an acknowledgement is only counted
-     * where the kernel processes one, so both times are looked at. */
-    if (ti->tcpi_last_ack_recv < limit_ms || ti->tcpi_last_data_recv < limit_ms)
+    /* A peer that sends is alive (and an acknowledgement is only counted
+     * where the kernel processes one). */
+    if (ti->tcpi_last_data_recv < limit_ms)
+        return TCPKEEP_FINE;
+    /* Still being opened by libvirt (TLS, authentication) for the limit,
+     * and the peer has sent nothing as long: its kernel took the
+     * connection, nothing else answers. */
+    if (opening >= limit_ms / 1000u && ti->tcpi_state == TCP_ESTABLISHED)
+        return TCPKEEP_SILENT;
+    if (ti->tcpi_last_ack_recv < limit_ms)
         return TCPKEEP_FINE;
     /* Silent: data waits for an acknowledgement and has been sent again
      * in vain (a request just sent waits too, for a round trip, without
@@ -155,6 +165,66 @@ tk_bound_connect(int fd, unsigned limit)
                          sizeof(zero));
 }
 
+/* Connections libvirt is still opening, by socket inode, with when the
+ * watchdog first saw them so: TCP_INFO has no time of the connect. */
+#define TK_OPENING 32
+static struct {
+    ino_t ino;
+    time_t since;
+    bool seen;          /* in this pass */
+} tk_open[TK_OPENING];
+
+static time_t
+tk_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec;
+}
+
+/* For how many seconds the watchdog has seen the connection on FD being
+ * opened (since its first look at it). */
+static unsigned
+tk_opening_for(int fd)
+{
+    struct stat st;
+    time_t now = tk_now();
+    int i, free_slot = -1;
+
+    if (fstat(fd, &st) < 0)
+        return 0;
+    for (i = 0; i < TK_OPENING; i++) {
+        if (tk_open[i].ino == st.st_ino) {
+            tk_open[i].seen = true;
+            return (unsigned)(now - tk_open[i].since);
+        }
+        if (free_slot < 0 && tk_open[i].ino == 0)
+            free_slot = i;
+    }
+    if (free_slot >= 0) {
+        tk_open[free_slot].ino = st.st_ino;
+        tk_open[free_slot].since = now;
+        tk_open[free_slot].seen = true;
+    }
+    return 0;
+}
+
+static void
+tk_close(int fd, void (*note)(const char *), const char *fmt, unsigned limit)
+{
+    if (note) {
+        char peer[INET6_ADDRSTRLEN + 16], msg[256];
+
+        tk_peer(fd, peer, sizeof(peer));
+        snprintf(msg, sizeof(msg), fmt, peer, limit);
+        note(msg);
+    }
+    /* Not close: the socket is libvirt's.  Its thread waiting on it wakes
+     * to an error, as when the peer resets. */
+    (void)shutdown(fd, SHUT_RDWR);
+}
+
 static void
 tk_check_one(int fd, void *arg)
 {
@@ -163,27 +233,32 @@ tk_check_one(int fd, void *arg)
     void (*note)(const char *) = atomic_load(&tk_note);
     struct tcp_info ti;
     socklen_t len = sizeof(ti);
+    int kept = 0;
+    socklen_t klen = sizeof(kept);
+    unsigned opening = 0;
 
     (void)arg;
-    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &kept, &klen) < 0)
         return;
-    switch (tcpkeep_judge(&ti, interval, count)) {
+    /* Connected, but tcpkeep_apply has not been by: libvirt is opening
+     * it.  TCP_INFO has no time of the connect, so the watchdog counts. */
+    if (!kept && ti.tcpi_state == TCP_ESTABLISHED)
+        opening = tk_opening_for(fd);
+    switch (tcpkeep_judge(&ti, opening, interval, count)) {
     case TCPKEEP_CONNECTING:
         /* No note: the connect's own error says "Connection timed out". */
         tk_bound_connect(fd, limit);
         break;
     case TCPKEEP_SILENT:
-        if (note) {
-            char peer[INET6_ADDRSTRLEN + 16], msg[256];
-
-            tk_peer(fd, peer, sizeof(peer));
-            snprintf(msg, sizeof(msg), "tcpkeep: %s answered nothing for "
-                     "%u s: closing the connection", peer, limit);
-            note(msg);
+        if (!kept) {
+            /* No note: the open's own error says it (tcpkeep_open_hint). */
+            atomic_fetch_add(&tk_opens_ended, 1);
+            tk_close(fd, NULL, NULL, limit);
+        } else {
+            tk_close(fd, note, "tcpkeep: %s answered nothing for %u s: "
+                     "closing the connection", limit);
         }
-        /* Not close: the socket is libvirt's.  Its thread waiting on it
-         * wakes to an error, as when the peer resets. */
-        (void)shutdown(fd, SHUT_RDWR);
         break;
     case TCPKEEP_FINE:
         break;
@@ -197,9 +272,18 @@ tk_watchdog(void *unused)
     for (;;) {
         int interval = atomic_load(&tk_interval);
 
+        int i;
+
         sleep(interval > 0 ? (unsigned)interval : 1);
-        if (tcpkeep_limit(atomic_load(&tk_interval), atomic_load(&tk_count)))
-            tk_each(tk_check_one, NULL);
+        if (!tcpkeep_limit(atomic_load(&tk_interval), atomic_load(&tk_count)))
+            continue;
+        for (i = 0; i < TK_OPENING; i++)
+            tk_open[i].seen = false;
+        tk_each(tk_check_one, NULL);
+        /* A connection no longer opening (or gone) frees its slot. */
+        for (i = 0; i < TK_OPENING; i++)
+            if (!tk_open[i].seen)
+                tk_open[i].ino = 0;
     }
     return NULL;
 }
@@ -234,4 +318,24 @@ tcpkeep_watch(int interval, int count, void (*note)(const char *msg))
         atomic_store(&tk_note, note);
     if (tcpkeep_limit(interval, count))
         pthread_once(&tk_once, tk_start);
+}
+
+unsigned
+tcpkeep_opens_ended(void)
+{
+    return atomic_load(&tk_opens_ended);
+}
+
+const char *
+tcpkeep_open_hint(unsigned before)
+{
+    static __thread char buf[160];
+
+    if (tcpkeep_opens_ended() == before)
+        return NULL;
+    snprintf(buf, sizeof(buf), "the host took the connection, but nothing "
+             "answered for %u s: a libvirtd that hangs, or one at its "
+             "max_clients", tcpkeep_limit(atomic_load(&tk_interval),
+                                          atomic_load(&tk_count)));
+    return buf;
 }

@@ -32,6 +32,11 @@
  *    up with ETIMEDOUT LIMIT after its first SYN if nothing answers
  *    (otherwise net.ipv4.tcp_syn_retries: two minutes).  tcpkeep_apply
  *    takes the bound away again once connected.
+ *  - A connection libvirt is still opening (connected, but tcpkeep_apply
+ *    has not been by: TLS, authentication) whose peer sent nothing for
+ *    LIMIT, as a libvirtd that hangs, or whose backlog holds connections
+ *    it does not take (max_clients reached), is shut down too: the open
+ *    fails instead of waiting for ever.
  *
  * Why not TCP_USER_TIMEOUT on every socket: since Linux 5.11 it also
  * ends a connection whose peer keeps its window shut that long (a
@@ -41,7 +46,8 @@
  * end after those, not after one).
  *
  * What it does not do: find a libvirtd that hangs on a host that still
- * answers (its kernel acknowledges everything).
+ * answers, on a connection already open (its kernel acknowledges
+ * everything; only libvirt's own keepalive would tell).
  */
 #ifndef POOLFS_TCPKEEP_H
 #define POOLFS_TCPKEEP_H
@@ -65,6 +71,13 @@ void tcpkeep_apply(int interval, int count);
  * and why. */
 void tcpkeep_watch(int interval, int count, void (*note)(const char *msg));
 
+/* How many connections the watchdog has shut while libvirt was opening
+ * them: a connect that fails with this changed failed for that. */
+unsigned tcpkeep_opens_ended(void);
+/* Why an open failed, if the watchdog shut a connection being opened
+ * since tcpkeep_opens_ended() was BEFORE; else NULL. */
+const char *tcpkeep_open_hint(unsigned before);
+
 /* How long a peer may be silent: INTERVAL * (COUNT + 1) seconds, what
  * keepalive gives an idle connection (INTERVAL idle, then COUNT probes
  * INTERVAL apart); 0 when off. */
@@ -73,10 +86,12 @@ unsigned tcpkeep_limit(int interval, int count);
 /* The watchdog's rule, for one socket's TCP_INFO. */
 enum tcpkeep_verdict {
     TCPKEEP_FINE,
-    TCPKEEP_CONNECTING,         /* bound it if it stays so for the limit */
+    TCPKEEP_CONNECTING,         /* bound the connect by the limit */
     TCPKEEP_SILENT,             /* shut it down */
 };
-enum tcpkeep_verdict tcpkeep_judge(const struct tcp_info *ti, int interval,
-                                   int count);
+/* OPENING: for how many seconds libvirt has been seen opening the
+ * connection (connected, tcpkeep_apply not yet by); 0 once opened. */
+enum tcpkeep_verdict tcpkeep_judge(const struct tcp_info *ti,
+                                   unsigned opening, int interval, int count);
 
 #endif /* POOLFS_TCPKEEP_H */

@@ -1,8 +1,11 @@
 """Start-up errors, exit statuses and messages (scenario 8)."""
 
+import contextlib
 import os
 import re
+import socket
 import subprocess
+import time
 
 import pytest
 
@@ -184,3 +187,44 @@ def test_mountpoint_still_usable_after_errors(poolfs_bin, env, mp, poolfs_factor
     assert p.returncode == 1
     pf = poolfs_factory(mountpoint=mp)
     assert "_base" in os.listdir(pf.mnt)
+
+
+@contextlib.contextmanager
+def mute_listener():
+    """A TCP port on loopback whose connections the kernel completes and
+    nobody ever takes or answers: a libvirtd that hangs, or one at its
+    max_clients."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        yield s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def test_a_libvirtd_that_takes_the_connection_and_says_nothing(
+        poolfs_bin, poolfsctl, mp):
+    """libvirt waits for ever on a connection being opened whose peer never
+    answers.  With -o keepalive=1,keepalive_count=3 (poolfsctl: -k 1 -K
+    3) the watchdog ends the open 4 s in: one line saying so, exit 1,
+    nothing mounted."""
+    with mute_listener() as port:
+        uri = f"qemu+tcp://127.0.0.1:{port}/system"
+        t0 = time.monotonic()
+        p = run_poolfs(poolfs_bin, ["-o", "keepalive=1,keepalive_count=3",
+                                    uri, mp], mp, timeout=30)
+        took = time.monotonic() - t0
+        assert p.returncode == 1, p
+        msg = one_poolfs_line(p.stderr)
+        assert "took the connection, but nothing answered for 4 s" in msg, msg
+        assert took < 15, f"{took:.1f} s"
+        t0 = time.monotonic()
+        r = subprocess.run([poolfsctl, "-k", "1", "-K", "3", "-c", uri,
+                            "cache"], capture_output=True, text=True,
+                           timeout=30)
+        took = time.monotonic() - t0
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 1 and len(lines) == 1, r
+        assert "took the connection, but nothing answered for 4 s" in lines[0], r.stderr
+        assert took < 15, f"{took:.1f} s"

@@ -16,6 +16,7 @@ static int failures;
 
 struct sock {
     unsigned state, last_ack_ms, last_data_ms, unacked, retransmits, probes;
+    unsigned opening;           /* seconds seen being opened */
 };
 
 static enum tcpkeep_verdict
@@ -30,7 +31,7 @@ judge_with(struct sock s, int interval, int count)
     ti.tcpi_unacked = s.unacked;
     ti.tcpi_retransmits = s.retransmits;
     ti.tcpi_probes = s.probes;
-    return tcpkeep_judge(&ti, interval, count);
+    return tcpkeep_judge(&ti, s.opening, interval, count);
 }
 
 static enum tcpkeep_verdict
@@ -49,56 +50,67 @@ main(void)
           3600u * 101u, "the largest does not wrap");
 
     /* Data sent again and again, nothing back for the limit: dead. */
-    CHECK(judge((struct sock){ TCP_ESTABLISHED, 35000, 35000, 12, 7, 0 }) ==
+    CHECK(judge((struct sock){ TCP_ESTABLISHED, 35000, 35000, 12, 7, 0, 0 }) ==
           TCPKEEP_SILENT, "retransmitted in vain for 35 s");
-    CHECK(judge((struct sock){ TCP_CLOSE_WAIT, 45000, 45000, 1, 3, 0 }) ==
+    CHECK(judge((struct sock){ TCP_CLOSE_WAIT, 45000, 45000, 1, 3, 0, 0 }) ==
           TCPKEEP_SILENT, "also after the peer's FIN");
-    CHECK(judge((struct sock){ TCP_ESTABLISHED, 34999, 35000, 12, 7, 0 }) ==
+    CHECK(judge((struct sock){ TCP_ESTABLISHED, 34999, 35000, 12, 7, 0, 0 }) ==
           TCPKEEP_FINE, "not before the limit");
     /* A pull: the peer sends data and acknowledges no new data of ours
      * (the kernel's time of the last acknowledgement grows); a request
      * just sent waits for its round trip, not retransmitted. */
-    CHECK(judge((struct sock){ TCP_ESTABLISHED, 600000, 3, 1, 0, 0 }) ==
+    CHECK(judge((struct sock){ TCP_ESTABLISHED, 600000, 3, 1, 0, 0, 0 }) ==
           TCPKEEP_FINE, "a receiver that just sent a request");
-    CHECK(judge((struct sock){ TCP_ESTABLISHED, 600000, 600000, 1, 0, 0 }) ==
+    CHECK(judge((struct sock){ TCP_ESTABLISHED, 600000, 600000, 1, 0, 0, 0 }) ==
           TCPKEEP_FINE, "sent once, not yet retransmitted");
-    CHECK(judge((struct sock){ TCP_ESTABLISHED, 600000, 10, 1, 2, 0 }) ==
+    CHECK(judge((struct sock){ TCP_ESTABLISHED, 600000, 10, 1, 2, 0, 0 }) ==
           TCPKEEP_FINE, "a peer that sends is alive");
     /* Idle, nothing in flight: keepalive's business, until as many of
      * its probes go unanswered. */
-    CHECK(judge((struct sock){ TCP_ESTABLISHED, 600000, 600000, 0, 0, 0 }) ==
+    CHECK(judge((struct sock){ TCP_ESTABLISHED, 600000, 600000, 0, 0, 0, 0 }) ==
           TCPKEEP_FINE, "an idle connection is fine");
-    CHECK(judge((struct sock){ TCP_ESTABLISHED, 40000, 40000, 0, 0, 6 }) ==
+    CHECK(judge((struct sock){ TCP_ESTABLISHED, 40000, 40000, 0, 0, 6, 0 }) ==
           TCPKEEP_SILENT, "six probes unanswered");
-    CHECK(judge((struct sock){ TCP_ESTABLISHED, 40000, 40000, 0, 0, 5 }) ==
+    CHECK(judge((struct sock){ TCP_ESTABLISHED, 40000, 40000, 0, 0, 5, 0 }) ==
           TCPKEEP_FINE, "five are not six");
     /* A peer alive behind a shut window: its answer to each probe sets
      * the count back, however long ago it was (the probes back off to two
      * minutes apart); the probe on its way is unanswered for a moment,
      * also at -K 1. */
-    CHECK(judge((struct sock){ TCP_ESTABLISHED, 120000, 120000, 0, 0, 1 }) ==
+    CHECK(judge((struct sock){ TCP_ESTABLISHED, 120000, 120000, 0, 0, 1, 0 }) ==
           TCPKEEP_FINE, "a probe in flight to a stalled but live peer");
-    CHECK(judge_with((struct sock){ TCP_ESTABLISHED, 120000, 120000, 0, 0, 1 },
+    CHECK(judge_with((struct sock){ TCP_ESTABLISHED, 120000, 120000, 0, 0, 1, 0 },
                      1, 1) == TCPKEEP_FINE, "at -K 1 too");
-    CHECK(judge_with((struct sock){ TCP_ESTABLISHED, 120000, 120000, 0, 0, 2 },
+    CHECK(judge_with((struct sock){ TCP_ESTABLISHED, 120000, 120000, 0, 0, 2, 0 },
                      1, 1) == TCPKEEP_SILENT, "two unanswered at -K 1");
+    /* Still being opened by libvirt (no keepalive on it yet). */
+    CHECK(judge((struct sock){ TCP_ESTABLISHED, 600000, 600000, 0, 0, 0, 35 }) ==
+          TCPKEEP_SILENT, "took the connection, said nothing for 35 s");
+    CHECK(judge((struct sock){ TCP_ESTABLISHED, 10, 35000, 0, 0, 0, 35 }) ==
+          TCPKEEP_SILENT, "its kernel acknowledging changes nothing");
+    CHECK(judge((struct sock){ TCP_ESTABLISHED, 600000, 600000, 0, 0, 0, 34 }) ==
+          TCPKEEP_FINE, "not before the limit");
+    CHECK(judge((struct sock){ TCP_ESTABLISHED, 600000, 20, 0, 0, 0, 60 }) ==
+          TCPKEEP_FINE, "a peer that answers is opening it, however slowly");
+    CHECK(judge((struct sock){ TCP_CLOSE_WAIT, 600000, 600000, 0, 0, 0, 60 }) ==
+          TCPKEEP_FINE, "a peer that closed: libvirt sees the end itself");
     /* States. */
-    CHECK(judge((struct sock){ TCP_SYN_SENT, 0, 0, 1, 0, 0 }) ==
+    CHECK(judge((struct sock){ TCP_SYN_SENT, 0, 0, 1, 0, 0, 0 }) ==
           TCPKEEP_CONNECTING, "a connect is the connect rule's");
-    CHECK(judge((struct sock){ TCP_FIN_WAIT1, 600000, 600000, 3, 9, 9 }) ==
+    CHECK(judge((struct sock){ TCP_FIN_WAIT1, 600000, 600000, 3, 9, 9, 0 }) ==
           TCPKEEP_FINE, "a connection being closed is left to the kernel");
-    CHECK(judge((struct sock){ TCP_LISTEN, 600000, 600000, 0, 0, 0 }) ==
+    CHECK(judge((struct sock){ TCP_LISTEN, 600000, 600000, 0, 0, 0, 0 }) ==
           TCPKEEP_FINE, "a listener");
     /* Options. */
-    CHECK(judge_with((struct sock){ TCP_ESTABLISHED, 600000, 600000, 12, 9, 9 },
+    CHECK(judge_with((struct sock){ TCP_ESTABLISHED, 600000, 600000, 12, 9, 9, 0 },
                      0, 6) == TCPKEEP_FINE, "interval 0: off");
-    CHECK(judge_with((struct sock){ TCP_SYN_SENT, 0, 0, 1, 0, 0 }, 0, 6) ==
+    CHECK(judge_with((struct sock){ TCP_SYN_SENT, 0, 0, 1, 0, 0, 0 }, 0, 6) ==
           TCPKEEP_FINE, "off bounds no connect");
-    CHECK(judge_with((struct sock){ TCP_ESTABLISHED, 4000, 4000, 12, 3, 0 },
+    CHECK(judge_with((struct sock){ TCP_ESTABLISHED, 4000, 4000, 12, 3, 0, 0 },
                      1, 3) == TCPKEEP_SILENT, "-k 1 -K 3: 4 s");
-    CHECK(judge_with((struct sock){ TCP_ESTABLISHED, 3999, 4000, 12, 3, 0 },
+    CHECK(judge_with((struct sock){ TCP_ESTABLISHED, 3999, 4000, 12, 3, 0, 0 },
                      1, 3) == TCPKEEP_FINE, "under 4 s");
-    CHECK(judge_with((struct sock){ TCP_ESTABLISHED, 60000, 60000, 12, 9, 0 },
+    CHECK(judge_with((struct sock){ TCP_ESTABLISHED, 60000, 60000, 12, 9, 0, 0 },
                      TCPKEEP_INTERVAL_MAX, TCPKEEP_COUNT_MAX) == TCPKEEP_FINE,
           "a minute is well under 101 hours");
     if (failures)
