@@ -498,6 +498,53 @@ def silenced(hosts):
 BLACK_HOLE_MAC = "02:00:5e:00:00:99"
 
 
+def partial_under_way(d, uuid):
+    """A predicate: the copy of UUID's disk into directory D has written a
+    MiB under its temporary name."""
+    def copying():
+        return any(n.startswith(".partial") and n.endswith(f"{uuid}_disk") and
+                   os.stat(os.path.join(d, n)).st_blocks * 512 >= 1 * MiB
+                   for n in os.listdir(d))
+    return copying
+
+
+@contextlib.contextmanager
+def mount_of_b(hosts, name, shows):
+    """poolfs on node A mounting node B, probing every second (-o
+    keepalive=1,keepalive_count=3), its log in the work dir.  Yields (mnt,
+    log, proc, others) once path SHOWS(mnt) exists there; at the end kills
+    whatever of poolfs and of the processes put in OTHERS still runs, the
+    mount lazily unmounted first."""
+    mnt = os.path.join(hosts.workdir, f"mnt-{name}")
+    os.makedirs(mnt, exist_ok=True)
+    log = os.path.join(hosts.workdir, f"poolfs-{name}.log")
+    with open(log, "w") as err:
+        p = hosts.popen_on("nodea", [POOLFS, "-f", "-o",
+                                     "keepalive=1,keepalive_count=3,refresh=0.5",
+                                     hosts.uri("nodeb"), mnt],
+                           stdout=err, stderr=err)
+    others = []
+    try:
+        path = shows(mnt)
+        r = hosts.run_on("nodea", ["bash", "-c", f"for i in $(seq 300); do "
+                                   f"test -e {path} && exit 0; sleep 0.1; done; exit 1"])
+        assert r.returncode == 0, read(log)
+        yield mnt, log, p, others
+    finally:
+        for proc in others + [p]:
+            if proc is not None and proc.poll() is None:
+                hosts.run_on("nodea", ["fusermount3", "-u", "-z", mnt])
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def unmount_cleanly(hosts, mnt, p, log):
+    r = hosts.run_on("nodea", ["fusermount3", "-u", mnt])
+    assert r.returncode == 0, r.stderr
+    p.wait(timeout=20)
+    assert p.returncode == 0, read(log)
+
+
 def ended_after(cut, proc, what):
     """cut(), then PROC's (stdout, stderr) once it ends and the seconds that
     took; fails if it still runs a minute later."""
@@ -512,6 +559,43 @@ def ended_after(cut, proc, what):
     return out, err, time.monotonic() - t0
 
 
+def copy_cut_then_rerun(hosts, node, argv, uuid, cutting, within):
+    """Runs ARGV, a copy of UUID's disk from node A to node B, on NODE
+    inside the context manager CUTTING, which yields the cut; cuts once the
+    copy is under way.  The copy must end within WITHIN seconds of the cut,
+    with exit 1 and one line saying the connection is lost (returned); B
+    holds nothing under the final name, A's disk is untouched, and once
+    CUTTING has put the network back, ARGV again completes the job."""
+    src = os.path.join(hosts.disks_dir("nodea"), f"{uuid}_disk")
+    with open(src, "rb") as f:
+        before = hashlib.sha256(f.read()).hexdigest()
+    b = hosts.disks_dir("nodeb")
+    p = None
+    try:
+        with cutting as cut:
+            p = hosts.popen_on(node, argv, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+            wait_for(partial_under_way(b, uuid), 30,
+                     "the disk's copy to be under way")
+            _, err, took = ended_after(cut, p, "poolfsctl")
+    finally:
+        if p is not None and p.poll() is None:
+            p.kill()
+            p.wait(timeout=10)
+    assert p.returncode == 1, (p.returncode, err)
+    assert took < within, f"{took:.1f} s from the cut to the end"
+    line = one_line(err)
+    assert "the connection is lost" in line, line
+    assert not os.path.exists(os.path.join(b, f"{uuid}_disk"))
+    with open(src, "rb") as f:
+        assert hashlib.sha256(f.read()).hexdigest() == before
+    r = hosts.run_on(node, argv, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert_copied(hosts, uuid)
+    assert not [n for n in os.listdir(b) if n.startswith(".partial") and uuid in n]
+    return line
+
+
 def test_pull_over_a_network_gone_silent_fails_then_completes(hosts):
     """The link between the nodes goes dead in the middle of a pull.  TCP's
     keepalive, probing every second here (-k 1 -K 3), ends the copy with
@@ -520,42 +604,12 @@ def test_pull_over_a_network_gone_silent_fails_then_completes(hosts):
     link is back the same command completes the job."""
     uuid = str(uuidlib.uuid4())
     make_instance(hosts, "nodea", uuid, data=8 * MiB)
-    src = os.path.join(hosts.disks_dir("nodea"), f"{uuid}_disk")
-    with open(src, "rb") as f:
-        before = hashlib.sha256(f.read()).hexdigest()
-    b = hosts.disks_dir("nodeb")
     argv = [POOLFSCTL, "-k", "1", "-K", "3", "-c", hosts.local_uri("nodeb"),
             "migrate", "--from", hosts.uri("nodea"), "--to",
             hosts.local_uri("nodeb"), uuid]
-
-    def copying():
-        return any(n.startswith(".partial") and n.endswith(f"{uuid}_disk") and
-                   os.stat(os.path.join(b, n)).st_blocks * 512 >= 1 * MiB
-                   for n in os.listdir(b))
-
-    p = None
-    try:
-        with slow_link(hosts, "nodea") as cut:
-            p = hosts.popen_on("nodeb", argv, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-            wait_for(copying, 30, "the disk's copy to be under way")
-            _, err, took = ended_after(cut, p, "poolfsctl")
-    finally:
-        if p is not None and p.poll() is None:
-            p.kill()
-            p.wait(timeout=10)
-    assert p.returncode == 1, (p.returncode, err)
-    assert took < 30, f"{took:.1f} s from the cut to the end"
-    line = one_line(err)
-    assert "the connection is lost" in line and "did not answer for 4 s" in line, line
-    assert not os.path.exists(os.path.join(b, f"{uuid}_disk"))
-    with open(src, "rb") as f:
-        assert hashlib.sha256(f.read()).hexdigest() == before
-    # The link is back: the same command finishes the job.
-    r = hosts.run_on("nodeb", argv, timeout=120)
-    assert r.returncode == 0, r.stderr
-    assert_copied(hosts, uuid)
-    assert not [n for n in os.listdir(b) if n.startswith(".partial") and uuid in n]
+    line = copy_cut_then_rerun(hosts, "nodeb", argv, uuid,
+                               slow_link(hosts, "nodea"), 30)
+    assert "did not answer for 4 s" in line, line
 
 
 def test_remote_mount_over_a_network_gone_silent_fails_then_comes_back(hosts):
@@ -572,24 +626,14 @@ def test_remote_mount_over_a_network_gone_silent_fails_then_comes_back(hosts):
         f.write(data)
     hosts.run_on("nodeb", ["virsh", "-q", "-c", hosts.local_uri("nodeb"),
                            "pool-refresh", DISKS_POOL], check=True)
-    mnt = os.path.join(hosts.workdir, "mnt-silent")
-    os.makedirs(mnt, exist_ok=True)
-    log = os.path.join(hosts.workdir, "poolfs-silent.log")
-    with open(log, "w") as err:
-        p = hosts.popen_on("nodea", [POOLFS, "-f", "-o",
-                                     "keepalive=1,keepalive_count=3,refresh=0.5",
-                                     hosts.uri("nodeb"), mnt],
-                           stdout=err, stderr=err)
-    path = os.path.join(mnt, uuid, "disk")
-    reader = None
-    try:
-        r = hosts.run_on("nodea", ["bash", "-c", f"for i in $(seq 300); do "
-                                   f"test -e {path} && exit 0; sleep 0.1; done; exit 1"])
-        assert r.returncode == 0, read(log)
+    with mount_of_b(hosts, "silent",
+                    lambda mnt: os.path.join(mnt, uuid, "disk")) as (mnt, log, p, others):
+        path = os.path.join(mnt, uuid, "disk")
         with slow_link(hosts, "nodeb") as cut:
             reader = hosts.popen_on("nodea", ["dd", f"if={path}", "of=/dev/null",
                                               "bs=1M", "status=none"],
                                     stderr=subprocess.PIPE, text=True)
+            others.append(reader)
             time.sleep(2)
             _, derr, took = ended_after(cut, reader, "the read")
         assert reader.returncode != 0 and "Input/output error" in derr, derr
@@ -599,16 +643,13 @@ def test_remote_mount_over_a_network_gone_silent_fails_then_comes_back(hosts):
         r = hosts.run_on("nodea", ["sha256sum", path], timeout=60)
         assert r.returncode == 0 and \
             r.stdout.split()[0] == hashlib.sha256(data).hexdigest(), r.stderr
-        r = hosts.run_on("nodea", ["fusermount3", "-u", mnt])
-        assert r.returncode == 0, r.stderr
-        p.wait(timeout=20)
-        assert p.returncode == 0, read(log)
-    finally:
-        for proc in (reader, p):
-            if proc is not None and proc.poll() is None:
-                hosts.run_on("nodea", ["fusermount3", "-u", "-z", mnt])
-                proc.kill()
-                proc.wait(timeout=10)
+        unmount_cleanly(hosts, mnt, p, log)
+
+
+@contextlib.contextmanager
+def slow_then_silenced(hosts):
+    with slow_link(hosts, "nodea"), silenced(hosts) as silence:
+        yield silence
 
 
 def test_push_into_a_network_gone_silent_fails_then_completes(hosts):
@@ -616,51 +657,21 @@ def test_push_into_a_network_gone_silent_fails_then_completes(hosts):
     into it: its packets are lost, nothing is reset.  TCP's keepalive does
     not cover a connection with data waiting to be acknowledged, and TCP
     would retransmit for some 15 minutes; poolfsctl's watchdog (-k 1 -K 3)
-    ends the copy once B has acknowledged nothing for 3 s, with one line.
+    ends the copy once B has answered nothing for 4 s, with one line.
     B keeps no volume under its final name, A's is untouched, and the same
     command completes the job once B answers again."""
     uuid = str(uuidlib.uuid4())
     make_instance(hosts, "nodea", uuid, data=8 * MiB)
-    src = os.path.join(hosts.disks_dir("nodea"), f"{uuid}_disk")
-    with open(src, "rb") as f:
-        before = hashlib.sha256(f.read()).hexdigest()
-    b = hosts.disks_dir("nodeb")
     argv = [POOLFSCTL, "-k", "1", "-K", "3", "-c", hosts.local_uri("nodea"),
             "migrate", "--to", hosts.uri("nodeb"), uuid]
-
-    def copying():
-        return any(n.startswith(".partial") and n.endswith(f"{uuid}_disk") and
-                   os.stat(os.path.join(b, n)).st_blocks * 512 >= 1 * MiB
-                   for n in os.listdir(b))
-
-    p = None
-    try:
-        with slow_link(hosts, "nodea"), silenced(hosts) as silence:
-            p = hosts.popen_on("nodea", argv, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-            wait_for(copying, 30, "the disk's copy to be under way")
-            _, err, took = ended_after(silence, p, "poolfsctl")
-    finally:
-        if p is not None and p.poll() is None:
-            p.kill()
-            p.wait(timeout=10)
-    assert p.returncode == 1, (p.returncode, err)
-    assert took < 20, f"{took:.1f} s from the silence to the end"
-    line = one_line(err)
-    assert "the connection is lost" in line, line
-    assert not os.path.exists(os.path.join(b, f"{uuid}_disk"))
-    with open(src, "rb") as f:
-        assert hashlib.sha256(f.read()).hexdigest() == before
-    r = hosts.run_on("nodea", argv, timeout=120)
-    assert r.returncode == 0, r.stderr
-    assert_copied(hosts, uuid)
-    assert not [n for n in os.listdir(b) if n.startswith(".partial") and uuid in n]
+    copy_cut_then_rerun(hosts, "nodea", argv, uuid, slow_then_silenced(hosts),
+                        20)
 
 
 def test_remote_mount_write_into_a_network_gone_silent_fails_then_comes_back(hosts):
     """Node B goes silent while a program writes a file of a remote mount:
     the write (or the fsync, or the close) fails with EIO once B has
-    acknowledged nothing for 3 s (-o keepalive=1,keepalive_count=3), not
+    answered nothing for 4 s (-o keepalive=1,keepalive_count=3), not
     after TCP's 15 minutes of retransmissions; poolfs logs why, connects
     again by itself once B answers, and a new file then writes whole."""
     uuid = str(uuidlib.uuid4())
@@ -668,26 +679,16 @@ def test_remote_mount_write_into_a_network_gone_silent_fails_then_comes_back(hos
     open(os.path.join(d, f"{uuid}_"), "w").close()
     hosts.run_on("nodeb", ["virsh", "-q", "-c", hosts.local_uri("nodeb"),
                            "pool-refresh", DISKS_POOL], check=True)
-    mnt = os.path.join(hosts.workdir, "mnt-silent-write")
-    os.makedirs(mnt, exist_ok=True)
-    log = os.path.join(hosts.workdir, "poolfs-silent-write.log")
-    with open(log, "w") as err:
-        p = hosts.popen_on("nodea", [POOLFS, "-f", "-o",
-                                     "keepalive=1,keepalive_count=3,refresh=0.5",
-                                     hosts.uri("nodeb"), mnt],
-                           stdout=err, stderr=err)
-    inst = os.path.join(mnt, uuid)
-    writer = None
-    try:
-        r = hosts.run_on("nodea", ["bash", "-c", f"for i in $(seq 300); do "
-                                   f"test -d {inst} && exit 0; sleep 0.1; done; exit 1"])
-        assert r.returncode == 0, read(log)
+    with mount_of_b(hosts, "silent-write",
+                    lambda mnt: os.path.join(mnt, uuid)) as (mnt, log, p, others):
+        inst = os.path.join(mnt, uuid)
         with slow_link(hosts, "nodea"), silenced(hosts) as silence:
             writer = hosts.popen_on("nodea", ["dd", "if=/dev/urandom",
                                               f"of={inst}/disk", "bs=1M",
                                               "count=64", "conv=fsync",
                                               "status=none"],
                                     stderr=subprocess.PIPE, text=True)
+            others.append(writer)
             wait_for(lambda: os.stat(os.path.join(d, f"{uuid}_disk")).st_blocks
                      * 512 >= 1 * MiB, 30, "the write to reach node B")
             _, derr, took = ended_after(silence, writer, "the write")
@@ -706,22 +707,13 @@ def test_remote_mount_write_into_a_network_gone_silent_fails_then_comes_back(hos
         assert r.returncode == 0, r.stderr
         with open(os.path.join(d, f"{uuid}_disk.local"), "rb") as f:
             assert f.read() == data
-        r = hosts.run_on("nodea", ["fusermount3", "-u", mnt])
-        assert r.returncode == 0, r.stderr
-        p.wait(timeout=20)
-        assert p.returncode == 0, read(log)
-    finally:
-        for proc in (writer, p):
-            if proc is not None and proc.poll() is None:
-                hosts.run_on("nodea", ["fusermount3", "-u", "-z", mnt])
-                proc.kill()
-                proc.wait(timeout=10)
+        unmount_cleanly(hosts, mnt, p, log)
 
 
 def test_connect_to_a_silent_host_gives_up_in_seconds(hosts):
     """A node that answers nothing (its packets lost, nothing refused):
-    poolfsctl and poolfs give up connecting to it once INTERVAL * COUNT
-    seconds have passed (here -k 1 -K 3), with ETIMEDOUT named, instead of
+    poolfsctl and poolfs give up connecting to it once INTERVAL * (COUNT +
+    1) seconds have passed (4 s at -k 1 -K 3), with ETIMEDOUT named, instead of
     TCP's two minutes of SYN retries; nothing is mounted."""
     mnt = os.path.join(hosts.workdir, "mnt-silent-host")
     os.makedirs(mnt, exist_ok=True)
@@ -762,10 +754,7 @@ def test_push_to_a_destination_that_stalls_is_left_alone(hosts):
     argv = [POOLFSCTL, "-k", "1", "-K", "3", "-c", hosts.local_uri("nodea"),
             "migrate", "--to", hosts.uri("nodeb"), uuid]
 
-    def copying():
-        return any(n.startswith(".partial") and n.endswith(f"{uuid}_disk") and
-                   os.stat(os.path.join(b, n)).st_blocks * 512 >= 1 * MiB
-                   for n in os.listdir(b))
+    copying = partial_under_way(b, uuid)
 
     pid = hosts.libvirtd_pid("nodeb")
     ns = hosts.netns("nodeb")
