@@ -29,6 +29,15 @@ ctl_silent(void *opaque, virErrorPtr err)
     /* Reported once, by whoever knows the object. */
 }
 
+/* With --json, stdout goes to memory until the end (ctl_json_flush): a
+ * command that fails before it has printed a result then prints
+ * {"ok": false, "error": ...} with its first error, so that a script
+ * always gets JSON. */
+static FILE *ctl_real_stdout;
+static char *ctl_json_buf;
+static size_t ctl_json_len;
+static char ctl_first_error[1024];
+
 void
 ctl_error(const char *fmt, ...)
 {
@@ -39,6 +48,47 @@ ctl_error(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
+    if (!ctl_first_error[0]) {
+        va_start(ap, fmt);
+        vsnprintf(ctl_first_error, sizeof(ctl_first_error), fmt, ap);
+        va_end(ap);
+    }
+}
+
+static void
+ctl_json_flush(void)
+{
+    if (!ctl_real_stdout)
+        return;
+    fclose(stdout);
+    stdout = ctl_real_stdout;
+    ctl_real_stdout = NULL;
+    if (ctl_json_len) {
+        fwrite(ctl_json_buf, 1, ctl_json_len, stdout);
+    } else if (ctl_first_error[0]) {
+        fputs("{\"ok\": false, \"error\": ", stdout);
+        ctl_json_string(stdout, ctl_first_error);
+        fputs("}\n", stdout);
+    }
+    free(ctl_json_buf);
+    fflush(stdout);
+}
+
+static void
+ctl_json_capture(struct ctl *ctl)
+{
+    FILE *m;
+
+    ctl->json = true;
+    ctl->progress = false;
+    if (ctl_real_stdout)
+        return;
+    fflush(stdout);
+    if (!(m = open_memstream(&ctl_json_buf, &ctl_json_len)))
+        return;                 /* then as before: stdout as it comes */
+    ctl_real_stdout = stdout;
+    stdout = m;
+    atexit(ctl_json_flush);
 }
 
 const char *
@@ -155,7 +205,7 @@ ctl_common_opt(struct ctl *ctl, int c, const char *arg)
     case 'c': ctl->uri = arg; return true;
     case 'D': ctl->disks_pool = arg; return true;
     case 'B': ctl->base_pool = arg; return true;
-    case 'j': ctl->json = true; ctl->progress = false; return true;
+    case 'j': ctl_json_capture(ctl); return true;
     default: return false;
     }
 }
@@ -228,7 +278,8 @@ ctl_usage(FILE *out)
 "  -c, --connect URI    libvirt URI, as virsh takes it (default qemu:///system)\n"
 "  --disks-pool NAME    pool of instance files (default nova-disks-pool)\n"
 "  --base-pool NAME     pool of base images (default nova-base-images-pool)\n"
-"  --json               print a machine-readable result on stdout\n"
+"  --json               print a machine-readable result on stdout (a\n"
+"                       failure before any: {\"ok\": false, \"error\": ...})\n"
 "  -k, --keepalive-interval SECONDS\n"
 "                       probe a libvirt connection that has gone silent\n"
 "                       every SECONDS (default 5; 0: never), as virsh does\n"
@@ -294,7 +345,7 @@ main(int argc, char **argv)
             break;
         case 'D': ctl.disks_pool = optarg; break;
         case 'B': ctl.base_pool = optarg; break;
-        case 'j': ctl.json = true; break;
+        case 'j': ctl_json_capture(&ctl); break;
         case 'h': ctl_usage(stdout); return CTL_OK;
         case 'V': printf("poolfsctl %s\n", POOLFS_VERSION); return CTL_OK;
         default:

@@ -386,6 +386,26 @@ def test_usage_errors(poolfsctl):
     assert "migrate" in r.stdout
 
 
+def test_json_failures_are_json(poolfsctl, tmp_path):
+    """With --json (before or after the command) a failure before any
+    result still prints one JSON object on stdout, with the first error;
+    the exit status says what kind of failure it was."""
+    nowhere = f"qemu:///system?socket={tmp_path}/no-such-sock"
+    cases = [
+        ([poolfsctl, "--json", "-c", nowhere, "cache"], 1, "cannot connect"),
+        ([poolfsctl, "-c", nowhere, "cache", "--json"], 1, "cannot connect"),
+        ([poolfsctl, "--json", "migrate", str(uuidlib.uuid4())], 2, "--to"),
+        ([poolfsctl, "--json", "-K", "0", "cache"], 2, "--keepalive-count"),
+        ([poolfsctl, "--json", "frobnicate"], 2, "unknown command"),
+    ]
+    for argv, status, what in cases:
+        r = run(argv, check=False)
+        assert r.returncode == status, (argv, r.returncode, r.stderr)
+        out = json.loads(r.stdout)
+        assert out["ok"] is False and what in out["error"], (argv, r.stdout)
+        assert what in r.stderr, r.stderr          # said there too
+
+
 def test_one_uuid_on_two_nodes_is_not_shared_storage(nodes, poolfsctl, tmp_path):
     """Pools defined from one XML (config management) carry one UUID to
     every node: on two libvirtds that proves nothing, so the instance is
