@@ -259,8 +259,7 @@ lane_run(void *arg)
     }
     /* A connection of its own if it can have one; the shared one else
      * (the daemon's max_clients, say: the copy still goes on). */
-    if (l->uri && l->key && (own = virConnectOpen(l->uri))) {
-        pump_keepalive();
+    if (l->uri && l->key && (own = pump_open(l->uri))) {
         if (!(vol = virStorageVolLookupByKey(own, l->key))) {
             virConnectClose(own);
             own = NULL;

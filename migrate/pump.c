@@ -70,6 +70,24 @@ pump_keepalive(void)
     tcpkeep_apply(pump_ka_interval, (int)pump_ka_count);
 }
 
+static pthread_mutex_t pump_open_lock = PTHREAD_MUTEX_INITIALIZER;
+
+virConnectPtr
+pump_open(const char *uri)
+{
+    virConnectPtr c;
+
+    /* One at a time: tcpkeep_apply turns keepalive on for every TCP
+     * socket, and a socket another thread is still opening would then no
+     * longer count as being opened (tcpkeep.h): its open would lose its
+     * bound. */
+    pthread_mutex_lock(&pump_open_lock);
+    if ((c = virConnectOpen(uri)))
+        pump_keepalive();
+    pthread_mutex_unlock(&pump_open_lock);
+    return c;
+}
+
 static void
 pump_drop(virStreamPtr st)
 {

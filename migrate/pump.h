@@ -93,6 +93,8 @@ void pump_keepalive_setup(int interval, unsigned count);
 void pump_keepalive_watch(void);
 /* Apply it to the TCP sockets open now: call after each connection. */
 void pump_keepalive(void);
+/* virConnectOpen, then pump_keepalive, one thread at a time. */
+virConnectPtr pump_open(const char *uri);
 
 /* Write RES->head at the start of DST. */
 int pump_put_head(virConnectPtr dconn, virStorageVolPtr dst,

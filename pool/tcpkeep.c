@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <linux/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -110,38 +110,39 @@ tk_peer(int fd, char *buf, size_t len)
 }
 
 enum tcpkeep_verdict
-tcpkeep_judge(const struct tcp_info *ti, unsigned opening, int interval,
-              int count)
+tcpkeep_judge(const struct tcpkeep_sock *s, int interval, int count)
 {
     unsigned limit_ms = tcpkeep_limit(interval, count) * 1000u;
     unsigned probes = count < 2 ? 2 : (unsigned)count;
 
     if (!limit_ms)
         return TCPKEEP_FINE;
-    if (ti->tcpi_state == TCP_SYN_SENT)
+    if (s->state == TCPKEEP_SYN_SENT)
         return TCPKEEP_CONNECTING;
-    if (ti->tcpi_state != TCP_ESTABLISHED && ti->tcpi_state != TCP_CLOSE_WAIT)
+    if (s->state != TCPKEEP_ESTABLISHED && s->state != TCPKEEP_CLOSE_WAIT)
         return TCPKEEP_FINE;
     /* A peer that sends is alive (and an acknowledgement is only counted
      * where the kernel processes one). */
-    if (ti->tcpi_last_data_recv < limit_ms)
+    if (s->last_data_ms < limit_ms)
         return TCPKEEP_FINE;
-    /* Still being opened by libvirt (TLS, authentication) for the limit,
-     * and the peer has sent nothing as long: its kernel took the
-     * connection, nothing else answers. */
-    if (opening >= limit_ms / 1000u && ti->tcpi_state == TCP_ESTABLISHED)
+    /* Being opened by libvirt for the limit, and not a byte came back:
+     * the peer's kernel took the connection, nothing else answers (a
+     * libvirtd that hangs, or at max_clients with the connection in its
+     * backlog).  One that has answered and is slow to finish (starting
+     * virtqemud, asking Kerberos) is left alone. */
+    if (s->opening >= limit_ms / 1000u && s->state == TCPKEEP_ESTABLISHED &&
+        s->bytes_received == 0)
         return TCPKEEP_SILENT;
-    if (ti->tcpi_last_ack_recv < limit_ms)
+    if (s->last_ack_ms < limit_ms)
         return TCPKEEP_FINE;
     /* Silent: data waits for an acknowledgement and has been sent again
      * in vain (a request just sent waits too, for a round trip, without
      * retransmissions), or COUNT (at least two) probes of the peer's shut
      * window, or keepalive probes, went unanswered in a row.  A live peer
      * acknowledges both, also one that keeps its window shut because it
-     * cannot write fast enough: each answer sets tcpi_probes back to 0,
+     * cannot write fast enough: each answer sets the probes back to 0,
      * and one probe is unanswered while it is on its way. */
-    if ((ti->tcpi_unacked > 0 && ti->tcpi_retransmits > 0) ||
-        ti->tcpi_probes >= probes)
+    if ((s->unacked > 0 && s->retransmits > 0) || s->probes >= probes)
         return TCPKEEP_SILENT;
     return TCPKEEP_FINE;
 }
@@ -160,7 +161,7 @@ tk_bound_connect(int fd, unsigned limit)
     if (setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms)) < 0)
         return;
     if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
-        ti.tcpi_state != TCP_SYN_SENT)
+        ti.tcpi_state != TCPKEEP_SYN_SENT)
         (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &zero,
                          sizeof(zero));
 }
@@ -235,17 +236,29 @@ tk_check_one(int fd, void *arg)
     socklen_t len = sizeof(ti);
     int kept = 0;
     socklen_t klen = sizeof(kept);
-    unsigned opening = 0;
+    struct tcpkeep_sock s;
 
     (void)arg;
+    memset(&ti, 0, sizeof(ti));
     if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
         getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &kept, &klen) < 0)
         return;
+    s = (struct tcpkeep_sock){
+        .state = ti.tcpi_state,
+        .last_ack_ms = ti.tcpi_last_ack_recv,
+        .last_data_ms = ti.tcpi_last_data_recv,
+        .unacked = ti.tcpi_unacked,
+        .retransmits = ti.tcpi_retransmits,
+        .probes = ti.tcpi_probes,
+        /* An older kernel's shorter answer leaves it 0: the rule then
+         * takes the peer for silent, as before the field was there. */
+        .bytes_received = ti.tcpi_bytes_received,
+    };
     /* Connected, but tcpkeep_apply has not been by: libvirt is opening
      * it.  TCP_INFO has no time of the connect, so the watchdog counts. */
-    if (!kept && ti.tcpi_state == TCP_ESTABLISHED)
-        opening = tk_opening_for(fd);
-    switch (tcpkeep_judge(&ti, opening, interval, count)) {
+    if (!kept && ti.tcpi_state == TCPKEEP_ESTABLISHED)
+        s.opening = tk_opening_for(fd);
+    switch (tcpkeep_judge(&s, interval, count)) {
     case TCPKEEP_CONNECTING:
         /* No note: the connect's own error says "Connection timed out". */
         tk_bound_connect(fd, limit);

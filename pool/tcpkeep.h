@@ -52,7 +52,6 @@
 #ifndef POOLFS_TCPKEEP_H
 #define POOLFS_TCPKEEP_H
 
-#include <netinet/tcp.h>
 
 /* The defaults (virsh's), and the bounds both programs take. */
 #define TCPKEEP_INTERVAL 5
@@ -83,15 +82,30 @@ const char *tcpkeep_open_hint(unsigned before);
  * INTERVAL apart); 0 when off. */
 unsigned tcpkeep_limit(int interval, int count);
 
-/* The watchdog's rule, for one socket's TCP_INFO. */
+/* The watchdog's rule, for what one socket's TCP_INFO says. */
 enum tcpkeep_verdict {
     TCPKEEP_FINE,
     TCPKEEP_CONNECTING,         /* bound the connect by the limit */
     TCPKEEP_SILENT,             /* shut it down */
 };
-/* OPENING: for how many seconds libvirt has been seen opening the
- * connection (connected, tcpkeep_apply not yet by); 0 once opened. */
-enum tcpkeep_verdict tcpkeep_judge(const struct tcp_info *ti,
-                                   unsigned opening, int interval, int count);
+/* TCP states (the kernel's numbers, as TCP_INFO gives them). */
+enum {
+    TCPKEEP_ESTABLISHED = 1,
+    TCPKEEP_SYN_SENT = 2,
+    TCPKEEP_FIN_WAIT1 = 4,
+    TCPKEEP_CLOSE_WAIT = 8,
+    TCPKEEP_LISTEN = 10,
+};
+struct tcpkeep_sock {
+    unsigned state;
+    unsigned last_ack_ms, last_data_ms;         /* since received */
+    unsigned unacked, retransmits, probes;
+    unsigned long long bytes_received;
+    /* For how many seconds libvirt has been seen opening it (connected,
+     * tcpkeep_apply not yet by); 0 once opened. */
+    unsigned opening;
+};
+enum tcpkeep_verdict tcpkeep_judge(const struct tcpkeep_sock *s, int interval,
+                                   int count);
 
 #endif /* POOLFS_TCPKEEP_H */
