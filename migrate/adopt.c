@@ -418,9 +418,11 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
     return rc;
 }
 
+/* Instances in the JSON array so far. */
+static unsigned adopt_reported;
+
 static int
-adopt_one(struct ctl *ctl, const char *mount, const char *uuid, bool dry_run,
-          bool first)
+adopt_one(struct ctl *ctl, const char *mount, const char *uuid, bool dry_run)
 {
     char path[PATH_MAX], kind[16];
     const char *backend;
@@ -462,7 +464,7 @@ adopt_one(struct ctl *ctl, const char *mount, const char *uuid, bool dry_run,
         status = "adopted";
     }
     if (ctl->json) {
-        printf("%s{\"uuid\": ", first ? "" : ", ");
+        printf("%s{\"uuid\": ", adopt_reported++ ? ", " : "");
         ctl_json_string(stdout, uuid);
         printf(", \"status\": \"%s\", \"files\": %d, \"how\": \"%s\"}",
                status, files, dry_run ? "planned" : how);
@@ -503,7 +505,7 @@ adopt_main(struct ctl *ctl, int argc, char **argv)
     };
     const char *mount = "/var/lib/nova/instances";
     bool all = false, dry_run = false;
-    int c, i, failed = 0, n = 0;
+    int c, i, failed = 0;
 
     optind = 0;     /* glibc: start over (the global parse used "+") */
     while ((c = getopt_long(argc, argv, CTL_COMMON_SHORT, opts, NULL)) != -1) {
@@ -531,9 +533,9 @@ adopt_main(struct ctl *ctl, int argc, char **argv)
 
         if (!dir) {
             ctl_error("adopt: %s: %s", mount, strerror(errno));
-            return CTL_FAILED;
+            failed++;
         }
-        while ((de = readdir(dir))) {
+        while (dir && (de = readdir(dir))) {
             char path[PATH_MAX], kind[16];
             struct stat st;
 
@@ -542,10 +544,11 @@ adopt_main(struct ctl *ctl, int argc, char **argv)
                 !S_ISDIR(st.st_mode) || !ctl_poolfs_backend(path, kind, sizeof(kind)) ||
                 strcmp(kind, "legacy") != 0)
                 continue;
-            if (adopt_one(ctl, mount, de->d_name, dry_run, n++ == 0) < 0)
+            if (adopt_one(ctl, mount, de->d_name, dry_run) < 0)
                 failed++;
         }
-        closedir(dir);
+        if (dir)
+            closedir(dir);
     }
     for (i = optind; i < argc; i++) {
         if (names_check_component(argv[i]) < 0 || adopt_skip_top(argv[i])) {
@@ -554,7 +557,7 @@ adopt_main(struct ctl *ctl, int argc, char **argv)
             failed++;
             continue;
         }
-        if (adopt_one(ctl, mount, argv[i], dry_run, n++ == 0) < 0)
+        if (adopt_one(ctl, mount, argv[i], dry_run) < 0)
             failed++;
     }
     if (ctl->json)

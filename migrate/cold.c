@@ -72,6 +72,7 @@ struct cold_run {
     const char *pool_name[2];
     bool shared[2];
     struct ctl_progress prog;
+    unsigned reported;          /* instances in the JSON array so far */
 };
 
 /*
@@ -480,7 +481,7 @@ cold_plan(struct cold_run *r, const char *uuid, struct cold_vol **volsp,
 
 static void
 cold_report(struct cold_run *r, const char *uuid, const char *status,
-            struct cold_vol *vols, size_t n, double secs, bool first)
+            struct cold_vol *vols, size_t n, double secs)
 {
     uint64_t len = 0, data = 0, zeros = 0;
     char a[32], b[32], c[32];
@@ -501,7 +502,7 @@ cold_report(struct cold_run *r, const char *uuid, const char *status,
                ", verified" : "");
         return;
     }
-    printf("%s{\"uuid\": ", first ? "" : ", ");
+    printf("%s{\"uuid\": ", r->reported++ ? ", " : "");
     ctl_json_string(stdout, uuid);
     printf(", \"status\": \"%s\", \"seconds\": %.3f, \"volumes\": [",
            status, secs);
@@ -525,7 +526,7 @@ cold_report(struct cold_run *r, const char *uuid, const char *status,
 }
 
 static int
-cold_instance(struct cold_run *r, const char *uuid, bool first)
+cold_instance(struct cold_run *r, const char *uuid)
 {
     struct cold_vol *vols = NULL;
     size_t n = 0, i;
@@ -541,7 +542,7 @@ cold_instance(struct cold_run *r, const char *uuid, bool first)
             printf("shared %s: pool '%s' is the same storage on both nodes; "
                    "nothing to copy\n", uuid, r->pool_name[0]);
         else
-            cold_report(r, uuid, status, NULL, 0, 0, first);
+            cold_report(r, uuid, status, NULL, 0, 0);
         return 0;
     }
     if (cold_plan(r, uuid, &vols, &n) < 0 || cold_check_idle(r, uuid) < 0)
@@ -593,7 +594,7 @@ cold_instance(struct cold_run *r, const char *uuid, bool first)
     rc = 0;
  out:
     if (rc == 0 || r->ctl->json)
-        cold_report(r, uuid, status, vols, n, ctl_now() - t0, first);
+        cold_report(r, uuid, status, vols, n, ctl_now() - t0);
     for (i = 0; i < n; i++)
         cold_vol_clear(&vols[i]);
     free(vols);
@@ -709,7 +710,7 @@ cold_main(struct ctl *ctl, int argc, char **argv)
             failed++;
             continue;
         }
-        if (cold_instance(&r, argv[i], i == optind) < 0)
+        if (cold_instance(&r, argv[i]) < 0)
             failed++;
     }
     if (ctl->json)

@@ -35,6 +35,11 @@ bool ctl_common_opt(struct ctl *ctl, int c, const char *arg);
 
 /* "poolfsctl: ..." on stderr: one line naming what failed and why. */
 void ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Keep the first error for --json's {"ok": false, ...} without printing
+ * it (getopt printed it); and that first error, "" if none. */
+void ctl_error_record(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+const char *ctl_error_first(void);
 /* The last libvirt error's message. */
 const char *ctl_virt_message(void);
 /* A copy of ctl_virt_message() in BUF: take it right after the failing call,

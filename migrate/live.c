@@ -43,6 +43,7 @@ struct live_run {
     int ncopy;
     bool postcopy;              /* switch to post-copy when it will not converge */
     volatile int done;
+    bool json_open;             /* the plan's object printed, not closed */
 };
 
 static char *
@@ -422,7 +423,9 @@ live_print_plan(struct live_run *r, const struct lm_plan *plan, bool dry_run)
                    "\"copy\": %s}", i ? ", " : "", r->disks[i].dev,
                    r->disks[i].pool, r->disks[i].vol,
                    r->disks[i].copy ? "true" : "false");
-        printf("]}\n");
+        /* Closed with the outcome when it is known (live_json_end). */
+        printf("],\n");
+        r->json_open = true;
         return;
     }
     printf("%s %s to %s\n", dry_run ? "would live-migrate" : "live-migrating",
@@ -617,6 +620,14 @@ live_main(struct ctl *ctl, int argc, char **argv)
  fail:
     live_remove_volumes(&r);
  out:
+    if (r.json_open) {
+        printf(" \"ok\": %s", rc == CTL_OK ? "true" : "false");
+        if (rc != CTL_OK) {
+            printf(", \"error\": ");
+            ctl_json_string(stdout, ctl_error_first());
+        }
+        printf("}\n");
+    }
     virTypedParamsFree(params, nparams);
     if (r.dom)
         virDomainFree(r.dom);

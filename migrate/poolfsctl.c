@@ -29,14 +29,31 @@ ctl_silent(void *opaque, virErrorPtr err)
     /* Reported once, by whoever knows the object. */
 }
 
-/* With --json, stdout goes to memory until the end (ctl_json_flush): a
- * command that fails before it has printed a result then prints
- * {"ok": false, "error": ...} with its first error, so that a script
- * always gets JSON. */
+/* With --json, stdout passes through a stream that notes whether
+ * anything was printed: a command that fails before it has printed a
+ * result gets {"ok": false, "error": ...} with its first error printed for
+ * it at exit (ctl_json_end), so that a script always gets JSON. */
 static FILE *ctl_real_stdout;
-static char *ctl_json_buf;
-static size_t ctl_json_len;
+static bool ctl_json_printed;
 static char ctl_first_error[1024];
+
+void
+ctl_error_record(const char *fmt, ...)
+{
+    va_list ap;
+
+    if (ctl_first_error[0])
+        return;
+    va_start(ap, fmt);
+    vsnprintf(ctl_first_error, sizeof(ctl_first_error), fmt, ap);
+    va_end(ap);
+}
+
+const char *
+ctl_error_first(void)
+{
+    return ctl_first_error;
+}
 
 void
 ctl_error(const char *fmt, ...)
@@ -55,40 +72,50 @@ ctl_error(const char *fmt, ...)
     }
 }
 
+static ssize_t
+ctl_json_write(void *cookie, const char *buf, size_t len)
+{
+    FILE *out = cookie;
+
+    if (len)
+        ctl_json_printed = true;
+    return fwrite(buf, 1, len, out) == len && fflush(out) == 0 ?
+           (ssize_t)len : -1;
+}
+
 static void
-ctl_json_flush(void)
+ctl_json_end(void)
 {
     if (!ctl_real_stdout)
         return;
-    fclose(stdout);
+    fclose(stdout);             /* flushes through to the real one */
     stdout = ctl_real_stdout;
     ctl_real_stdout = NULL;
-    if (ctl_json_len) {
-        fwrite(ctl_json_buf, 1, ctl_json_len, stdout);
-    } else if (ctl_first_error[0]) {
+    if (!ctl_json_printed && ctl_first_error[0]) {
         fputs("{\"ok\": false, \"error\": ", stdout);
         ctl_json_string(stdout, ctl_first_error);
         fputs("}\n", stdout);
     }
-    free(ctl_json_buf);
     fflush(stdout);
 }
 
 static void
-ctl_json_capture(struct ctl *ctl)
+ctl_json_begin(struct ctl *ctl)
 {
-    FILE *m;
+    static const cookie_io_functions_t io = { .write = ctl_json_write };
+    FILE *f;
 
     ctl->json = true;
     ctl->progress = false;
     if (ctl_real_stdout)
         return;
     fflush(stdout);
-    if (!(m = open_memstream(&ctl_json_buf, &ctl_json_len)))
+    if (!(f = fopencookie(stdout, "w", io)))
         return;                 /* then as before: stdout as it comes */
+    setvbuf(f, NULL, _IOLBF, 0);
     ctl_real_stdout = stdout;
-    stdout = m;
-    atexit(ctl_json_flush);
+    stdout = f;
+    atexit(ctl_json_end);
 }
 
 const char *
@@ -115,16 +142,13 @@ ctl_connect(const char *uri)
 
     pump_keepalive_watch();
     ended = tcpkeep_opens_ended();
-    c = virConnectOpen(uri);
-    if (!c) {
+    if (!(c = pump_open(uri))) {
         if (!(hint = virterr_hint()))
             hint = tcpkeep_open_hint(ended);
         ctl_error("cannot connect to libvirt at %s: %s%s%s%s", uri,
                   ctl_virt_message(), hint ? " (" : "", hint ? hint : "",
                   hint ? ")" : "");
     }
-    if (c)
-        pump_keepalive();
     return c;
 }
 
@@ -205,8 +229,11 @@ ctl_common_opt(struct ctl *ctl, int c, const char *arg)
     case 'c': ctl->uri = arg; return true;
     case 'D': ctl->disks_pool = arg; return true;
     case 'B': ctl->base_pool = arg; return true;
-    case 'j': ctl_json_capture(ctl); return true;
-    default: return false;
+    case 'j': ctl_json_begin(ctl); return true;
+    default:
+        /* getopt has said which ('?': unknown, ':': no argument). */
+        ctl_error_record("bad option; see poolfsctl COMMAND --help");
+        return false;
     }
 }
 
@@ -345,11 +372,12 @@ main(int argc, char **argv)
             break;
         case 'D': ctl.disks_pool = optarg; break;
         case 'B': ctl.base_pool = optarg; break;
-        case 'j': ctl_json_capture(&ctl); break;
+        case 'j': ctl_json_begin(&ctl); break;
         case 'h': ctl_usage(stdout); return CTL_OK;
         case 'V': printf("poolfsctl %s\n", POOLFS_VERSION); return CTL_OK;
         default:
-            ctl_error("see poolfsctl --help");
+            /* getopt has said which. */
+            ctl_error("bad option; see poolfsctl --help");
             return CTL_USAGE;
         }
     }

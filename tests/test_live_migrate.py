@@ -2,6 +2,7 @@
 domain (TCG) whose disk is a pool volume moves with flags poolfsctl picks;
 refused combinations are refused before anything moves."""
 
+import json
 import os
 import uuid as uuidlib
 
@@ -79,6 +80,12 @@ def test_plan_is_chosen_not_configured(hosts, domain):
     assert "VIR_MIGRATE_TLS" in out and "VIR_MIGRATE_NON_SHARED_DISK" in out
     assert "VIR_MIGRATE_TUNNELLED" not in out
     assert f"vda  {DISKS_POOL}/{vol}  copied (migrate_disks)" in out, out
+    r = ctl(hosts, "live-migrate", name, "--to", hosts.uri("nodeb"), "--dry-run",
+            "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["ok"] is True and doc["dry_run"] is True and \
+        "VIR_MIGRATE_LIVE" in doc["flags"] and doc["disks"][0]["copy"] is True, doc
     # Nothing moved.
     assert vol not in virsh(hosts, "nodeb", "vol-list", DISKS_POOL).stdout
     assert "running" in virsh(hosts, "nodea", "domstate", name).stdout
@@ -123,8 +130,10 @@ def test_failed_live_migration_keeps_the_source_and_removes_what_it_made(hosts):
         hosts, f"<serial type='file'><source path='{only_a}/console.log'/>"
                f"<target port='0'/></serial>")
     try:
-        r = ctl(hosts, "live-migrate", name, "--to", hosts.uri("nodeb"))
+        r = ctl(hosts, "live-migrate", name, "--to", hosts.uri("nodeb"), "--json")
         assert r.returncode == 1, r.stdout + r.stderr
+        doc = json.loads(r.stdout)                  # the plan, then the outcome
+        assert doc["ok"] is False and "failed" in doc["error"], doc
         assert f"live-migrate {name} failed:" in r.stderr, r.stderr
         assert f"{only_a}/console.log" in r.stderr, r.stderr     # the cause
         assert "still runs on" in r.stderr and "are removed" in r.stderr, r.stderr

@@ -118,6 +118,12 @@ def test_migrate_again_completes_and_json(nodes, poolfsctl, mode):
     r = ctl(poolfsctl, "-c", a.uri, "--json", "migrate", *MODES[mode], "--to", b.uri, uuid)
     doc = json.loads(r.stdout)
     assert doc["ok"] is True
+    # A bad name first: still one JSON document, the instance in it.
+    r = run([poolfsctl, "-c", a.uri, "--json", "migrate", *MODES[mode], "--to",
+             b.uri, "not_a_uuid", uuid], check=False)
+    assert r.returncode == 1, r.stderr
+    bad = json.loads(r.stdout)
+    assert bad["ok"] is False and [i["uuid"] for i in bad["instances"]] == [uuid]
     inst = doc["instances"][0]
     assert inst["uuid"] == uuid and inst["status"] == "migrated"
     assert {v["state"] for v in inst["volumes"]} == {"present"}
@@ -397,13 +403,17 @@ def test_json_failures_are_json(poolfsctl, tmp_path):
         ([poolfsctl, "--json", "migrate", str(uuidlib.uuid4())], 2, "--to"),
         ([poolfsctl, "--json", "-K", "0", "cache"], 2, "--keepalive-count"),
         ([poolfsctl, "--json", "frobnicate"], 2, "unknown command"),
+        ([poolfsctl, "--json", "cache", "--frobnicate"], 2, "bad option",
+         "unrecognized option '--frobnicate'"),
+        ([poolfsctl, "--json", "--frobnicate", "cache"], 2, "bad option",
+         "unrecognized option '--frobnicate'"),
     ]
-    for argv, status, what in cases:
+    for argv, status, what, *said in cases:
         r = run(argv, check=False)
         assert r.returncode == status, (argv, r.returncode, r.stderr)
         out = json.loads(r.stdout)
         assert out["ok"] is False and what in out["error"], (argv, r.stdout)
-        assert what in r.stderr, r.stderr          # said there too
+        assert (said[0] if said else what) in r.stderr, r.stderr   # said there too
 
 
 def test_one_uuid_on_two_nodes_is_not_shared_storage(nodes, poolfsctl, tmp_path):
