@@ -37,15 +37,20 @@ static FILE *ctl_real_stdout;
 static bool ctl_json_printed;
 static char ctl_first_error[1024];
 
+static void
+ctl_error_vrecord(const char *fmt, va_list ap)
+{
+    if (!ctl_first_error[0])
+        vsnprintf(ctl_first_error, sizeof(ctl_first_error), fmt, ap);
+}
+
 void
 ctl_error_record(const char *fmt, ...)
 {
     va_list ap;
 
-    if (ctl_first_error[0])
-        return;
     va_start(ap, fmt);
-    vsnprintf(ctl_first_error, sizeof(ctl_first_error), fmt, ap);
+    ctl_error_vrecord(fmt, ap);
     va_end(ap);
 }
 
@@ -65,11 +70,9 @@ ctl_error(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
-    if (!ctl_first_error[0]) {
-        va_start(ap, fmt);
-        vsnprintf(ctl_first_error, sizeof(ctl_first_error), fmt, ap);
-        va_end(ap);
-    }
+    va_start(ap, fmt);
+    ctl_error_vrecord(fmt, ap);
+    va_end(ap);
 }
 
 static ssize_t
@@ -143,8 +146,7 @@ ctl_connect(const char *uri)
     pump_keepalive_watch();
     ended = tcpkeep_opens_ended();
     if (!(c = pump_open(uri))) {
-        if (!(hint = virterr_hint()))
-            hint = tcpkeep_open_hint(ended);
+        hint = virterr_hint(ended);
         ctl_error("cannot connect to libvirt at %s: %s%s%s%s", uri,
                   ctl_virt_message(), hint ? " (" : "", hint ? hint : "",
                   hint ? ")" : "");

@@ -174,10 +174,7 @@ conn_reconnect(struct pool_ctx *ctx, char *why, size_t len)
     unsigned ended = tcpkeep_opens_ended();
 
     if (!(c = virConnectOpen(ctx->opts.uri))) {
-        const char *hint = virterr_hint();
-
-        if (!hint)
-            hint = tcpkeep_open_hint(ended);
+        const char *hint = virterr_hint(ended);
 
         snprintf(why, len, "cannot connect to libvirt at %s: %s%s%s%s",
                  ctx->opts.uri, pool_virt_message(), hint ? " (" : "",
@@ -472,10 +469,7 @@ pool_open(const struct pool_opts *opts, struct pool_ctx **ctxp)
     tcpkeep_watch(opts->keepalive, opts->keepalive_count, conn_tcpkeep_note);
     ended = tcpkeep_opens_ended();
     if (!(ctx->conn = virConnectOpen(opts->uri))) {
-        const char *hint = virterr_hint();
-
-        if (!hint)
-            hint = tcpkeep_open_hint(ended);
+        const char *hint = virterr_hint(ended);
 
         pool_log("cannot connect to libvirt at %s: %s%s%s%s", opts->uri,
                  pool_virt_message(), hint ? " (" : "", hint ? hint : "",

@@ -31,7 +31,6 @@
 #include "internal.h"
 #include "names.h"
 #include "legacy.h"
-#include "tcpkeep.h"
 
 /* Where an undecodable or conflicting disks-pool volume is shown. */
 static struct cat_node *
@@ -549,7 +548,8 @@ listing_conn_lost(struct pool_ctx *ctx)
 }
 
 /* In the event loop: libvirtd closed the connection (it stopped), or its
- * socket failed (TCP's keepalive found the peer silent: tcpkeep.h).  Nothing is called on CONN here. */
+ * socket failed (TCP's keepalive or tcpkeep's watchdog found the peer
+ * silent).  Nothing is called on CONN here. */
 static void
 listing_conn_closed(virConnectPtr conn, int reason, void *opaque)
 {
@@ -580,11 +580,10 @@ listing_watch(struct pool_ctx *ctx)
             VIR_STORAGE_POOL_EVENT_CALLBACK(listing_lifecycle_event), ctx,
             NULL);
     }
-    /* A silent peer is found by TCP after -o keepalive seconds and
-     * keepalive_count unanswered probes (tcpkeep.h: not libvirt's
+    /* A silent peer is found by TCP and tcpkeep's watchdog (applied
+     * right after the connection was made: tcpkeep.h, not libvirt's
      * keepalive); a daemon that stops closes the socket, which the close
      * callback sees at once. */
-    tcpkeep_apply(ctx->opts.keepalive, ctx->opts.keepalive_count);
     virConnectRegisterCloseCallback(c, listing_conn_closed, ctx, NULL);
     ctx->watched = c;
 }

@@ -283,9 +283,7 @@ tk_watchdog(void *unused)
 {
     (void)unused;
     for (;;) {
-        int interval = atomic_load(&tk_interval);
-
-        int i;
+        int interval = atomic_load(&tk_interval), i;
 
         sleep(interval > 0 ? (unsigned)interval : 1);
         if (!tcpkeep_limit(atomic_load(&tk_interval), atomic_load(&tk_count)))

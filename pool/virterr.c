@@ -3,15 +3,16 @@
 #include <string.h>
 #include <libvirt/virterror.h>
 
+#include "tcpkeep.h"
 #include "virterr.h"
 
 const char *
-virterr_hint(void)
+virterr_hint(unsigned ended)
 {
     virErrorPtr e = virGetLastError();
 
     if (!e || !e->message)
-        return NULL;
+        return tcpkeep_open_hint(ended);
     if (strstr(e->message, "Failed to verify peer's certificate"))
         return "TLS: the server's certificate was refused: it is not signed "
                "by the CA in our pkipath, or not issued for the host name "
@@ -25,7 +26,7 @@ virterr_hint(void)
         strstr(e->message, "Cannot read client key"))
         return "TLS: our certificates are missing: give their directory "
                "with ?pkipath=DIR (cacert.pem, clientcert.pem, clientkey.pem)";
-    return NULL;
+    return tcpkeep_open_hint(ended);
 }
 
 void

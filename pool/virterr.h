@@ -4,10 +4,12 @@
 #define POOLFS_VIRTERR_H
 
 /*
- * For the last libvirt error of this thread, a sentence naming the cause
- * when libvirt's own message hides it (TLS certificate refusals), or NULL.
+ * For a failed virConnectOpen, a sentence naming the cause when libvirt's
+ * own message hides it, or NULL: TLS certificate refusals (the last
+ * libvirt error of this thread), or tcpkeep's watchdog having shut the
+ * connection being opened (ENDED: tcpkeep_opens_ended() before the open).
  */
-const char *virterr_hint(void);
+const char *virterr_hint(unsigned ended);
 
 /* Keep libvirt's own log (its warnings) off stderr unless the user asked
  * for it with LIBVIRT_LOG_OUTPUTS: each failure is reported once, by us. */
