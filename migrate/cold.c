@@ -47,6 +47,8 @@ struct cold_opts {
     bool dry_run;
     bool streams;
     int parallel;
+    unsigned long bandwidth;    /* MiB/s through streams, 0: no cap */
+    unsigned long timeout;      /* s without data moving, 0: none */
 };
 
 /* One volume to move. */
@@ -497,7 +499,8 @@ cold_report(struct cold_run *r, const char *uuid, const char *status,
                "%s of holes skipped, %.1f s%s\n", status, uuid, n,
                ctl_size(len, a, sizeof(a)), ctl_size(data, b, sizeof(b)),
                ctl_size(zeros, c, sizeof(c)),
-               ctl_size(len - data - zeros, c + 16, 16), secs,
+               ctl_size(len > data + zeros ? len - data - zeros : 0, c + 16,
+                        16), secs,
                r->o->verify && strcmp(status, "migrated") == 0 ?
                ", verified" : "");
         return;
@@ -516,7 +519,8 @@ cold_report(struct cold_run *r, const char *uuid, const char *status,
                "\"zeros_skipped\": %llu, \"digest\": \"%s\"}",
                vols[i].state ? vols[i].state : "failed",
                vols[i].read ? vols[i].read : "",
-               !vols[i].read ? "" : vols[i].wrote_file ? "file" : "stream",
+               !vols[i].read ? "" : vols[i].wrote_file ? "file" :
+               vols[i].res.wrapped ? "stream, as qcow2" : "stream",
                (unsigned long long)vols[i].res.length,
                (unsigned long long)vols[i].res.data,
                (unsigned long long)vols[i].res.zeros,
@@ -606,7 +610,8 @@ cold_usage(void)
 {
     printf("usage: poolfsctl [-c URI] migrate [--from URI] --to URI [--move]\n"
            "                 [--no-verify] [--no-base] [--streams] [--parallel N]\n"
-           "                 [--dry-run] [--json] UUID...\n"
+           "                 [--bandwidth MIB] [--timeout SECONDS] [--dry-run]\n"
+           "                 [--json] UUID...\n"
            "\n"
            "Copy every volume {uuid}_* of the instances from the disks pool\n"
            "on --from (default: -c) to the same pool on --to, and the base\n"
@@ -623,6 +628,15 @@ cold_usage(void)
            "  --streams    libvirt streams at both ends, never the files\n"
            "  --parallel N download streams at once per volume read through\n"
            "               libvirt, each over its own range (1-%d, default %d)\n"
+           "  --bandwidth MIB  at most MIB MiB/s of data through streams, all\n"
+           "               volumes and ranges together (holes are free; the\n"
+           "               verification's download counts too)\n"
+           "  --timeout SECONDS  give up when a copy through a stream has\n"
+           "               moved no data for SECONDS (a libvirtd that hangs\n"
+           "               while its host answers, or whose storage stalls):\n"
+           "               every connection is shut down and the migration\n"
+           "               fails (default: wait; a silent network is\n"
+           "               -k/-K's)\n"
            "  --dry-run    print the plan and change nothing\n",
            PUMP_MAX_PARALLEL, COLD_PARALLEL);
 }
@@ -639,6 +653,8 @@ cold_main(struct ctl *ctl, int argc, char **argv)
         { "dry-run", no_argument, NULL, 'd' },
         { "streams", no_argument, NULL, 's' },
         { "parallel", required_argument, NULL, 'P' },
+        { "bandwidth", required_argument, NULL, 'B' },
+        { "timeout", required_argument, NULL, 'T' },
         CTL_COMMON_OPTIONS,
         { NULL, 0, NULL, 0 },
     };
@@ -667,6 +683,16 @@ cold_main(struct ctl *ctl, int argc, char **argv)
                 return CTL_USAGE;
             }
             break;
+        case 'B':
+            if (!ctl_parse_number("migrate", "--bandwidth", "MiB/s", optarg,
+                                  CTL_BANDWIDTH_MAX, &o.bandwidth))
+                return CTL_USAGE;
+            break;
+        case 'T':
+            if (!ctl_parse_number("migrate", "--timeout", "seconds", optarg,
+                                  CTL_TIMEOUT_MAX, &o.timeout))
+                return CTL_USAGE;
+            break;
         case 'h': cold_usage(); return CTL_OK;
         default:
             if (ctl_common_opt(ctl, c, optarg))
@@ -680,6 +706,11 @@ cold_main(struct ctl *ctl, int argc, char **argv)
         ctl_error("migrate: --to URI and at least one instance UUID are "
                   "required; see poolfsctl migrate --help");
         return CTL_USAGE;
+    }
+    pump_bandwidth_setup((uint64_t)o.bandwidth << 20);
+    if (pump_stall_setup((unsigned)o.timeout) < 0) {
+        ctl_error("migrate: cannot start the --timeout watch");
+        return CTL_FAILED;
     }
     r.pool_name[0] = ctl->disks_pool;
     r.pool_name[1] = ctl->base_pool;
@@ -705,6 +736,13 @@ cold_main(struct ctl *ctl, int argc, char **argv)
         printf("{\"from\": \"%s\", \"to\": \"%s\", \"instances\": [",
                o.from, o.to);
     for (i = optind; i < argc; i++) {
+        if (pump_gave_up()) {
+            /* --timeout shut every connection down: the rest cannot go. */
+            ctl_error("instance %s not migrated: --timeout gave up on the "
+                      "connections", argv[i]);
+            failed++;
+            continue;
+        }
         if (names_check_component(argv[i]) < 0 || strchr(argv[i], '_')) {
             ctl_error("'%s' is not an instance UUID", argv[i]);
             failed++;

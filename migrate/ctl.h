@@ -33,6 +33,14 @@ struct ctl {
 /* Take one of CTL_COMMON_OPTIONS but --help; false if C is none. */
 bool ctl_common_opt(struct ctl *ctl, int c, const char *arg);
 
+/* Option OPT's argument ARG, WHAT ("seconds"), a whole number from 1 to
+ * MAX, into *OUT; false with the error reported (CMD names the command)
+ * when it is not one. */
+bool ctl_parse_number(const char *cmd, const char *opt, const char *what,
+                      const char *arg, unsigned long max, unsigned long *out);
+#define CTL_BANDWIDTH_MAX 1048576UL         /* MiB/s */
+#define CTL_TIMEOUT_MAX 86400UL             /* s */
+
 /* "poolfsctl: ..." on stderr: one line naming what failed and why. */
 void ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Keep the first error for --json's {"ok": false, ...} without printing

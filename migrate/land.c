@@ -5,11 +5,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <libvirt/virterror.h>
 #include <libxml/entities.h>
 
 #include "land.h"
+#include "qwrap.h"
 #include "volfile.h"
+
+/* Holes worth wrapping a copy as qcow2 for (qwrap.h): what libvirt would
+ * read in vain when it makes NAME from a raw copy, more than what running
+ * qemu-img costs. */
+#define LAND_WRAP_HOLES (64ULL * 1024 * 1024)
 
 static const char *
 land_virt_message(void)
@@ -153,11 +160,95 @@ land_local(const struct land_pool *to, const char *name, const char *partname,
     return 0;
 }
 
-/* Anywhere else: upload, make the final volume from the copy, check it. */
+/*
+ * Is SRC worth sending wrapped as qcow2 (qwrap.h)?  Only a file here: its
+ * 64 KiB clusters with data (SEEK_DATA), which the wrapping sends whole,
+ * must be hardly more than its allocation, which the plain way sends, and
+ * leave LAND_WRAP_HOLES of holes for libvirt not to read.  (A stream
+ * source, a copy made on a third host, goes plain: its extents are not
+ * known before it is read.)
+ */
+static bool
+land_wrap_worth(const struct pump_end *src)
+{
+    struct stat st;
+    uint64_t clusters = 0, end = 0, length, allocation;
+    off_t at = 0, data, hole;
+
+    if (src->fd < 0 || fstat(src->fd, &st) < 0 || !S_ISREG(st.st_mode))
+        return false;
+    length = (uint64_t)st.st_size;
+    allocation = (uint64_t)st.st_blocks * 512;
+    if (!QWRAP_FITS(length) || allocation >= length ||
+        length - allocation < LAND_WRAP_HOLES)
+        return false;
+    while (at < st.st_size &&
+           (data = lseek(src->fd, at, SEEK_DATA)) >= 0) {
+        uint64_t first, last;
+
+        if ((hole = lseek(src->fd, data, SEEK_HOLE)) < 0)
+            return false;
+        /* Clusters [first, last); one shared with the extent before is
+         * counted once. */
+        first = (uint64_t)data / QWRAP_CLUSTER;
+        last = ((uint64_t)hole + QWRAP_CLUSTER - 1) / QWRAP_CLUSTER;
+        if (first < end)
+            first = end;
+        if (last > first)
+            clusters += last - first;
+        if (last > end)
+            end = last;
+        at = hole;
+    }
+    return clusters * QWRAP_CLUSTER <= allocation + allocation / 16 &&
+           length - clusters * QWRAP_CLUSTER >= LAND_WRAP_HOLES;
+}
+
+/*
+ * Can the pool make a volume from another by a reflink (XFS, Btrfs)?  Then
+ * the plain way costs nothing more there, and is kept: wrapped, qemu-img
+ * would read and write the data.  Asked of two empty volumes.
+ */
+static bool
+land_reflinks(const struct land_pool *to)
+{
+    virStorageVolPtr a = NULL, b = NULL;
+    char names[2][64], *xa, *xb;
+
+    snprintf(names[0], sizeof(names[0]), ".poolfs-reflink-probe-%ld-a",
+             (long)getpid());
+    snprintf(names[1], sizeof(names[1]), ".poolfs-reflink-probe-%ld-b",
+             (long)getpid());
+    xa = land_volume_xml(names[0]);
+    xb = land_volume_xml(names[1]);
+
+    land_delete(to->pool, names[0]);
+    land_delete(to->pool, names[1]);
+    if (xa && xb && (a = virStorageVolCreateXML(to->pool, xa, 0)))
+        b = virStorageVolCreateXMLFrom(to->pool, xb, a,
+                                       VIR_STORAGE_VOL_CREATE_REFLINK);
+    if (b) {
+        virStorageVolDelete(b, 0);
+        virStorageVolFree(b);
+    }
+    if (a) {
+        virStorageVolDelete(a, 0);
+        virStorageVolFree(a);
+    }
+    free(xa);
+    free(xb);
+    return b != NULL;
+}
+
+/* Anywhere else: upload, make the final volume from the copy, check it.
+ * WRAP: the copy goes as a qcow2 image of the volume (qwrap.h); when the
+ * destination cannot make NAME from one (no qemu-img there), LAND_UNWRAP
+ * asks for the plain way. */
+#define LAND_UNWRAP (-4)
 static int
 land_stream(const struct land_pool *to, const char *name,
             virStorageVolPtr part, const struct pump_end *src, bool verify,
-            pump_progress_fn progress, void *opaque,
+            bool wrap, pump_progress_fn progress, void *opaque,
             struct pump_result *res, char *err, size_t errlen)
 {
     virStorageVolPtr fin = NULL;
@@ -169,12 +260,38 @@ land_stream(const struct land_pool *to, const char *name,
      * qcow2 one (or a raw disk whose guest wrote a qcow2 header at its
      * start) by converting it.  So the head, where the format is read
      * from, is held back: the copy is raw to libvirt, is made a volume
-     * under its final name byte for byte, and gets its head last. */
-    if (pump_copy(src, PUMP_STREAM(to->conn, part), PUMP_HOLD_HEAD, progress,
+     * under its final name byte for byte, and gets its head last.
+     * Wrapped, the copy is a qcow2 image whose header comes last too:
+     * libvirt takes it for one only once it is whole, and converts it
+     * into NAME, the volume's bytes, reading its data clusters alone. */
+    if (pump_copy(src, PUMP_STREAM(to->conn, part),
+                  wrap ? PUMP_WRAP_QCOW2 : PUMP_HOLD_HEAD, progress,
                   opaque, res, err, errlen) < 0)
         goto out;
-    if (!(desc = virStorageVolGetXMLDesc(part, 0)) ||
-        !strstr(desc, "<format type='raw'/>")) {
+    if (wrap) {
+        int tries;
+
+        if (pump_put_head(to->conn, part, res, err, errlen) < 0)
+            goto out;
+        res->head_len = 0;
+        /* libvirt refreshes the pool after an upload on a thread of its
+         * own, a moment later: wait (5 s at most) to see the copy taken
+         * for qcow2, else send it plain. */
+        for (tries = 0; tries < 100; tries++) {
+            free(desc);
+            if ((desc = virStorageVolGetXMLDesc(part, 0)) &&
+                strstr(desc, "<format type='qcow2'/>"))
+                break;
+            usleep(50 * 1000);
+        }
+        if (tries == 100) {
+            snprintf(err, errlen, "%s did not take the copy for the qcow2 "
+                     "image it is", to->uri);
+            rc = LAND_UNWRAP;
+            goto out;
+        }
+    } else if (!(desc = virStorageVolGetXMLDesc(part, 0)) ||
+               !strstr(desc, "<format type='raw'/>")) {
         snprintf(err, errlen, "%s probed the copy as a format it would "
                  "convert", to->uri);
         goto out;
@@ -183,11 +300,23 @@ land_stream(const struct land_pool *to, const char *name,
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    /* A reflink where the destination's filesystem can (instant), else
-     * a copy there. */
-    if (!(fin = virStorageVolCreateXMLFrom(to->pool, xml, part,
-                                           VIR_STORAGE_VOL_CREATE_REFLINK)) &&
-        !(fin = virStorageVolCreateXMLFrom(to->pool, xml, part, 0))) {
+    if (wrap) {
+        /* "qemu-img convert -f qcow2 -O raw" there. */
+        if (!(fin = virStorageVolCreateXMLFrom(to->pool, xml, part, 0))) {
+            snprintf(err, errlen, "cannot make volume '%s' in pool '%s' on "
+                     "%s from the qcow2 copy: %s", name, to->name, to->uri,
+                     land_virt_message());
+            /* Only for a missing qemu-img: any other failure of it (a full
+             * pool) would fail the plain way too. */
+            if (strstr(land_virt_message(), "not supported without qemu-img"))
+                rc = LAND_UNWRAP;
+            goto out;
+        }
+    } else if (!(fin = virStorageVolCreateXMLFrom(to->pool, xml, part,
+                                                  VIR_STORAGE_VOL_CREATE_REFLINK)) &&
+               !(fin = virStorageVolCreateXMLFrom(to->pool, xml, part, 0))) {
+        /* A reflink where the destination's filesystem can (instant),
+         * else a copy there. */
         snprintf(err, errlen, "cannot make volume '%s' in pool '%s' on %s "
                  "from the copy: %s", name, to->name, to->uri,
                  land_virt_message());
@@ -255,8 +384,23 @@ land_volume(const struct land_pool *to, const char *name,
         rc = land_local(to, name, partname, part, fd, src, verify, progress,
                         opaque, res, err, errlen);
     } else {
-        rc = land_stream(to, name, part, src, verify, progress, opaque, res,
-                         err, errlen);
+        rc = land_stream(to, name, part, src, verify,
+                         land_wrap_worth(src) && !land_reflinks(to),
+                         progress, opaque, res, err, errlen);
+        if (rc == LAND_UNWRAP) {
+            /* Again, plain: the copy made anew from the start. */
+            virStorageVolDelete(part, 0);
+            virStorageVolFree(part);
+            if (!(part = virStorageVolCreateXML(to->pool, pxml, 0))) {
+                snprintf(err, errlen, "cannot create volume '%s' in pool "
+                         "'%s' on %s: %s", partname, to->name, to->uri,
+                         land_virt_message());
+                rc = -1;
+                goto out;
+            }
+            rc = land_stream(to, name, part, src, verify, false, progress,
+                             opaque, res, err, errlen);
+        }
     }
     /* After a rename, this is a no-op (the name is gone).  Kept while a
      * bad NAME could not be deleted: it marks NAME unfinished. */

@@ -201,6 +201,9 @@ lane_segment(struct lanes *l, virConnectPtr conn, virStorageVolPtr vol,
         } else if (!hole) {
             data = got;
         }
+        if (!hole)
+            pump_throttle(got);
+        pump_moved();
         digest_feed(part, hole ? NULL : buf, got);
         pos += got;
         if (!lanes_advance(l, data, zeros, got)) {

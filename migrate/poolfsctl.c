@@ -5,6 +5,7 @@
  *   poolfsctl [-c URI] [--disks-pool NAME] [--base-pool NAME] [--json]
  *             COMMAND [ARGS]
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
@@ -237,6 +238,23 @@ ctl_common_opt(struct ctl *ctl, int c, const char *arg)
         ctl_error_record("bad option; see poolfsctl COMMAND --help");
         return false;
     }
+}
+
+bool
+ctl_parse_number(const char *cmd, const char *opt, const char *what,
+                 const char *arg, unsigned long max, unsigned long *out)
+{
+    char *end;
+
+    errno = 0;
+    *out = strtoul(arg, &end, 10);
+    if (errno || !isdigit((unsigned char)arg[0]) || *end || *out < 1 ||
+        *out > max) {
+        ctl_error("%s: %s wants %s, a whole number from 1 to %lu, not '%s'",
+                  cmd, opt, what, max, arg);
+        return false;
+    }
+    return true;
 }
 
 double

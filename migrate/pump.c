@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,11 +10,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <libvirt/virterror.h>
 
 #include "pump.h"
 #include "pumpint.h"
+#include "qwrap.h"
 #include "sparse.h"
 #include "tcpkeep.h"
 
@@ -34,11 +38,85 @@ pump_fail_with(virErrorPtr e, char *err, size_t errlen, const char *fmt, ...)
 static int pump_ka_interval;
 static unsigned pump_ka_count;
 
+/* --timeout: copies under way, when data last moved, and the limit if it
+ * was reached (every connection then shut down). */
+static unsigned pump_stall_limit;
+static atomic_int pump_moving;
+static atomic_llong pump_moved_ms;
+static atomic_uint pump_stalled;
+
+static long long
+pump_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+bool
+pump_gave_up(void)
+{
+    return atomic_load(&pump_stalled) != 0;
+}
+
+void
+pump_moved(void)
+{
+    atomic_store(&pump_moved_ms, pump_now_ms());
+}
+
+static void *
+pump_stall_watch(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        usleep(250 * 1000);
+        if (atomic_load(&pump_moving) > 0 &&
+            pump_now_ms() - atomic_load(&pump_moved_ms) >
+            pump_stall_limit * 1000LL) {
+            atomic_store(&pump_stalled, pump_stall_limit);
+            tcpkeep_shut_all();
+            return NULL;
+        }
+    }
+}
+
+int
+pump_stall_setup(unsigned seconds)
+{
+    pthread_attr_t attr;
+    pthread_t t;
+    sigset_t all, old;
+    int rc;
+
+    if (!seconds)
+        return 0;
+    pump_stall_limit = seconds;
+    tcpkeep_mark_foreign();
+    /* Signals stay with the threads that handle them. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    rc = pthread_create(&t, &attr, pump_stall_watch, NULL);
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc == 0 ? 0 : -1;
+}
+
 void
 pump_note_lost(virConnectPtr c, char *err, size_t errlen)
 {
     size_t n = strlen(err);
+    unsigned stalled = atomic_load(&pump_stalled);
 
+    if (stalled && n < errlen) {
+        snprintf(err + n, errlen - n, "; the connection is lost: no data "
+                 "moved for %u s (--timeout), so every connection was shut "
+                 "down", stalled);
+        return;
+    }
     if (!c || virConnectIsAlive(c) != 0 || n >= errlen)
         return;
     if (pump_ka_interval > 0)
@@ -68,6 +146,43 @@ void
 pump_keepalive(void)
 {
     tcpkeep_apply(pump_ka_interval, (int)pump_ka_count);
+}
+
+static pthread_mutex_t pump_bw_lock = PTHREAD_MUTEX_INITIALIZER;
+static double pump_bw_rate;         /* bytes per second; 0: no cap */
+static double pump_bw_due;          /* when the bytes so far fit the cap */
+
+void
+pump_bandwidth_setup(uint64_t bytes_per_sec)
+{
+    pump_bw_rate = bytes_per_sec;
+}
+
+void
+pump_throttle(uint64_t bytes)
+{
+    struct timespec ts;
+    double now, wait;
+
+    if (pump_bw_rate <= 0 || bytes == 0)
+        return;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    now = ts.tv_sec + ts.tv_nsec / 1e9;
+    pthread_mutex_lock(&pump_bw_lock);
+    /* Time left idle is not saved up for a burst later. */
+    if (pump_bw_due < now)
+        pump_bw_due = now;
+    pump_bw_due += bytes / pump_bw_rate;
+    wait = pump_bw_due - now;
+    pthread_mutex_unlock(&pump_bw_lock);
+    if (wait > 0) {
+        ts.tv_sec = (time_t)wait;
+        ts.tv_nsec = (long)((wait - ts.tv_sec) * 1e9);
+        if (ts.tv_nsec > 999999999)
+            ts.tv_nsec = 999999999;
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+            ;
+    }
 }
 
 static pthread_mutex_t pump_open_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -153,6 +268,7 @@ pump_read_stream(struct pump_queue *q, struct pump_item *it)
     } else if (n > 0) {
         it->kind = PUMP_DATA;
         it->len = n;
+        pump_throttle(n);
     } else if (n == 0) {
         it->kind = PUMP_EOF;
     } else {
@@ -318,7 +434,28 @@ struct pump_sink {
     char *scratch;          /* PUMP_VERIFY: what is read back */
     off_t flushed;          /* a file: writeback started up to here */
     uint64_t data_end;      /* a stream: where the last data sent ends */
+    bool paced;             /* the source is a stream, held to --bandwidth
+                             * already: the same bytes are not counted twice */
+    struct qwrap *wrap;     /* PUMP_WRAP_QCOW2: the image being sent */
+    uint64_t wrap_size;     /* of the source */
 };
+
+/* What qwrap sends: data at the next offset of the upload, or a hole. */
+static int
+pump_wrap_out(void *opaque, const char *buf, size_t len)
+{
+    struct pump_sink *s = opaque;
+
+    if (!buf)
+        return virStreamSendHole(s->up, len, 0);
+    if (sparse_send_data(s->up, buf, len) < 0)
+        return -1;
+    if (!s->paced)
+        pump_throttle(len);
+    pump_moved();
+    s->data_end += len;
+    return 0;
+}
 
 /*
  * Start writing a file's dirty pages back every PUMP_KICK bytes, so that the
@@ -445,6 +582,7 @@ pump_put(struct pump_sink *s, const struct pump_item *it,
          struct pump_result *res, char *err, size_t errlen)
 {
     size_t skip = 0;
+    uint64_t sent;
 
     if (s->fd >= 0) {
         off_t at;
@@ -472,6 +610,18 @@ pump_put(struct pump_sink *s, const struct pump_item *it,
             res->data += it->len;
         return 0;
     }
+    if (s->wrap) {
+        if ((uint64_t)it->len > s->wrap_size - res->length) {
+            snprintf(err, errlen, "the source grew past its length of %llu "
+                     "bytes while it was read",
+                     (unsigned long long)s->wrap_size);
+            return -1;
+        }
+        if (qwrap_feed(s->wrap, it->kind == PUMP_DATA ? it->buf : NULL,
+                       it->len) < 0)
+            goto fail;
+        return 0;
+    }
     if (it->kind == PUMP_HOLE) {
         if (virStreamSendHole(s->up, it->len, 0) < 0)
             goto fail;
@@ -487,9 +637,12 @@ pump_put(struct pump_sink *s, const struct pump_item *it,
         if (virStreamSendHole(s->up, skip, 0) < 0)
             goto fail;
     }
+    sent = res->data;
     if (sparse_send(s->up, it->buf + skip, it->len - skip, &res->data,
                     &res->zeros) < 0)
         goto fail;
+    if (!s->paced)
+        pump_throttle(res->data - sent);
     s->data_end = res->length + it->len;
     return 0;
  fail:
@@ -529,6 +682,7 @@ pump_loop(struct pump_queue *q, struct pump_sink *s, pump_progress_fn progress,
         }
         if (pump_put(s, &it, res, err, errlen) < 0)
             break;
+        pump_moved();
         if (q->down)
             digest_feed(q->dg, it.kind == PUMP_DATA ? it.buf : NULL, it.len);
         res->length += it.len;
@@ -572,10 +726,53 @@ pump_finish_file(int fd, const struct pump_result *res, char *err,
     return 0;
 }
 
+/* pump_finish_file(), not under --timeout: the sync waits for this host's
+ * disk, which shutting connections down would not hurry (and a slow disk
+ * is not a stall). */
+static int
+pump_finish_untimed(int fd, const struct pump_result *res, char *err,
+                    size_t errlen)
+{
+    int rc;
+
+    atomic_fetch_sub(&pump_moving, 1);
+    rc = pump_finish_file(fd, res, err, errlen);
+    atomic_fetch_add(&pump_moving, 1);
+    pump_moved();
+    return rc;
+}
+
+static int pump_copy_run(const struct pump_end *src,
+                         const struct pump_end *dst, unsigned flags,
+                         pump_progress_fn progress, void *opaque,
+                         struct pump_result *res, char *err, size_t errlen);
+
 int
 pump_copy(const struct pump_end *src, const struct pump_end *dst,
-         unsigned flags, pump_progress_fn progress, void *opaque,
-         struct pump_result *res, char *err, size_t errlen)
+          unsigned flags, pump_progress_fn progress, void *opaque,
+          struct pump_result *res, char *err, size_t errlen)
+{
+    int rc;
+
+    /* Data moves from here on: --timeout watches. */
+    pump_moved();
+    atomic_fetch_add(&pump_moving, 1);
+    rc = pump_copy_run(src, dst, flags, progress, opaque, res, err, errlen);
+    atomic_fetch_sub(&pump_moving, 1);
+    /* Given up on (--timeout): fails, saying so, whatever call it was. */
+    if (atomic_load(&pump_stalled) && (rc == 0 || !strstr(err, "--timeout"))) {
+        if (rc == 0)
+            snprintf(err, errlen, "the copy was given up");
+        pump_note_lost(NULL, err, errlen);
+        rc = -1;
+    }
+    return rc;
+}
+
+static int
+pump_copy_run(const struct pump_end *src, const struct pump_end *dst,
+              unsigned flags, pump_progress_fn progress, void *opaque,
+              struct pump_result *res, char *err, size_t errlen)
 {
     struct pump_queue q = { .fd = -1 };
     struct pump_sink s = { .fd = -1, .flags = flags };
@@ -589,8 +786,8 @@ pump_copy(const struct pump_end *src, const struct pump_end *dst,
                             res, err, errlen);
 
         if (rc <= 0)
-            return rc < 0 ? -1 : dst ? pump_finish_file(dst->fd, res, err,
-                                                          errlen) : 0;
+            return rc < 0 ? -1 : dst ? pump_finish_untimed(dst->fd, res,
+                                                             err, errlen) : 0;
         memset(res, 0, sizeof(*res));   /* too small: one stream */
     }
     if (!(q.dg = digest_new())) {
@@ -637,8 +834,43 @@ pump_copy(const struct pump_end *src, const struct pump_end *dst,
         }
     }
 
-    if (pump_loop(&q, &s, progress, opaque, res, err, errlen) < 0)
+    s.paced = q.down != NULL;
+    if ((flags & PUMP_WRAP_QCOW2) && s.up) {
+        if (q.down) {
+            /* Its extents are not known before it is read (land.c). */
+            snprintf(err, errlen, "only a file is sent wrapped as qcow2");
+            goto error;
+        }
+        s.wrap_size = (uint64_t)q.size;
+        s.data_end = QWRAP_CLUSTER;     /* the header's cluster, a hole */
+        if (!(s.wrap = qwrap_new(s.wrap_size, pump_wrap_out, &s))) {
+            snprintf(err, errlen, "cannot wrap %llu bytes as qcow2: %s",
+                     (unsigned long long)s.wrap_size, strerror(errno));
+            goto error;
+        }
+        res->wrapped = true;
+    }
+    if (pump_loop(&q, &s, progress, opaque, res, err, errlen) < 0) {
+        if (s.wrap)
+            res->data = qwrap_sent(s.wrap);
         goto error;
+    }
+    if (s.wrap) {
+        if (res->length != s.wrap_size) {
+            snprintf(err, errlen, "the source ended at byte %llu of %llu "
+                     "(did it change while it was read?)",
+                     (unsigned long long)res->length,
+                     (unsigned long long)s.wrap_size);
+            goto error;
+        }
+        if (qwrap_finish(s.wrap, res->head) < 0) {
+            pump_fail(err, errlen, "writing the destination");
+            pump_note_lost(s.up_conn, err, errlen);
+            goto error;
+        }
+        res->head_len = QWRAP_HEADER;
+        res->data = qwrap_sent(s.wrap);
+    }
     if (q.down) {
         if (virStreamFinish(q.down) < 0) {
             pump_fail(err, errlen, "download of '%s' did not complete",
@@ -676,13 +908,13 @@ pump_copy(const struct pump_end *src, const struct pump_end *dst,
                      (unsigned long long)s.data_end);
             goto error;
         }
-        if (info.allocation < res->length &&
+        if (!s.wrap && info.allocation < res->length &&
             virStorageVolResize(dst->vol, res->length, 0) < 0) {
             pump_fail(err, errlen, "cannot extend '%s' to %llu bytes",
                       pump_name(dst), (unsigned long long)res->length);
             goto error;
         }
-    } else if (s.fd >= 0 && pump_finish_file(s.fd, res, err, errlen) < 0) {
+    } else if (s.fd >= 0 && pump_finish_untimed(s.fd, res, err, errlen) < 0) {
         goto error;
     }
     if (digest_final(q.dg, raw, res->hex) < 0) {
@@ -692,6 +924,7 @@ pump_copy(const struct pump_end *src, const struct pump_end *dst,
     }
     digest_free(q.dg);
     free(s.scratch);
+    qwrap_free(s.wrap);
     return 0;
 
  error:
@@ -699,6 +932,7 @@ pump_copy(const struct pump_end *src, const struct pump_end *dst,
     pump_drop(s.up);
     digest_free(q.dg);
     free(s.scratch);
+    qwrap_free(s.wrap);
     return -1;
 }
 
@@ -715,6 +949,7 @@ pump_put_head(virConnectPtr dconn, virStorageVolPtr dst,
 {
     virStreamPtr up = virStreamNew(dconn, 0);
 
+    pump_throttle(res->head_len);
     if (!up ||
         virStorageVolUpload(dst, up, 0, res->head_len, 0) < 0 ||
         sparse_send_data(up, res->head, res->head_len) < 0 ||

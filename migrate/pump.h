@@ -26,6 +26,7 @@ struct pump_result {
     size_t head_len;
     uint64_t data;          /* bytes sent as data */
     uint64_t zeros;         /* allocated zeros sent as holes */
+    bool wrapped;           /* sent as a qcow2 image (PUMP_WRAP_QCOW2) */
     char hex[2 * DIGEST_LEN + 1];
 };
 
@@ -61,6 +62,11 @@ enum {
      * holes with SEEK_DATA, not read).  RES->hex is then the digest of
      * what the destination holds too. */
     PUMP_VERIFY = 1 << 1,
+    /* A stream DST: SRC, a file, goes wrapped as a qcow2 image (qwrap.h),
+     * its data clusters and metadata only; the header is left a hole, and
+     * put in RES->head for pump_put_head().  SRC's length must be a
+     * multiple of 512 (QWRAP_FITS).  RES->data counts the metadata too. */
+    PUMP_WRAP_QCOW2 = 1 << 2,
 };
 
 /*
@@ -95,6 +101,28 @@ void pump_keepalive_watch(void);
 void pump_keepalive(void);
 /* virConnectOpen, then pump_keepalive, one thread at a time. */
 virConnectPtr pump_open(const char *uri);
+
+/*
+ * A cap on the data that goes through streams, BYTES_PER_SEC for all
+ * copies and ranges at once (--bandwidth; 0, the default, is none): the
+ * rate of a copy, each byte counted once (a stream into a stream, each on
+ * its own link, moves both at that rate).  Holes cost nothing; a copy
+ * between two files here is not held back.
+ */
+void pump_bandwidth_setup(uint64_t bytes_per_sec);
+
+/*
+ * --timeout: when a copy has moved no data for SECONDS (a libvirtd that
+ * hangs while its host answers, or whose storage stalls), shut down every
+ * connection (tcpkeep_shut_all), so that the copy fails, saying why.  The
+ * final sync of a file here is not timed (closing connections would not
+ * hurry this host's disk).
+ * Starts a watching thread; 0 is no limit.  0, or -1 if the thread cannot
+ * start.
+ */
+int pump_stall_setup(unsigned seconds);
+/* Has --timeout given up (every connection shut down)? */
+bool pump_gave_up(void);
 
 /* Write RES->head at the start of DST. */
 int pump_put_head(virConnectPtr dconn, virStorageVolPtr dst,

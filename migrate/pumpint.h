@@ -28,6 +28,12 @@ void pump_fail_with(virErrorPtr e, char *err, size_t errlen,
                     const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Data moved: --timeout's clock starts again. */
+void pump_moved(void);
+
+/* BYTES of data went through a stream: wait as long as the cap wants. */
+void pump_throttle(uint64_t bytes);
+
 /* Write LEN bytes at P to FD at OFF, all-zero chunks left as holes; the
  * bytes written and left out are added to *DATA and *ZEROS. */
 int pump_write_file(int fd, const char *p, size_t len, off_t off,

@@ -25,12 +25,22 @@ static void (*_Atomic tk_note)(const char *msg);
 static pthread_once_t tk_once = PTHREAD_ONCE_INIT;
 static atomic_uint tk_opens_ended;
 
-/* Calls FN(fd) for each TCP socket of the process.  FN gets a duplicate
- * of the process's descriptor, checked to be a TCP socket itself: what it
- * reads and what it does concern one socket, even if libvirt closes its
- * descriptor meanwhile and the number is reused. */
+/* Calls FN(fd) for each TCP socket of the process (and, with UNIX_TOO,
+ * each Unix stream socket).  FN gets a duplicate of the process's
+ * descriptor, checked to be such a socket itself: what it reads and what
+ * it does concern one socket, even if libvirt closes its descriptor
+ * meanwhile and the number is reused. */
+static int
+tk_sockopt(int fd, int opt)
+{
+    int v = -1;
+    socklen_t len = sizeof(v);
+
+    return getsockopt(fd, SOL_SOCKET, opt, &v, &len) == 0 ? v : -1;
+}
+
 static void
-tk_each(void (*fn)(int fd, void *arg), void *arg)
+tk_each_of(void (*fn)(int fd, void *arg), void *arg, bool unix_too)
 {
     struct dirent *e;
     DIR *d;
@@ -38,20 +48,70 @@ tk_each(void (*fn)(int fd, void *arg), void *arg)
     if (!(d = opendir("/proc/self/fd")))
         return;
     while ((e = readdir(d))) {
-        int fd = atoi(e->d_name), dup, proto = 0;
-        socklen_t len = sizeof(proto);
+        int fd = atoi(e->d_name), dup;
         struct stat st;
 
         if (e->d_name[0] == '.' || fd == dirfd(d) || fstat(fd, &st) < 0 ||
             !S_ISSOCK(st.st_mode) ||
             (dup = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
             continue;
-        if (getsockopt(dup, SOL_SOCKET, SO_PROTOCOL, &proto, &len) == 0 &&
-            proto == IPPROTO_TCP)
+        if (tk_sockopt(dup, SO_PROTOCOL) == IPPROTO_TCP ||
+            (unix_too && tk_sockopt(dup, SO_DOMAIN) == AF_UNIX &&
+             tk_sockopt(dup, SO_TYPE) == SOCK_STREAM))
             fn(dup, arg);
         close(dup);
     }
     closedir(d);
+}
+
+static void
+tk_each(void (*fn)(int fd, void *arg), void *arg)
+{
+    tk_each_of(fn, arg, false);
+}
+
+/* Sockets the process had before it connected (stdout to journald, a
+ * parent's): never tcpkeep_shut_all()'s.  shutdown() acts on the socket,
+ * not on a descriptor, so it would cut them for their owners too. */
+#define TK_FOREIGN 64
+static ino_t tk_foreign[TK_FOREIGN];
+static int tk_nforeign;
+
+static void
+tk_mark_one(int fd, void *arg)
+{
+    struct stat st;
+
+    (void)arg;
+    if (tk_nforeign < TK_FOREIGN && fstat(fd, &st) == 0)
+        tk_foreign[tk_nforeign++] = st.st_ino;
+}
+
+void
+tcpkeep_mark_foreign(void)
+{
+    tk_each_of(tk_mark_one, NULL, true);
+}
+
+static void
+tk_shut_one(int fd, void *arg)
+{
+    struct stat st;
+    int i;
+
+    (void)arg;
+    if (fstat(fd, &st) < 0)
+        return;
+    for (i = 0; i < tk_nforeign; i++)
+        if (tk_foreign[i] == st.st_ino)
+            return;
+    shutdown(fd, SHUT_RDWR);
+}
+
+void
+tcpkeep_shut_all(void)
+{
+    tk_each_of(tk_shut_one, NULL, true);
 }
 
 static void

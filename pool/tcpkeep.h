@@ -82,6 +82,15 @@ const char *tcpkeep_open_hint(unsigned before);
  * INTERVAL apart); 0 when off. */
 unsigned tcpkeep_limit(int interval, int count);
 
+/* Shut down every TCP and Unix stream socket of the process (its libvirt
+ * connections): whatever waits on them fails at once.  For a caller that
+ * has given up on them all (poolfsctl migrate --timeout).  Sockets marked
+ * foreign before the first connection are left alone. */
+void tcpkeep_shut_all(void);
+/* The sockets open now are not the caller's (standard streams to
+ * journald, a parent's): tcpkeep_shut_all() leaves them alone. */
+void tcpkeep_mark_foreign(void);
+
 /* The watchdog's rule, for what one socket's TCP_INFO says. */
 enum tcpkeep_verdict {
     TCPKEEP_FINE,

@@ -8,6 +8,7 @@ import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import time
 import uuid as uuidlib
@@ -20,13 +21,17 @@ POOLFSCTL = os.environ.get("POOLFSCTL_BIN") or os.path.join(REPO, "build", "migr
 POOLFS = os.environ.get("POOLFS_BIN") or os.path.join(REPO, "build", "fs", "poolfs")
 
 
-def make_instance(hosts, node, uuid, data=3 * MiB):
+def make_instance(hosts, node, uuid, data=3 * MiB, pieces=1):
+    """An instance on NODE: a 256 MiB sparse disk holding DATA random bytes
+    from 64 MiB on, or in PIECES pieces, one in each 64 MiB range (the
+    ranges of a parallel pull) from the start; disk.info; the marker."""
     d = hosts.disks_dir(node)
     open(os.path.join(d, f"{uuid}_"), "w").close()
     with open(os.path.join(d, f"{uuid}_disk"), "wb") as f:
         f.truncate(256 * MiB)
-        f.seek(64 * MiB)
-        f.write(os.urandom(data))
+        for i in range(pieces):
+            f.seek((i if pieces > 1 else 1) * 64 * MiB + i * MiB)
+            f.write(os.urandom(data // pieces))
     with open(os.path.join(d, f"{uuid}_disk.info"), "w") as f:
         f.write("{}")
     hosts.run_on(node, ["virsh", "-q", "-c", hosts.local_uri(node),
@@ -44,47 +49,125 @@ def one_line(stderr):
     return lines[0]
 
 
-def assert_copied(hosts, uuid):
-    """Node B holds node A's volumes of UUID byte for byte, holes kept."""
+def assert_copied(hosts, uuid, slack=0):
+    """Node B holds node A's volumes of UUID byte for byte, holes kept
+    (but the first 4 KiB: qemu-img, which makes a pushed volume sent as
+    qcow2, always allocates a new image's first block; a disk's first
+    block, its boot sector or header, is data anyway; and SLACK more
+    512-byte blocks)."""
     for name in ("", "disk", "disk.info"):
         a = os.path.join(hosts.disks_dir("nodea"), f"{uuid}_{name}")
         b = os.path.join(hosts.disks_dir("nodeb"), f"{uuid}_{name}")
         with open(a, "rb") as fa, open(b, "rb") as fb:
             assert fa.read() == fb.read(), name
-        assert os.stat(b).st_blocks <= os.stat(a).st_blocks
+        with open(a, "rb") as fa:
+            try:
+                first_is_hole = os.lseek(fa.fileno(), 0, os.SEEK_DATA) >= 4096
+            except OSError:             # no data at all (ENXIO)
+                first_is_hole = os.fstat(fa.fileno()).st_size > 0
+        assert os.stat(b).st_blocks <= os.stat(a).st_blocks + slack + \
+            (8 if first_is_hole else 0), name
+
+
+def sent_at_most(inst, mib_per_s, passes):
+    """--bandwidth held: the instance's data, PASSES times over the
+    network, took at least as long as the cap allows."""
+    data = sum(v["data_sent"] for v in inst["volumes"])
+    assert data >= 3 * MiB, inst
+    assert inst["seconds"] >= 0.9 * passes * data / (mib_per_s * MiB), inst
 
 
 def test_migrate_over_tls(hosts):
+    """A push, held to 2 MiB/s: the upload, and the verification's
+    download of what B holds, both count."""
     uuid = str(uuidlib.uuid4())
     make_instance(hosts, "nodea", uuid)
+    p = hosts.run_on("nodea", [POOLFSCTL, "-c", hosts.local_uri("nodea"),
+                               "--json", "migrate", "--to", hosts.uri("nodeb"),
+                               "--bandwidth", "2", uuid], timeout=120)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["ok"] and doc["instances"][0]["status"] == "migrated"
+    assert_copied(hosts, uuid)
+    sent_at_most(doc["instances"][0], 2, passes=2)
+    # Sent: the data, not the 256 MiB of virtual size; the disk (253 MiB of
+    # holes) as a qcow2 image of it, so B's libvirt reads only its data
+    # when it makes the final volume: 3 MiB and 4 clusters of metadata.
+    disk = [v for v in doc["instances"][0]["volumes"] if v["name"].endswith("_disk")][0]
+    assert disk["data_sent"] <= 3 * MiB + 4 * 64 * 1024, disk
+    # Run on the source: its files read here, a stream to node B.
+    assert {(v["read"], v["written"]) for v in doc["instances"][0]["volumes"]} == \
+        {("file", "stream"), ("file", "stream, as qcow2")}, doc
+    assert disk["written"] == "stream, as qcow2", disk
+
+
+def test_push_of_data_in_small_pieces_goes_plain(hosts):
+    """4 KiB of data in every 64 KiB of the disk's first 128 MiB: wrapped,
+    each piece would take a whole 64 KiB cluster (128 MiB sent for 8), so
+    the disk goes plain, its 8 MiB of data alone."""
+    uuid = str(uuidlib.uuid4())
+    make_instance(hosts, "nodea", uuid, data=0)
+    with open(os.path.join(hosts.disks_dir("nodea"), f"{uuid}_disk"), "r+b") as f:
+        for i in range(2048):
+            f.seek(i * 64 * 1024)
+            f.write(os.urandom(4096))
     p = hosts.run_on("nodea", [POOLFSCTL, "-c", hosts.local_uri("nodea"),
                                "--json", "migrate", "--to", hosts.uri("nodeb"),
                                uuid], timeout=120)
     assert p.returncode == 0, p.stderr
     doc = json.loads(p.stdout)
-    assert doc["ok"] and doc["instances"][0]["status"] == "migrated"
-    assert_copied(hosts, uuid)
-    # Sent: the data, not the 256 MiB of virtual size.
     disk = [v for v in doc["instances"][0]["volumes"] if v["name"].endswith("_disk")][0]
-    assert disk["data_sent"] <= 3 * MiB + 64 * 1024, disk
-    # Run on the source: its files read here, a stream to node B.
-    assert {(v["read"], v["written"]) for v in doc["instances"][0]["volumes"]} == \
-        {("file", "stream")}, doc
+    assert disk["written"] == "stream" and disk["data_sent"] <= 8 * MiB, disk
+    # B's copy is synced, so its 2048 extents' tree blocks are there (A's
+    # file, just written, may not have them yet): 64 KiB of slack.
+    assert_copied(hosts, uuid, slack=128)
+
+
+def test_push_to_a_destination_without_qemu_img_goes_plain(hosts):
+    """Node B cannot make a volume from a qcow2 copy without qemu-img (here
+    hidden in B's mount namespace by a file that cannot be run): the push
+    sends the disk again, plain, and completes."""
+    uuid = str(uuidlib.uuid4())
+    make_instance(hosts, "nodea", uuid)
+    hidden = os.path.join(hosts.workdir, "not-qemu-img")
+    with open(hidden, "w") as f:
+        f.write("")
+    os.chmod(hidden, 0o644)
+    r = hosts.run_on("nodeb", ["mount", "--bind", hidden, "/usr/bin/qemu-img"])
+    assert r.returncode == 0, r.stderr
+    try:
+        p = hosts.run_on("nodea", [POOLFSCTL, "-c", hosts.local_uri("nodea"),
+                                   "--json", "migrate", "--to",
+                                   hosts.uri("nodeb"), uuid], timeout=120)
+    finally:
+        r = hosts.run_on("nodeb", ["umount", "/usr/bin/qemu-img"])
+        assert r.returncode == 0, r.stderr
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    disk = [v for v in doc["instances"][0]["volumes"] if v["name"].endswith("_disk")][0]
+    assert disk["written"] == "stream" and disk["state"] == "copied", doc
+    assert_copied(hosts, uuid)
+    vols = hosts.run_on("nodeb", ["virsh", "-q", "-c", hosts.local_uri("nodeb"),
+                                  "vol-list", DISKS_POOL], check=True).stdout
+    assert ".partial" not in vols, vols
 
 
 def test_migrate_pulled_by_the_destination(hosts):
     """Run on node B with --from node A: the data crosses the network once,
     into B's files, and the verification reads those files, not the
-    network."""
+    network.  Held to 1 MiB/s, its four parallel ranges together (each
+    has data)."""
     uuid = str(uuidlib.uuid4())
-    make_instance(hosts, "nodea", uuid)
+    make_instance(hosts, "nodea", uuid, data=4 * MiB, pieces=4)
     p = hosts.run_on("nodeb", [POOLFSCTL, "-c", hosts.local_uri("nodeb"),
                                "--json", "migrate", "--from", hosts.uri("nodea"),
-                               "--to", hosts.local_uri("nodeb"), uuid], timeout=120)
+                               "--to", hosts.local_uri("nodeb"),
+                               "--bandwidth", "1", uuid], timeout=120)
     assert p.returncode == 0, p.stderr
     doc = json.loads(p.stdout)
     inst = doc["instances"][0]
     assert doc["ok"] and inst["status"] == "migrated"
+    sent_at_most(inst, 1, passes=1)
     assert {(v["read"], v["written"]) for v in inst["volumes"]} == {("stream", "file")}, doc
     assert_copied(hosts, uuid)
     # libvirt on B knows the renamed volumes, and no temporary one.
@@ -559,29 +642,40 @@ def ended_after(cut, proc, what):
     return out, err, time.monotonic() - t0
 
 
-def copy_cut_then_rerun(hosts, node, argv, uuid, cutting, within):
+def copy_cut_then_rerun(hosts, node, argv, uuid, cutting, within,
+                        stderr_socket=False):
     """Runs ARGV, a copy of UUID's disk from node A to node B, on NODE
     inside the context manager CUTTING, which yields the cut; cuts once the
     copy is under way.  The copy must end within WITHIN seconds of the cut,
     with exit 1 and one line saying the connection is lost (returned); B
     holds nothing under the final name, A's disk is untouched, and once
-    CUTTING has put the network back, ARGV again completes the job."""
+    CUTTING has put the network back, ARGV again completes the job.  With
+    STDERR_SOCKET, ARGV's stderr is a Unix stream socket (as journald gives
+    a service), which must still carry the message."""
     src = os.path.join(hosts.disks_dir("nodea"), f"{uuid}_disk")
     with open(src, "rb") as f:
         before = hashlib.sha256(f.read()).hexdigest()
     b = hosts.disks_dir("nodeb")
     p = None
+    ours, theirs = socket.socketpair() if stderr_socket else (None, None)
     try:
         with cutting as cut:
             p = hosts.popen_on(node, argv, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=theirs or subprocess.PIPE, text=True)
+            if theirs:
+                theirs.close()
             wait_for(partial_under_way(b, uuid), 30,
                      "the disk's copy to be under way")
             _, err, took = ended_after(cut, p, "poolfsctl")
+            if ours:
+                ours.settimeout(10)
+                err = b"".join(iter(lambda: ours.recv(4096), b"")).decode()
     finally:
         if p is not None and p.poll() is None:
             p.kill()
             p.wait(timeout=10)
+        if ours:
+            ours.close()
     assert p.returncode == 1, (p.returncode, err)
     assert took < within, f"{took:.1f} s from the cut to the end"
     line = one_line(err)
@@ -610,6 +704,44 @@ def test_pull_over_a_network_gone_silent_fails_then_completes(hosts):
     line = copy_cut_then_rerun(hosts, "nodeb", argv, uuid,
                                slow_link(hosts, "nodea"), 30)
     assert "did not answer for 4 s" in line, line
+
+
+@contextlib.contextmanager
+def slow_then_source_hung(hosts):
+    """The link slowed; at the cut, node A's libvirtd stops (SIGSTOP): a
+    daemon that hangs while its host still answers (its kernel acknowledges
+    and probes are answered, so neither keepalive nor the watchdog can
+    tell).  It goes on at the end."""
+    pid = hosts.libvirtd_pid("nodea")
+    stopped = []
+
+    def cut():
+        os.kill(pid, signal.SIGSTOP)
+        stopped.append(pid)
+
+    with slow_link(hosts, "nodea"):
+        try:
+            yield cut
+        finally:
+            if stopped:
+                os.kill(pid, signal.SIGCONT)
+
+
+def test_pull_from_a_hung_libvirtd_gives_up_after_timeout(hosts):
+    """A's libvirtd hangs in the middle of a pull.  Nothing at the TCP level
+    is wrong, so only --timeout 3 ends it: no data moved for 3 s, every
+    connection shut down, one line saying so; B keeps nothing under the
+    final name, and once A's daemon goes on the same command completes."""
+    uuid = str(uuidlib.uuid4())
+    make_instance(hosts, "nodea", uuid, data=8 * MiB)
+    argv = [POOLFSCTL, "-c", hosts.local_uri("nodeb"), "migrate", "--timeout",
+            "3", "--from", hosts.uri("nodea"), "--to",
+            hosts.local_uri("nodeb"), uuid]
+    # Its stderr a socket, as journald's: not one of those it shuts down.
+    line = copy_cut_then_rerun(hosts, "nodeb", argv, uuid,
+                               slow_then_source_hung(hosts), 15,
+                               stderr_socket=True)
+    assert "no data moved for 3 s (--timeout)" in line, line
 
 
 def test_remote_mount_over_a_network_gone_silent_fails_then_comes_back(hosts):
