@@ -42,8 +42,14 @@ struct live_run {
     int ndisks;
     int ncopy;
     bool postcopy;              /* switch to post-copy when it will not converge */
+    unsigned long long asked;   /* post-copy asked for after this many passes */
+    bool switched;              /* and the source was seen in post-copy */
+    bool attempted;             /* virDomainMigrateToURI3 was called */
     volatile int done;
     bool json_open;             /* the plan's object printed, not closed */
+    unsigned long bandwidth;    /* MiB/s, 0: no cap */
+    unsigned long timeout;      /* s before the job is aborted, 0: none */
+    bool aborted;               /* by the timeout */
 };
 
 static char *
@@ -346,36 +352,61 @@ live_remove_volumes(struct live_run *r)
     }
 }
 
-/* Progress while the migration runs: data remaining, dirty rate. */
+/* Progress while the migration runs: data remaining, dirty rate; and the
+ * switch to post-copy (--postcopy). */
 static void *
 live_progress(void *arg)
 {
     struct live_run *r = arg;
-
-    unsigned long long tried = 0;
+    /* QEMU's dirty-sync-count (libvirt's MEMORY_ITERATION) as memory began
+     * to move: each sync after it ends a pass over memory. */
+    unsigned long long base = 0, tried = 0;
+    bool began = false;
+    double start = ctl_now();
 
     while (!r->done) {
         virTypedParameterPtr st = NULL;
-        int n = 0, type;
-        unsigned long long rem = 0, total = 0, dirty = 0, iter = 0;
+        int n = 0, type, state, reason;
+        unsigned long long rem = 0, total = 0, dirty = 0, iter = 0, mem = 0;
         char a[32], b[32], c[32];
 
         if ((r->ctl->progress || r->postcopy) &&
             virDomainGetJobStats(r->dom, &type, &st, &n, 0) == 0) {
-            /* VIR_MIGRATE_POSTCOPY only allows it: once a whole pass over
-             * memory is done and more is dirty, pre-copy is not getting
-             * there; switch (libvirt refuses while disks still mirror:
-             * tried again on the next pass). */
             virTypedParamsGetULLong(st, n, VIR_DOMAIN_JOB_MEMORY_ITERATION,
                                     &iter);
-            if (r->postcopy && iter >= 2 && iter > tried) {
+            virTypedParamsGetULLong(st, n, VIR_DOMAIN_JOB_MEMORY_TOTAL, &mem);
+            if (!began && mem > 0) {
+                began = true;
+                base = tried = iter;
+            }
+            /* VIR_MIGRATE_POSTCOPY only allows it: once a whole pass over
+             * memory is done and more is dirty, pre-copy is not getting
+             * there; ask (libvirt refuses while disks still mirror: asked
+             * again on the next pass). */
+            if (r->postcopy && began && iter > tried) {
                 tried = iter;
                 if (virDomainMigrateStartPostCopy(r->dom, 0) == 0) {
                     r->postcopy = false;
-                    if (r->ctl->progress)
-                        fputs("\r\033[Kswitched to post-copy\n", stderr);
+                    r->asked = iter - base;
                 }
             }
+        }
+        /* --timeout: abort, unless post-copy was asked for (the guest may
+         * run on the destination already).  Asked again until it is
+         * taken: the job may not have begun yet. */
+        if (r->timeout && !r->aborted && !r->asked &&
+            ctl_now() - start > r->timeout &&
+            virDomainAbortJob(r->dom) == 0)
+            r->aborted = true;
+        /* Asking only sets a flag in QEMU, which may still finish in
+         * pre-copy: the switch is when the source pauses for post-copy. */
+        if (r->asked && !r->switched &&
+            virDomainGetState(r->dom, &state, &reason, 0) == 0 &&
+            state == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_POSTCOPY) {
+            r->switched = true;
+            if (r->ctl->progress)
+                fprintf(stderr, "\r\033[Kswitched to post-copy after pass "
+                        "%llu over memory\n", r->asked);
         }
         if (r->ctl->progress && st) {
             virTypedParamsGetULLong(st, n, VIR_DOMAIN_JOB_DATA_REMAINING, &rem);
@@ -392,7 +423,8 @@ live_progress(void *arg)
             }
         }
         virTypedParamsFree(st, n);
-        usleep(250 * 1000);
+        /* Once asked, look often: a post-copy phase can be short. */
+        usleep((r->asked && !r->switched ? 20 : 250) * 1000);
     }
     if (r->ctl->progress)
         fputs("\r\033[K", stderr);
@@ -417,6 +449,7 @@ live_print_plan(struct live_run *r, const struct lm_plan *plan, bool dry_run)
         ctl_json_string(stdout, plan->why_channel);
         printf(", \"why_disks\": ");
         ctl_json_string(stdout, plan->why_disks);
+        printf(", \"bandwidth_mib\": %lu", r->bandwidth);
         printf(", \"disks\": [");
         for (i = 0; i < r->ndisks; i++)
             printf("%s{\"dev\": \"%s\", \"pool\": \"%s\", \"volume\": \"%s\", "
@@ -432,6 +465,9 @@ live_print_plan(struct live_run *r, const struct lm_plan *plan, bool dry_run)
            virDomainGetName(r->dom), r->to);
     printf("  flags:   %s\n", names);
     printf("  channel: %s (%s)\n", plan->channel, plan->why_channel);
+    if (r->bandwidth)
+        printf("  bandwidth: %lu MiB/s for memory in pre-copy, as much for "
+               "each copied disk\n", r->bandwidth);
     printf("  disks:   %s\n", plan->why_disks);
     for (i = 0; i < r->ndisks; i++)
         printf("    %s  %s/%s  %s\n", r->disks[i].dev, r->disks[i].pool,
@@ -444,8 +480,8 @@ live_usage(void)
 {
     printf("usage: poolfsctl [-c URI] live-migrate DOMAIN --to URI\n"
            "                 [--tunnelled auto|yes|no] [--insecure]\n"
-           "                 [--postcopy] [--auto-converge] [--dry-run] "
-           "[--json]\n"
+           "                 [--postcopy] [--auto-converge] [--bandwidth MIB]\n"
+           "                 [--timeout SECONDS] [--dry-run] [--json]\n"
            "\n"
            "Move the running DOMAIN to the libvirtd at --to (peer to peer).\n"
            "The flags are chosen for you: live, peer-to-peer, persistent on\n"
@@ -465,6 +501,16 @@ live_usage(void)
            "                 post-copy loses the guest\n"
            "  --auto-converge  throttle the guest's vCPUs until pre-copy\n"
            "                 converges: slows the guest, keeps it safe\n"
+           "  --bandwidth MIB  MiB/s for memory in pre-copy, and as much\n"
+           "                 for each copied disk (libvirt's bandwidth);\n"
+           "                 post-copy is not capped: the shorter it is,\n"
+           "                 the less time a network failure has to lose\n"
+           "                 the guest\n"
+           "  --timeout SECONDS  abort the migration if it has not completed\n"
+           "                 SECONDS after it began (Nova's live_migration_\n"
+           "                 completion_timeout): the guest stays here, the\n"
+           "                 volumes made there are removed; not once\n"
+           "                 post-copy was asked for\n"
            "  --dry-run      print the plan (flags by name, disks, channel,\n"
            "                 and why) and move nothing\n");
 }
@@ -479,6 +525,8 @@ live_main(struct ctl *ctl, int argc, char **argv)
         { "postcopy", no_argument, NULL, 'p' },
         { "auto-converge", no_argument, NULL, 'a' },
         { "dry-run", no_argument, NULL, 'n' },
+        { "bandwidth", required_argument, NULL, 'B' },
+        { "timeout", required_argument, NULL, 'W' },
         CTL_COMMON_OPTIONS,
         { NULL, 0, NULL, 0 },
     };
@@ -512,6 +560,16 @@ live_main(struct ctl *ctl, int argc, char **argv)
         case 'p': facts.postcopy = true; break;
         case 'a': facts.auto_converge = true; break;
         case 'n': dry_run = true; break;
+        case 'B':
+            if (!ctl_parse_number("live-migrate", "--bandwidth", "MiB/s",
+                                  optarg, CTL_BANDWIDTH_MAX, &r.bandwidth))
+                return CTL_USAGE;
+            break;
+        case 'W':
+            if (!ctl_parse_number("live-migrate", "--timeout", "seconds",
+                                  optarg, CTL_TIMEOUT_MAX, &r.timeout))
+                return CTL_USAGE;
+            break;
         case 'h': live_usage(); return CTL_OK;
         default:
             if (ctl_common_opt(ctl, c, optarg))
@@ -575,7 +633,12 @@ live_main(struct ctl *ctl, int argc, char **argv)
                                     VIR_MIGRATE_PARAM_MIGRATE_DISKS,
                                     r.disks[i].dev) < 0)
             goto fail;
+    if (r.bandwidth &&
+        virTypedParamsAddULLong(&params, &nparams, &maxparams,
+                                VIR_MIGRATE_PARAM_BANDWIDTH, r.bandwidth) < 0)
+        goto fail;
     r.postcopy = facts.postcopy;
+    r.attempted = true;
     pthread_create(&prog, NULL, live_progress, &r);
     i = virDomainMigrateToURI3(r.dom, r.to, params, nparams, plan.flags);
     r.done = 1;
@@ -584,7 +647,8 @@ live_main(struct ctl *ctl, int argc, char **argv)
         /* The migration goes on inside libvirtd (peer to peer): an error
          * here may be this connection's, not the migration's.  The copies
          * go only if the guest is known to run on the source alone. */
-        char *why = strdup(ctl_virt_message());
+        char *why = NULL, kept[1024];
+        const char *msg = ctl_virt_keep(kept, sizeof(kept));
         unsigned char uuid[VIR_UUID_BUFLEN];
         virDomainPtr there = NULL;
         int here = virDomainIsActive(r.dom), away = -1;
@@ -598,6 +662,12 @@ live_main(struct ctl *ctl, int argc, char **argv)
         }
         if (there)
             virDomainFree(there);
+        if (r.aborted &&
+            asprintf(&why, "not completed in %lu s (--timeout), so aborted "
+                     "(%s)", r.timeout, msg) < 0)
+            why = NULL;
+        else if (!r.aborted)
+            why = strdup(msg);
         if (here == 1 && away == 0) {
             ctl_error("live-migrate %s failed: %s; it still runs on %s, the "
                       "volumes made on %s are removed", argv[optind],
@@ -612,8 +682,13 @@ live_main(struct ctl *ctl, int argc, char **argv)
         free(why);
         goto out;
     }
-    if (!ctl->json)
-        printf("migrated %s to %s\n", argv[optind], r.to);
+    if (!ctl->json) {
+        printf("migrated %s to %s", argv[optind], r.to);
+        if (r.switched)
+            printf(" (switched to post-copy after pass %llu over memory)",
+                   r.asked);
+        putchar('\n');
+    }
     rc = CTL_OK;
     goto out;
 
@@ -621,6 +696,10 @@ live_main(struct ctl *ctl, int argc, char **argv)
     live_remove_volumes(&r);
  out:
     if (r.json_open) {
+        /* --postcopy's outcome, once the migration ran. */
+        if (facts.postcopy && r.attempted)
+            printf(" \"postcopy\": \"%s\",", r.switched ? "switched" :
+                   r.asked ? "asked, not seen" : "not needed");
         printf(" \"ok\": %s", rc == CTL_OK ? "true" : "false");
         if (rc != CTL_OK) {
             printf(", \"error\": ");
