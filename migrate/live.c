@@ -43,7 +43,9 @@ struct live_run {
     int ncopy;
     bool postcopy;              /* switch to post-copy when it will not converge */
     unsigned long long asked;   /* post-copy asked for after this many passes */
-    bool switched;              /* and the source was seen in post-copy */
+    volatile bool switched;     /* and the source paused for post-copy */
+    volatile bool ev_quit;      /* live_events' thread: stop */
+    int ev_id;                  /* the lifecycle callback on src, or -1 */
     bool attempted;             /* virDomainMigrateToURI3 was called */
     volatile int done;
     bool json_open;             /* the plan's object printed, not closed */
@@ -352,6 +354,38 @@ live_remove_volumes(struct live_run *r)
     }
 }
 
+/* The source's lifecycle events: the one sure sign of the switch.  The
+ * post-copy phase can be too short for any poll to see: what is left is
+ * what the guest dirtied in the last pass, sent at the link's full
+ * speed. */
+static void
+live_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail,
+               void *opaque)
+{
+    struct live_run *r = opaque;
+
+    if (event == VIR_DOMAIN_EVENT_SUSPENDED &&
+        detail == VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY)
+        r->switched = true;
+}
+
+static void
+live_events_tick(int timer, void *opaque)
+{
+    /* Only there so that the loop returns to look at ev_quit. */
+}
+
+static void *
+live_events(void *arg)
+{
+    struct live_run *r = arg;
+
+    while (!r->ev_quit)
+        if (virEventRunDefaultImpl() < 0)
+            break;
+    return NULL;
+}
+
 /* Progress while the migration runs: data remaining, dirty rate; and the
  * switch to post-copy (--postcopy). */
 static void *
@@ -361,7 +395,7 @@ live_progress(void *arg)
     /* QEMU's dirty-sync-count (libvirt's MEMORY_ITERATION) as memory began
      * to move: each sync after it ends a pass over memory. */
     unsigned long long base = 0, tried = 0;
-    bool began = false;
+    bool began = false, told = false;
     double start = ctl_now();
 
     while (!r->done) {
@@ -399,11 +433,14 @@ live_progress(void *arg)
             virDomainAbortJob(r->dom) == 0)
             r->aborted = true;
         /* Asking only sets a flag in QEMU, which may still finish in
-         * pre-copy: the switch is when the source pauses for post-copy. */
+         * pre-copy: the switch is when the source pauses for post-copy
+         * (live_lifecycle hears it; looked at here too). */
         if (r->asked && !r->switched &&
             virDomainGetState(r->dom, &state, &reason, 0) == 0 &&
-            state == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_POSTCOPY) {
+            state == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_POSTCOPY)
             r->switched = true;
+        if (r->switched && !told) {
+            told = true;
             if (r->ctl->progress)
                 fprintf(stderr, "\r\033[Kswitched to post-copy after pass "
                         "%llu over memory\n", r->asked);
@@ -530,15 +567,16 @@ live_main(struct ctl *ctl, int argc, char **argv)
         CTL_COMMON_OPTIONS,
         { NULL, 0, NULL, 0 },
     };
-    struct live_run r = { .ctl = ctl };
+    struct live_run r = { .ctl = ctl, .ev_id = -1 };
     struct lm_facts facts = { .tunnel = LM_TUNNEL_AUTO };
     struct lm_plan plan;
     virTypedParameterPtr params = NULL;
     int nparams = 0, maxparams = 0;
     unsigned long v1, v2;
     bool dry_run = false;
-    pthread_t prog;
-    int c, i, rc = CTL_FAILED;
+    pthread_t prog, ev;
+    bool ev_running = false;
+    int c, i, tick = -1, rc = CTL_FAILED;
 
     optind = 0;     /* glibc: start over (the global parse used "+") */
     while ((c = getopt_long(argc, argv, CTL_COMMON_SHORT, opts, NULL)) != -1) {
@@ -581,6 +619,13 @@ live_main(struct ctl *ctl, int argc, char **argv)
         ctl_error("live-migrate: one DOMAIN and --to URI are required; see "
                   "poolfsctl live-migrate --help");
         return CTL_USAGE;
+    }
+    /* --postcopy hears the switch as an event: the loop must be there
+     * before the connections open. */
+    if (facts.postcopy && !dry_run && virEventRegisterDefaultImpl() < 0) {
+        ctl_error("live-migrate: cannot set up libvirt's event loop: %s",
+                  ctl_virt_message());
+        goto out;
     }
     if (!(r.src = ctl_connect(ctl->uri)) || !(r.dst = ctl_connect(r.to)))
         goto out;
@@ -638,11 +683,24 @@ live_main(struct ctl *ctl, int argc, char **argv)
                                 VIR_MIGRATE_PARAM_BANDWIDTH, r.bandwidth) < 0)
         goto fail;
     r.postcopy = facts.postcopy;
+    if (r.postcopy) {
+        /* The tick returns the loop to look at ev_quit. */
+        tick = virEventAddTimeout(200, live_events_tick, NULL, NULL);
+        r.ev_id = virConnectDomainEventRegisterAny(
+            r.src, r.dom, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+            VIR_DOMAIN_EVENT_CALLBACK(live_lifecycle), &r, NULL);
+        ev_running = tick >= 0 && r.ev_id >= 0 &&
+                     pthread_create(&ev, NULL, live_events, &r) == 0;
+    }
     r.attempted = true;
     pthread_create(&prog, NULL, live_progress, &r);
     i = virDomainMigrateToURI3(r.dom, r.to, params, nparams, plan.flags);
     r.done = 1;
     pthread_join(prog, NULL);
+    /* The event is sent well before the migration ends, but handed to
+     * the callback by the loop's thread: a moment for it. */
+    for (c = 0; ev_running && r.asked && !r.switched && c < 50; c++)
+        usleep(20 * 1000);
     if (i < 0) {
         /* The migration goes on inside libvirtd (peer to peer): an error
          * here may be this connection's, not the migration's.  The copies
@@ -707,6 +765,14 @@ live_main(struct ctl *ctl, int argc, char **argv)
         }
         printf("}\n");
     }
+    if (ev_running) {
+        r.ev_quit = true;
+        pthread_join(ev, NULL);
+    }
+    if (r.ev_id >= 0)
+        virConnectDomainEventDeregisterAny(r.src, r.ev_id);
+    if (tick >= 0)
+        virEventRemoveTimeout(tick);
     virTypedParamsFree(params, nparams);
     if (r.dom)
         virDomainFree(r.dom);
