@@ -9,7 +9,7 @@ pkgs=(
     libvirt-dev libfuse3-dev libxml2-dev
     libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
     fuse3 qemu-utils qemu-system-x86 util-linux iproute2 rsync
-    libgnutls28-dev gnutls-bin python3-pytest python3-libvirt
+    libgnutls28-dev gnutls-bin python3-pytest python3-libvirt xfsprogs
 )
 
 missing=()

@@ -7,12 +7,14 @@ import hashlib
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import time
 import uuid as uuidlib
 
+import pytest
 
 from conftest import REPO
 from helpers import DISKS_POOL, MiB, content_digest, wait_for
@@ -150,6 +152,59 @@ def test_push_to_a_destination_without_qemu_img_goes_plain(hosts):
     vols = hosts.run_on("nodeb", ["virsh", "-q", "-c", hosts.local_uri("nodeb"),
                                   "vol-list", DISKS_POOL], check=True).stdout
     assert ".partial" not in vols, vols
+
+
+def test_push_to_a_reflinking_pool_goes_plain(hosts, tmp_path):
+    """Node B's disks pool on XFS (a loop device mounted over the pool's
+    directory in B's mount namespace alone): poolfsctl's probe finds that
+    the pool makes a volume from another by a reflink, so the sparse disk,
+    which would go wrapped as qcow2 elsewhere, goes plain, and B's final
+    volume shares the copy's blocks instead of qemu-img reading and
+    writing them."""
+    if not shutil.which("mkfs.xfs"):
+        pytest.fail("mkfs.xfs is missing: contrib/install-deps.sh installs "
+                    "xfsprogs")
+    uuid = str(uuidlib.uuid4())
+    make_instance(hosts, "nodea", uuid)
+    image = tmp_path / "xfs.img"
+    with open(image, "wb") as f:
+        f.truncate(512 * MiB)
+    subprocess.run(["mkfs.xfs", "-q", "-m", "reflink=1", str(image)],
+                   check=True, timeout=60)
+    d = hosts.disks_dir("nodeb")
+    virsh_b = ["virsh", "-q", "-c", hosts.local_uri("nodeb")]
+    r = hosts.run_on("nodeb", ["mount", "-o", "loop", str(image), d])
+    assert r.returncode == 0, r.stderr
+    try:
+        hosts.run_on("nodeb", virsh_b + ["pool-refresh", DISKS_POOL],
+                     check=True)
+        p = hosts.run_on("nodea", [POOLFSCTL, "-c", hosts.local_uri("nodea"),
+                                   "--json", "migrate", "--to",
+                                   hosts.uri("nodeb"), uuid], timeout=120)
+        assert p.returncode == 0, p.stderr
+        doc = json.loads(p.stdout)
+        disk = [v for v in doc["instances"][0]["volumes"]
+                if v["name"].endswith("_disk")][0]
+        assert disk["written"] == "stream" and disk["data_sent"] <= 3 * MiB, \
+            disk
+        # On B's XFS: the same bytes, holes kept, no probe volume left.
+        a = os.path.join(hosts.disks_dir("nodea"), f"{uuid}_disk")
+        b = os.path.join(d, f"{uuid}_disk")
+        r = hosts.run_on("nodeb", ["sha256sum", b], check=True)
+        with open(a, "rb") as f:
+            assert r.stdout.split()[0] == hashlib.sha256(f.read()).hexdigest()
+        r = hosts.run_on("nodeb", ["stat", "-c", "%b", b], check=True)
+        assert int(r.stdout) <= os.stat(a).st_blocks + 8, r.stdout
+        vols = hosts.run_on("nodeb", virsh_b + ["vol-list", DISKS_POOL],
+                            check=True).stdout
+        assert uuid in vols and ".partial" not in vols and \
+            "reflink-probe" not in vols, vols
+    finally:
+        r = hosts.run_on("nodeb", ["umount", d])
+        if r.returncode != 0:
+            hosts.run_on("nodeb", ["umount", "-l", d])
+        hosts.run_on("nodeb", virsh_b + ["pool-refresh", DISKS_POOL])
+    assert r.returncode == 0, r.stderr
 
 
 def test_migrate_pulled_by_the_destination(hosts):
