@@ -576,7 +576,7 @@ live_main(struct ctl *ctl, int argc, char **argv)
     bool dry_run = false;
     pthread_t prog, ev;
     bool ev_running = false;
-    int c, i, tick = -1, rc = CTL_FAILED;
+    int c, i, moved, tick = -1, rc = CTL_FAILED;
 
     optind = 0;     /* glibc: start over (the global parse used "+") */
     while ((c = getopt_long(argc, argv, CTL_COMMON_SHORT, opts, NULL)) != -1) {
@@ -694,14 +694,14 @@ live_main(struct ctl *ctl, int argc, char **argv)
     }
     r.attempted = true;
     pthread_create(&prog, NULL, live_progress, &r);
-    i = virDomainMigrateToURI3(r.dom, r.to, params, nparams, plan.flags);
+    moved = virDomainMigrateToURI3(r.dom, r.to, params, nparams, plan.flags);
     r.done = 1;
     pthread_join(prog, NULL);
     /* The event is sent well before the migration ends, but handed to
      * the callback by the loop's thread: a moment for it. */
-    for (c = 0; ev_running && r.asked && !r.switched && c < 50; c++)
+    for (i = 0; ev_running && r.asked && !r.switched && i < 50; i++)
         usleep(20 * 1000);
-    if (i < 0) {
+    if (moved < 0) {
         /* The migration goes on inside libvirtd (peer to peer): an error
          * here may be this connection's, not the migration's.  The copies
          * go only if the guest is known to run on the source alone. */
