@@ -525,8 +525,11 @@ adopt_main(struct ctl *ctl, int argc, char **argv)
                   "--help");
         return CTL_USAGE;
     }
-    if (ctl->json)
-        printf("{\"mount\": \"%s\", \"instances\": [", mount);
+    if (ctl->json) {
+        printf("{\"mount\": ");
+        ctl_json_string(stdout, mount);
+        printf(", \"instances\": [");
+    }
     if (all) {
         DIR *dir = opendir(mount);
         struct dirent *de;
@@ -560,7 +563,9 @@ adopt_main(struct ctl *ctl, int argc, char **argv)
         if (adopt_one(ctl, mount, argv[i], dry_run) < 0)
             failed++;
     }
-    if (ctl->json)
-        printf("], \"ok\": %s}\n", failed ? "false" : "true");
+    if (ctl->json) {
+        printf("], ");
+        ctl_json_ok(!failed);
+    }
     return failed ? CTL_FAILED : CTL_OK;
 }

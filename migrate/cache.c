@@ -253,8 +253,11 @@ cache_main(struct ctl *ctl, int argc, char **argv)
         failed = 1;
         goto out;
     }
-    if (ctl->json)
-        printf("{\"pool\": \"%s\", \"images\": [", ctl->base_pool);
+    if (ctl->json) {
+        printf("{\"pool\": ");
+        ctl_json_string(stdout, ctl->base_pool);
+        printf(", \"images\": [");
+    }
     for (i = 0; i < nb; i++) {
         struct cache_base *b = &bases[i];
         const char *action = NULL;
@@ -315,8 +318,10 @@ cache_main(struct ctl *ctl, int argc, char **argv)
         }
         shown++;
     }
-    if (ctl->json)
-        printf("], \"ok\": %s}\n", failed ? "false" : "true");
+    if (ctl->json) {
+        printf("], ");
+        ctl_json_ok(!failed);
+    }
  out:
     for (i = 0; i < nb; i++) {
         for (j = 0; j < bases[i].nusers; j++)

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/random.h>
+#include <libvirt/virterror.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <libxml/xpath.h>
@@ -135,8 +136,9 @@ cold_probe_shared(struct cold_run *r, int p)
 {
     char name[64], *xml;
     unsigned long long tag;
-    virStorageVolPtr probe, seen;
-    int shared = -1;
+    virStorageVolPtr probe, seen = NULL;
+    virErrorPtr e;
+    int shared = -1, look;
 
     if (getrandom(&tag, sizeof(tag), 0) != sizeof(tag))
         tag = (unsigned long long)getpid() << 32 ^ (unsigned long long)time(NULL);
@@ -154,15 +156,35 @@ cold_probe_shared(struct cold_run *r, int p)
                   ctl_virt_message());
         return -1;
     }
-    if (virStoragePoolRefresh(r->src_pool[p], 0) < 0) {
-        ctl_error("cannot refresh pool '%s' on %s (to tell whether it is "
-                  "the storage of pool '%s' on %s): %s", r->pool_name[p],
-                  r->o->from, r->pool_name[p], r->o->to, ctl_virt_message());
-    } else if ((seen = virStorageVolLookupByName(r->src_pool[p], name))) {
-        virStorageVolFree(seen);
-        shared = 1;
-    } else {
-        shared = 0;
+    /* Not seen is "not shared" only when libvirt says there is no such
+     * volume; with --move, looked for once more a second later (a network
+     * filesystem's cached listing), since a wrong "not shared" there
+     * deletes the only copy. */
+    for (look = 0; look < (r->o->move ? 2 : 1) && shared != 1; look++) {
+        if (look)
+            sleep(1);
+        if (virStoragePoolRefresh(r->src_pool[p], 0) < 0) {
+            ctl_error("cannot refresh pool '%s' on %s (to tell whether it "
+                      "is the storage of pool '%s' on %s): %s",
+                      r->pool_name[p], r->o->from, r->pool_name[p],
+                      r->o->to, ctl_virt_message());
+            shared = -1;
+            break;
+        }
+        if ((seen = virStorageVolLookupByName(r->src_pool[p], name))) {
+            virStorageVolFree(seen);
+            shared = 1;
+        } else if ((e = virGetLastError()) &&
+                   e->code == VIR_ERR_NO_STORAGE_VOL) {
+            shared = 0;
+        } else {
+            ctl_error("cannot look for the probe volume in pool '%s' on %s "
+                      "(to tell whether it is the storage of pool '%s' on "
+                      "%s): %s", r->pool_name[p], r->o->from,
+                      r->pool_name[p], r->o->to, ctl_virt_message());
+            shared = -1;
+            break;
+        }
     }
     virStorageVolDelete(probe, 0);
     virStorageVolFree(probe);
@@ -334,9 +356,11 @@ cold_move_volume(struct cold_run *r, struct cold_vol *v)
  * {uuid}_* of the pool, or by a file MOUNT/{uuid}/... (poolfs, or a legacy
  * instance directory).  Base images are not looked for: they are read-only
  * to the domains that run on them, and copying one while they run is safe.
+ * AGAIN: asked once the copy is done (the message says it was started
+ * during it).
  */
 static int
-cold_check_idle(struct cold_run *r, const char *uuid)
+cold_check_idle(struct cold_run *r, const char *uuid, bool again)
 {
     virDomainPtr *doms = NULL;
     int nd = virConnectListAllDomains(r->src, &doms,
@@ -359,6 +383,12 @@ cold_check_idle(struct cold_run *r, const char *uuid)
                       "'%s' on %s to check that it does not use the "
                       "instance: %s", uuid, virDomainGetName(doms[i]),
                       r->o->from, why);
+            busy = 1;
+        } else if (xml && strstr(xml, uuid) && again) {
+            ctl_error("instance %s: domain '%s' was started on %s during "
+                      "the copy, so the copy may be torn; the source is "
+                      "kept: migrate it again once it is shut down", uuid,
+                      virDomainGetName(doms[i]), r->o->from);
             busy = 1;
         } else if (xml && strstr(xml, uuid)) {
             ctl_error("instance %s is in use by running domain '%s' on %s: "
@@ -549,7 +579,8 @@ cold_instance(struct cold_run *r, const char *uuid)
             cold_report(r, uuid, status, NULL, 0, 0);
         return 0;
     }
-    if (cold_plan(r, uuid, &vols, &n) < 0 || cold_check_idle(r, uuid) < 0)
+    if (cold_plan(r, uuid, &vols, &n) < 0 ||
+        cold_check_idle(r, uuid, false) < 0)
         goto out;
     for (i = 0; i < n; i++)
         total += vols[i].length;
@@ -573,6 +604,10 @@ cold_instance(struct cold_run *r, const char *uuid)
         }
     }
     ctl_progress_end(&r->prog);
+    /* A domain started meanwhile wrote while its volumes were read: what
+     * was verified is what was read, not what the source holds now. */
+    if (cold_check_idle(r, uuid, true) < 0)
+        goto out;
 
     if (r->o->move) {
         /* Everything verified: only now does the source go. Files before
@@ -700,6 +735,11 @@ cold_main(struct ctl *ctl, int argc, char **argv)
             return CTL_USAGE;
         }
     }
+    if (o.move && !o.verify) {
+        ctl_error("migrate: --move deletes the source only once the copy "
+                  "is verified, so it cannot go with --no-verify");
+        return CTL_USAGE;
+    }
     if (!o.from)
         o.from = ctl->uri;
     if (!o.to || optind >= argc) {
@@ -732,9 +772,13 @@ cold_main(struct ctl *ctl, int argc, char **argv)
         }
     }
 
-    if (ctl->json)
-        printf("{\"from\": \"%s\", \"to\": \"%s\", \"instances\": [",
-               o.from, o.to);
+    if (ctl->json) {
+        printf("{\"from\": ");
+        ctl_json_string(stdout, o.from);
+        printf(", \"to\": ");
+        ctl_json_string(stdout, o.to);
+        printf(", \"instances\": [");
+    }
     for (i = optind; i < argc; i++) {
         if (pump_gave_up()) {
             /* --timeout shut every connection down: the rest cannot go. */
@@ -751,8 +795,10 @@ cold_main(struct ctl *ctl, int argc, char **argv)
         if (cold_instance(&r, argv[i]) < 0)
             failed++;
     }
-    if (ctl->json)
-        printf("], \"ok\": %s}\n", failed ? "false" : "true");
+    if (ctl->json) {
+        printf("], ");
+        ctl_json_ok(!failed);
+    }
     goto done;
 
  fail:

@@ -18,12 +18,20 @@ struct ctl {
     bool progress;              /* a progress bar on stderr (a terminal) */
 };
 
+/* The long-only ones of those: values no command's own letters can take
+ * (a command's --bandwidth once shared 'B' with --base-pool). */
+enum {
+    CTL_OPT_DISKS_POOL = 0x100,
+    CTL_OPT_BASE_POOL,
+    CTL_OPT_JSON,
+};
+
 /* The options every command takes, as virsh and poolfs spell them. */
-#define CTL_COMMON_OPTIONS                                  \
-    { "connect", required_argument, NULL, 'c' },            \
-    { "disks-pool", required_argument, NULL, 'D' },         \
-    { "base-pool", required_argument, NULL, 'B' },          \
-    { "json", no_argument, NULL, 'j' },                     \
+#define CTL_COMMON_OPTIONS                                          \
+    { "connect", required_argument, NULL, 'c' },                    \
+    { "disks-pool", required_argument, NULL, CTL_OPT_DISKS_POOL },  \
+    { "base-pool", required_argument, NULL, CTL_OPT_BASE_POOL },    \
+    { "json", no_argument, NULL, CTL_OPT_JSON },                    \
     { "keepalive-interval", required_argument, NULL, 'k' }, \
     { "keepalive-count", required_argument, NULL, 'K' },    \
     { "help", no_argument, NULL, 'h' }
@@ -48,6 +56,9 @@ void ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void ctl_error_record(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 const char *ctl_error_first(void);
+/* The end of a command's --json object: "ok", and when not OK the first
+ * error, then the closing brace. */
+void ctl_json_ok(bool ok);
 /* The last libvirt error's message. */
 const char *ctl_virt_message(void);
 /* A copy of ctl_virt_message() in BUF: take it right after the failing call,

@@ -54,15 +54,21 @@ land_digest(const struct land_pool *pool, virStorageVolPtr vol,
     return rc;
 }
 
-static void
+/* 0 once NAME is known gone from POOL, -1 if it may still be there. */
+static int
 land_delete(virStoragePoolPtr pool, const char *name)
 {
     virStorageVolPtr v = virStorageVolLookupByName(pool, name);
+    virErrorPtr e;
+    int rc;
 
-    if (v) {
-        virStorageVolDelete(v, 0);
-        virStorageVolFree(v);
+    if (!v) {
+        e = virGetLastError();
+        return e && e->code == VIR_ERR_NO_STORAGE_VOL ? 0 : -1;
     }
+    rc = virStorageVolDelete(v, 0);
+    virStorageVolFree(v);
+    return rc;
 }
 
 /* Where a copy of NAME waits until it is complete and verified. */
@@ -126,16 +132,21 @@ land_local(const struct land_pool *to, const char *name, const char *partname,
            struct pump_result *res, char *err, size_t errlen)
 {
     virStorageVolPtr fin;
-    int rc;
+    int rc, saved;
 
     /* Verified as it is written: every piece read back from the file and
      * compared with what was read from the source. */
     rc = pump_copy(src, PUMP_FILE(fd), verify ? PUMP_VERIFY : 0, progress,
                    opaque, res, err, errlen);
-    close(fd);
-    if (rc < 0)
+    if (rc < 0) {
+        close(fd);
         return -1;
-    if (volfile_rename(to->pool, partname, name) < 0) {
+    }
+    rc = volfile_rename(to->pool, partname, name, fd);
+    saved = errno;
+    close(fd);
+    errno = saved;
+    if (rc < 0) {
         if (errno == EIO) {
             /* Renamed: the copy is whole and verified under NAME, but
              * libvirt has not taken it in. */
@@ -147,6 +158,8 @@ land_local(const struct land_pool *to, const char *name, const char *partname,
         snprintf(err, errlen, "cannot rename %s to %s in the directory of "
                  "pool '%s': %s", partname, name, to->name,
                  errno == EEXIST ? "the volume appeared meanwhile" :
+                 errno == ESTALE ? "it is not the file this copy wrote (made "
+                 "anew meanwhile: another run on the same instance?)" :
                  strerror(errno));
         return -1;
     }
@@ -404,8 +417,15 @@ land_volume(const struct land_pool *to, const char *name,
     }
     /* After a rename, this is a no-op (the name is gone).  Kept while a
      * bad NAME could not be deleted: it marks NAME unfinished. */
-    if (rc != LAND_STUCK)
-        land_delete(to->pool, partname);
+    if (rc != LAND_STUCK && land_delete(to->pool, partname) < 0 && rc == 0) {
+        /* Left beside a good NAME, it would have the next run take NAME
+         * for unfinished and delete it (a base image others use, say). */
+        snprintf(err, errlen, "volume '%s' is copied and verified on %s, but "
+                 "'%s' beside it could not be deleted (%s): delete it before "
+                 "running again, or the next run copies '%s' anew", name,
+                 to->uri, partname, land_virt_message(), name);
+        rc = -1;
+    }
  out:
     if (part)
         virStorageVolFree(part);

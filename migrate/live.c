@@ -488,11 +488,15 @@ live_print_plan(struct live_run *r, const struct lm_plan *plan, bool dry_run)
         ctl_json_string(stdout, plan->why_disks);
         printf(", \"bandwidth_mib\": %lu", r->bandwidth);
         printf(", \"disks\": [");
-        for (i = 0; i < r->ndisks; i++)
-            printf("%s{\"dev\": \"%s\", \"pool\": \"%s\", \"volume\": \"%s\", "
-                   "\"copy\": %s}", i ? ", " : "", r->disks[i].dev,
-                   r->disks[i].pool, r->disks[i].vol,
-                   r->disks[i].copy ? "true" : "false");
+        for (i = 0; i < r->ndisks; i++) {
+            printf("%s{\"dev\": ", i ? ", " : "");
+            ctl_json_string(stdout, r->disks[i].dev);
+            printf(", \"pool\": ");
+            ctl_json_string(stdout, r->disks[i].pool);
+            printf(", \"volume\": ");
+            ctl_json_string(stdout, r->disks[i].vol);
+            printf(", \"copy\": %s}", r->disks[i].copy ? "true" : "false");
+        }
         /* Closed with the outcome when it is known (live_json_end). */
         printf("],\n");
         r->json_open = true;
@@ -758,12 +762,8 @@ live_main(struct ctl *ctl, int argc, char **argv)
         if (facts.postcopy && r.attempted)
             printf(" \"postcopy\": \"%s\",", r.switched ? "switched" :
                    r.asked ? "asked, not seen" : "not needed");
-        printf(" \"ok\": %s", rc == CTL_OK ? "true" : "false");
-        if (rc != CTL_OK) {
-            printf(", \"error\": ");
-            ctl_json_string(stdout, ctl_error_first());
-        }
-        printf("}\n");
+        printf(" ");
+        ctl_json_ok(rc == CTL_OK);
     }
     if (ev_running) {
         r.ev_quit = true;

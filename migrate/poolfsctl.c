@@ -62,6 +62,17 @@ ctl_error_first(void)
 }
 
 void
+ctl_json_ok(bool ok)
+{
+    printf("\"ok\": %s", ok ? "true" : "false");
+    if (!ok && ctl_first_error[0]) {
+        printf(", \"error\": ");
+        ctl_json_string(stdout, ctl_first_error);
+    }
+    printf("}\n");
+}
+
+void
 ctl_error(const char *fmt, ...)
 {
     va_list ap;
@@ -230,9 +241,9 @@ ctl_common_opt(struct ctl *ctl, int c, const char *arg)
             exit(CTL_USAGE);
         return true;
     case 'c': ctl->uri = arg; return true;
-    case 'D': ctl->disks_pool = arg; return true;
-    case 'B': ctl->base_pool = arg; return true;
-    case 'j': ctl_json_begin(ctl); return true;
+    case CTL_OPT_DISKS_POOL: ctl->disks_pool = arg; return true;
+    case CTL_OPT_BASE_POOL: ctl->base_pool = arg; return true;
+    case CTL_OPT_JSON: ctl_json_begin(ctl); return true;
     default:
         /* getopt has said which ('?': unknown, ':': no argument). */
         ctl_error_record("bad option; see poolfsctl COMMAND --help");
@@ -366,9 +377,9 @@ main(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "connect", required_argument, NULL, 'c' },
-        { "disks-pool", required_argument, NULL, 'D' },
-        { "base-pool", required_argument, NULL, 'B' },
-        { "json", no_argument, NULL, 'j' },
+        { "disks-pool", required_argument, NULL, CTL_OPT_DISKS_POOL },
+        { "base-pool", required_argument, NULL, CTL_OPT_BASE_POOL },
+        { "json", no_argument, NULL, CTL_OPT_JSON },
         { "keepalive-interval", required_argument, NULL, 'k' },
         { "keepalive-count", required_argument, NULL, 'K' },
         { "help", no_argument, NULL, 'h' },
@@ -392,9 +403,9 @@ main(int argc, char **argv)
             if (!ctl_keepalive_opt(c, optarg))
                 return CTL_USAGE;
             break;
-        case 'D': ctl.disks_pool = optarg; break;
-        case 'B': ctl.base_pool = optarg; break;
-        case 'j': ctl_json_begin(&ctl); break;
+        case CTL_OPT_DISKS_POOL: ctl.disks_pool = optarg; break;
+        case CTL_OPT_BASE_POOL: ctl.base_pool = optarg; break;
+        case CTL_OPT_JSON: ctl_json_begin(&ctl); break;
         case 'h': ctl_usage(stdout); return CTL_OK;
         case 'V': printf("poolfsctl %s\n", POOLFS_VERSION); return CTL_OK;
         default:

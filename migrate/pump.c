@@ -38,10 +38,12 @@ pump_fail_with(virErrorPtr e, char *err, size_t errlen, const char *fmt, ...)
 static int pump_ka_interval;
 static unsigned pump_ka_count;
 
-/* --timeout: copies under way, when data last moved, and the limit if it
+/* --timeout: copies under way, connections being opened (a lane's: not
+ * timed, -k/-K bound an open), when data last moved, and the limit if it
  * was reached (every connection then shut down). */
 static unsigned pump_stall_limit;
 static atomic_int pump_moving;
+static atomic_int pump_opening;
 static atomic_llong pump_moved_ms;
 static atomic_uint pump_stalled;
 
@@ -72,7 +74,7 @@ pump_stall_watch(void *arg)
     (void)arg;
     for (;;) {
         usleep(250 * 1000);
-        if (atomic_load(&pump_moving) > 0 &&
+        if (atomic_load(&pump_moving) > 0 && !atomic_load(&pump_opening) &&
             pump_now_ms() - atomic_load(&pump_moved_ms) >
             pump_stall_limit * 1000LL) {
             atomic_store(&pump_stalled, pump_stall_limit);
@@ -197,8 +199,11 @@ pump_open(const char *uri)
      * longer count as being opened (tcpkeep.h): its open would lose its
      * bound. */
     pthread_mutex_lock(&pump_open_lock);
+    atomic_fetch_add(&pump_opening, 1);
     if ((c = virConnectOpen(uri)))
         pump_keepalive();
+    pump_moved();       /* --timeout's clock starts again after an open */
+    atomic_fetch_sub(&pump_opening, 1);
     pthread_mutex_unlock(&pump_open_lock);
     return c;
 }
@@ -737,8 +742,8 @@ pump_finish_untimed(int fd, const struct pump_result *res, char *err,
 
     atomic_fetch_sub(&pump_moving, 1);
     rc = pump_finish_file(fd, res, err, errlen);
+    pump_moved();       /* before the watch looks at this copy again */
     atomic_fetch_add(&pump_moving, 1);
-    pump_moved();
     return rc;
 }
 

@@ -114,9 +114,11 @@ volfile_open(const char *uri, virStoragePoolPtr pool, virStorageVolPtr vol,
 }
 
 int
-volfile_rename(virStoragePoolPtr pool, const char *from, const char *to)
+volfile_rename(virStoragePoolPtr pool, const char *from, const char *to,
+               int fd)
 {
     char *dir = volfile_pool_dir(pool);
+    struct stat mine, there;
     int dfd, rc = -1, err = ENOTSUP;
 
     if (!dir)
@@ -125,7 +127,11 @@ volfile_rename(virStoragePoolPtr pool, const char *from, const char *to)
         err = errno;
         goto out;
     }
-    if (renameat2(dfd, from, dfd, to, RENAME_NOREPLACE) < 0)
+    if (fd >= 0 && (fstat(fd, &mine) < 0 ||
+                    fstatat(dfd, from, &there, AT_SYMLINK_NOFOLLOW) < 0 ||
+                    mine.st_dev != there.st_dev || mine.st_ino != there.st_ino))
+        err = ESTALE;
+    else if (renameat2(dfd, from, dfd, to, RENAME_NOREPLACE) < 0)
         err = errno;
     else if (virStoragePoolRefresh(pool, 0) < 0)
         err = EIO;

@@ -30,8 +30,11 @@ int volfile_open(const char *uri, virStoragePoolPtr pool,
 /*
  * Rename volume FROM to TO (which must not exist) in POOL's target
  * directory, then refresh the pool so libvirt sees it.  Only for a pool
- * volfile_open() worked on.  0, or -1 with errno set.
+ * volfile_open() worked on.  FD, if not -1, is open on FROM's file: if
+ * FROM is another file now (deleted and made again meanwhile), ESTALE.
+ * 0, or -1 with errno set.
  */
-int volfile_rename(virStoragePoolPtr pool, const char *from, const char *to);
+int volfile_rename(virStoragePoolPtr pool, const char *from, const char *to,
+                   int fd);
 
 #endif /* POOLFS_VOLFILE_H */

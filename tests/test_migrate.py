@@ -371,6 +371,55 @@ def test_running_instance_is_refused(nodes, poolfsctl, poolfs, env):
         assert os.path.exists(os.path.join(a.disks, f"{uuid}_disk.local"))
 
 
+@pytest.mark.skipif(not have("qemu-system-x86_64"), reason="needs QEMU")
+def test_domain_started_during_the_copy_keeps_the_source(nodes, poolfsctl, env):
+    """--move with the instance's domain started while the copy runs (held
+    to 1 MiB/s through streams): what was verified is what was read, not
+    what the source holds now, so the instance fails, saying why, and
+    nothing on the source is deleted."""
+    from helpers import tiny_domain_xml, wait_for
+    a, b = nodes
+    uuid = str(uuidlib.uuid4())
+    make_instance(a, uuid, data_mib=16)
+    name = f"instance-{uuid[:8]}"
+    xml = tiny_domain_xml(env.scratch, name,
+                          os.path.join(a.disks, f"{uuid}_disk.local"), "raw")
+    p = subprocess.Popen([poolfsctl, "-c", a.uri, "migrate", "--move",
+                          "--streams", "--bandwidth", "1", "--to", b.uri, uuid],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        # The copy has begun once a ".partial-" volume is on B.
+        wait_for(lambda: p.poll() is not None or any(
+            n.startswith(".partial-") for n in os.listdir(b.disks)), 30,
+            "the copy to begin")
+        a.virsh("create", xml, timeout=60)
+        if p.poll() is not None:
+            pytest.fail("the copy ended before the domain started: %s" %
+                        (p.communicate(),))
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        a.virsh("destroy", name, check=False)
+    assert p.returncode == 1, out + err
+    assert f"domain '{name}' was started on {a.uri} during the copy" in err, err
+    assert err.count("\n") == 1, err
+    assert sorted(os.listdir(a.disks)) == sorted(
+        f"{uuid}_{f}" for f in ("", "disk", "disk.local", "disk.info"))
+
+
+def test_base_pool_option_after_the_command(nodes, poolfsctl):
+    """--base-pool given after `migrate` is the base pool (it once shared
+    its getopt code with migrate's --bandwidth)."""
+    a, b = nodes
+    r = ctl(poolfsctl, "-c", a.uri, "migrate", "--to", b.uri, "--base-pool",
+            "no-such-base-pool", str(uuidlib.uuid4()), check=False)
+    assert r.returncode == 1, r.stderr
+    assert "storage pool 'no-such-base-pool' not found" in r.stderr, r.stderr
+
+
 def test_usage_errors(poolfsctl):
     r = run([poolfsctl, "migrate", str(uuidlib.uuid4())], check=False)
     assert r.returncode == 2 and "--to" in r.stderr
@@ -399,6 +448,10 @@ def test_usage_errors(poolfsctl):
             r = run(argv, check=False)
             assert r.returncode == 2 and "keepalive" in r.stderr and \
                 f"'{bad}'" in r.stderr, (argv, r.stderr)
+    r = run([poolfsctl, "migrate", "--move", "--no-verify", "--to",
+             "qemu:///system", "x"], check=False)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and \
+        "--move" in r.stderr and "--no-verify" in r.stderr, r.stderr
     r = run([poolfsctl, "frobnicate"], check=False)
     assert r.returncode == 2 and "unknown command" in r.stderr
     r = run([poolfsctl, "--help"])
@@ -420,6 +473,9 @@ def test_json_failures_are_json(poolfsctl, tmp_path):
          "unrecognized option '--frobnicate'"),
         ([poolfsctl, "--json", "--frobnicate", "cache"], 2, "bad option",
          "unrecognized option '--frobnicate'"),
+        # Strings in the JSON are escaped: a mount path with a quote.
+        ([poolfsctl, "--json", "-c", nowhere, "adopt", "--mount",
+          f'{tmp_path}/a"b\\c', "--all"], 1, 'a"b\\c: No such file'),
     ]
     for argv, status, what, *said in cases:
         r = run(argv, check=False)
