@@ -149,8 +149,11 @@ int pool_refresh_retry(struct pool_ctx *ctx, int pool, int tries);
 int volume_create(struct pool_ctx *ctx, int pool, const char *vol,
                   mode_t mode, uid_t uid, gid_t gid);
 int volume_delete(struct pool_ctx *ctx, int pool, const char *vol);
+/* REPLACE: TO may exist and is replaced (a file renamed over a file the
+ * view shows); else a TO that exists (made by others, not yet seen) is
+ * EEXIST, never overwritten. */
 int volume_rename(struct pool_ctx *ctx, int pool, const char *from,
-                  const char *to);
+                  const char *to, bool replace);
 int volume_clone(struct pool_ctx *ctx, int pool, const char *src,
                  const char *dst);
 /* Set the byte length of a volume without a local path. */

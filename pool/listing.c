@@ -264,13 +264,15 @@ listing_relist(struct pool_ctx *ctx, bool reread)
         unsigned long gen;
         bool swapped = false;
 
-        if (listing_libvirt_stale(ctx))
-            return;
-
+        /* The generation first: a change that asks for a refresh after
+         * the check below also moves it, so its list is not swapped in. */
         pthread_rwlock_rdlock(&ctx->lock);
         gen = ctx->gen;
         old = ctx->cat;
         pthread_rwlock_unlock(&ctx->lock);
+
+        if (listing_libvirt_stale(ctx))
+            return;
 
         /* The info of volumes without a local path (a round trip each)
          * is carried over unless asked for afresh. */

@@ -314,6 +314,8 @@ pool_mkdir(struct pool_ctx *ctx, const char *path, mode_t mode, uid_t uid,
     return rc;
 }
 
+static void tree_keep_parent(struct pool_ctx *ctx, const char *path);
+
 int
 pool_rmdir(struct pool_ctx *ctx, const char *path)
 {
@@ -341,6 +343,7 @@ pool_rmdir(struct pool_ctx *ctx, const char *path)
     if (rc < 0)
         return rc;
 
+    tree_keep_parent(ctx, path);    /* a directory of directories stays */
     if (marker) {
         if ((rc = tree_locate(ctx, path, true, &loc)) < 0)
             return rc;
@@ -537,7 +540,7 @@ pool_rename(struct pool_ctx *ctx, const char *from, const char *to,
 {
     struct tree_plan plan = { .ctx = ctx, .oldroot = from, .newroot = to };
     struct cat_node *src, *dst;
-    bool dst_marker = false;
+    bool dst_marker = false, replace = false;
     unsigned long ticket[POOL_MAX] = { 0 };
     bool touched[POOL_MAX] = { false };
     int p;
@@ -586,6 +589,7 @@ pool_rename(struct pool_ctx *ctx, const char *from, const char *to,
         rc = -ENOTEMPTY;
     if (rc == 0) {
         dst_marker = dst && dst->kind == CAT_DIR && dst->marker;
+        replace = dst && dst->kind == CAT_FILE;
         /* Work out every volume's new name before touching any. */
         tree_plan_node(&plan, ctx, src);
         rc = plan.err;
@@ -594,6 +598,8 @@ pool_rename(struct pool_ctx *ctx, const char *from, const char *to,
     if (rc < 0)
         goto cleanup;
 
+    /* A directory left without its last entry stays, as after unlink. */
+    tree_keep_parent(ctx, from);
     /* An empty directory being replaced goes first. */
     if (dst_marker) {
         struct tree_loc loc;
@@ -609,11 +615,11 @@ pool_rename(struct pool_ctx *ctx, const char *from, const char *to,
     pool_change_begin(ctx);
     for (i = 0; i < plan.n; i++) {
         if ((rc = volume_rename(ctx, plan.moves[i].pool, plan.moves[i].from,
-                                plan.moves[i].to)) < 0) {
+                                plan.moves[i].to, replace)) < 0) {
             /* Put back what already moved: rename(2) is all or nothing. */
             while (i-- > 0)
                 volume_rename(ctx, plan.moves[i].pool, plan.moves[i].to,
-                              plan.moves[i].from);
+                              plan.moves[i].from, false);
             for (p = 0; p < ctx->npools; p++)
                 if (touched[p])
                     listing_request_refresh(ctx, p);
@@ -749,6 +755,7 @@ tree_view_times(struct pool_ctx *ctx, const char *path,
     if ((node = catalog_lookup(ctx->cat, path)) && node->kind == CAT_FILE &&
         !node->local) {
         node->mtime = node->info.mtime = pool_utime_mtime(tv, node->mtime);
+        ctx->gen++;     /* a list being made carries the old info over */
         rc = 0;
     }
     pthread_rwlock_unlock(&ctx->lock);
@@ -783,7 +790,10 @@ pool_statfs(struct pool_ctx *ctx, const char *path, struct statvfs *sv)
     struct pool_ref *ref = &ctx->pools[POOL_DISKS];
     virStoragePoolInfo info;
 
-    if (ref->local)
+    /* A pool of files: its filesystem.  A logical pool's target is a
+     * directory of device links in /dev, whose filesystem says nothing of
+     * the volume group: libvirt's numbers, as for any other pool. */
+    if (ref->files)
         return statvfs(ref->target, sv) < 0 ? -errno : 0;
 
     CONN_PIN(ctx);
@@ -827,9 +837,16 @@ pool_create(struct pool_ctx *ctx, const char *path, mode_t mode, uid_t uid,
             return -EEXIST;
         return pool_open_file(ctx, path, flags, filep);
     }
-    if ((rc = volume_create(ctx, loc.pool, loc.vol, mode, uid, gid)) < 0) {
+    rc = volume_create(ctx, loc.pool, loc.vol, mode, uid, gid);
+    if (rc == -EEXIST && !(flags & O_EXCL)) {
+        /* Made by someone else since the view was listed (virsh, Nova's
+         * own libvirt calls): open() without O_EXCL opens it. */
+        listing_request_refresh(ctx, loc.pool);
+    } else if (rc < 0) {
         pthread_rwlock_unlock(&ctx->names_lock);
         return rc;
+    } else {
+        flags &= ~O_TRUNC;      /* new and empty */
     }
     local = volume_local_path(ctx, loc.pool, loc.vol);
 
@@ -841,7 +858,7 @@ pool_create(struct pool_ctx *ctx, const char *path, mode_t mode, uid_t uid,
     if (!node)
         return -ENOMEM;
     return io_open(ctx, path, loc.pool, loc.vol, local,
-                   flags & ~(O_CREAT | O_EXCL | O_TRUNC), filep);
+                   flags & ~(O_CREAT | O_EXCL), filep);
 }
 
 int
@@ -878,6 +895,7 @@ tree_update_size(struct pool_ctx *ctx, const char *path, const char *vol,
         if (node->info.capacity < (unsigned long long)size)
             node->info.capacity = size;
         node->mtime = node->info.mtime = time(NULL);
+        ctx->gen++;     /* a list being made carries the old info over */
     }
     pthread_rwlock_unlock(&ctx->lock);
 }

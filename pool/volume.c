@@ -168,17 +168,19 @@ volume_delete(struct pool_ctx *ctx, int pool, const char *vol)
 /* A pool with files: rename in its directory; libvirt learns it later. */
 static int
 volume_rename_local(struct pool_ctx *ctx, int pool, const char *from,
-                    const char *to)
+                    const char *to, bool replace)
 {
     AUTOFREE char *src = volume_local_path(ctx, pool, from);
     AUTOFREE char *dst = volume_local_path(ctx, pool, to);
 
     if (!src || !dst)
         return -ENOMEM;
-    if (rename(src, dst) < 0) {
+    if (renameat2(AT_FDCWD, src, AT_FDCWD, dst,
+                  replace ? 0 : RENAME_NOREPLACE) < 0) {
         int err = errno;
 
-        pool_log("rename %s -> %s: %s", src, dst, strerror(err));
+        if (err != EEXIST)
+            pool_log("rename %s -> %s: %s", src, dst, strerror(err));
         return -err;
     }
     return 0;
@@ -186,6 +188,38 @@ volume_rename_local(struct pool_ctx *ctx, int pool, const char *from,
 
 static int volume_copy_head(virStorageVolPtr src, virStorageVolPtr dst,
                             unsigned long long len, struct pool_why *why);
+
+/* The permissions libvirt shows for V (its file's mode and owner), so
+ * that a volume made in its place keeps them; root's 0600 if none. */
+struct volume_perms {
+    mode_t mode;
+    uid_t uid;
+    gid_t gid;
+};
+
+static struct volume_perms
+volume_perms(virStorageVolPtr v)
+{
+    struct volume_perms pm = { 0600, 0, 0 };
+    AUTOFREE char *xml = v ? virStorageVolGetXMLDesc(v, 0) : NULL;
+    xmlDocPtr doc = xml ? xmlq_read(xml) : NULL;
+    AUTOFREE char *mode = NULL;
+    AUTOFREE char *owner = NULL;
+    AUTOFREE char *group = NULL;
+
+    if (!doc)
+        return pm;
+    mode = xmlq_string(doc, "string(/volume/target/permissions/mode)");
+    owner = xmlq_string(doc, "string(/volume/target/permissions/owner)");
+    group = xmlq_string(doc, "string(/volume/target/permissions/group)");
+    if (mode && owner && group) {
+        pm.mode = strtoul(mode, NULL, 8) & 07777;
+        pm.uid = strtoul(owner, NULL, 10);
+        pm.gid = strtoul(group, NULL, 10);
+    }
+    xmlFreeDoc(doc);
+    return pm;
+}
 
 /* Is V raw to libvirt, the one format it copies byte for byte? */
 static bool
@@ -220,9 +254,10 @@ volume_clone_as(struct pool_ctx *ctx, int pool, virStorageVolPtr src,
 {
     CONN_PIN(ctx);
     virStoragePoolPtr p = ctx->pools[pool].pool;
-    AUTOFREE char *xml = volume_xml(name, 0, 0600, 0, 0);
     /* Before the calls: every libvirt call resets the last error. */
     const char *from = virStorageVolGetName(src);
+    struct volume_perms pm = volume_perms(src);      /* a rename keeps them */
+    AUTOFREE char *xml = volume_xml(name, 0, pm.mode, pm.uid, pm.gid);
     virStorageVolInfo vi;
     virStorageVolPtr v = NULL;
 
@@ -255,7 +290,7 @@ volume_clone_as(struct pool_ctx *ctx, int pool, virStorageVolPtr src,
  */
 static int
 volume_rename_clone(struct pool_ctx *ctx, int pool, const char *from,
-                    const char *to)
+                    const char *to, bool replace)
 {
     virStorageVolPtr src = volume_lookup(ctx, pool, from);
     virStorageVolPtr dst = NULL, old = NULL, aside = NULL;
@@ -269,7 +304,11 @@ volume_rename_clone(struct pool_ctx *ctx, int pool, const char *from,
                  ctx->pools[pool].name, pool_virt_message());
         return rc;
     }
-    if ((old = volume_lookup(ctx, pool, to))) {
+    if ((old = volume_lookup(ctx, pool, to)) && !replace) {
+        rc = -EEXIST;           /* made by others, not yet in the view */
+        goto cleanup;
+    }
+    if (old) {
         if (asprintf(&asidename, "%s.poolfs-rename", to) < 0) {
             asidename = NULL;
             rc = -ENOMEM;
@@ -318,11 +357,11 @@ volume_rename_clone(struct pool_ctx *ctx, int pool, const char *from,
 
 int
 volume_rename(struct pool_ctx *ctx, int pool, const char *from,
-              const char *to)
+              const char *to, bool replace)
 {
     if (ctx->pools[pool].files)
-        return volume_rename_local(ctx, pool, from, to);
-    return volume_rename_clone(ctx, pool, from, to);
+        return volume_rename_local(ctx, pool, from, to, replace);
+    return volume_rename_clone(ctx, pool, from, to, replace);
 }
 
 /* Copy the first LEN bytes of SRC into the (empty) volume DST; on failure
@@ -404,10 +443,11 @@ volume_shrink(struct pool_ctx *ctx, int pool, virStorageVolPtr v,
     virStorageVolPtr tmp = NULL;
     virStorageVolPtr fresh = NULL;
     struct pool_why why = { 0 };
+    struct volume_perms pm = volume_perms(v);
     int rc = -EIO;
 
     if (asprintf(&tmpname, "%s.poolfs-shrink", vol) < 0 ||
-        !(xml = volume_xml(vol, 0, 0644, 0, 0)) ||
+        !(xml = volume_xml(vol, 0, pm.mode, pm.uid, pm.gid)) ||
         !(tmpxml = volume_xml(tmpname, 0, 0600, 0, 0)))
         return -ENOMEM;
     bool gone = false;          /* V deleted: TMP may be all there is */
@@ -602,12 +642,18 @@ volume_clone(struct pool_ctx *ctx, int pool, const char *src, const char *dst)
     virStorageVolPtr s = volume_lookup(ctx, pool, src);
     virStorageVolPtr d = NULL, n = NULL;
     AUTOFREE char *xml = NULL;
+    struct volume_perms pm = { 0644, 0, 0 };
     int rc = -EOPNOTSUPP;
 
-    if (!s || !volume_is_raw(s) || !(xml = volume_xml(dst, 0, 0644, 0, 0)))
+    if (!s || !volume_is_raw(s))
         goto out;
-    /* The destination exists (cp created it, empty): replace it. */
-    if ((d = volume_lookup(ctx, pool, dst)) && virStorageVolDelete(d, 0) < 0) {
+    /* The destination exists (cp created it, empty, with the caller's
+     * owner and mode): replace it, keeping those. */
+    if ((d = volume_lookup(ctx, pool, dst)))
+        pm = volume_perms(d);
+    if (!(xml = volume_xml(dst, 0, pm.mode, pm.uid, pm.gid)))
+        goto out;
+    if (d && virStorageVolDelete(d, 0) < 0) {
         rc = -pool_virt_errno();
         goto out;
     }
@@ -616,7 +662,7 @@ volume_clone(struct pool_ctx *ctx, int pool, const char *src, const char *dst)
         pool_log("cannot copy volume '%s' to '%s' in pool '%s': %s", src,
                  dst, ctx->pools[pool].name, pool_virt_message());
         /* cp's empty file must not vanish with the failure. */
-        volume_create(ctx, pool, dst, 0644, 0, 0);
+        volume_create(ctx, pool, dst, pm.mode, pm.uid, pm.gid);
         goto out;
     }
     rc = 0;

@@ -41,6 +41,19 @@ def test_whole_file_copy_is_a_volume_clone(poolfs_factory, virsh, uuid):
     run(["cmp", src, dst])
     assert f"{uuid}%5Fresize_disk" in virsh.vol_list(DISKS_POOL)
 
+    # Over a file that exists, the copy keeps its owner and mode (the
+    # clone replaces the volume: it once came back root's, 0644).
+    other = os.path.join(dst_dir, "disk.local")
+    with open(other, "wb"):
+        pass
+    os.chown(other, 4321, 4322)
+    os.chmod(other, 0o640)
+    run(["cp", "--reflink=auto", src, other])
+    assert fuse_writes(p) == before, "data went through the FUSE write path"
+    run(["cmp", src, other])
+    st = os.stat(other)
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (4321, 4322, 0o640)
+
 
 @pytest.mark.skipif(not have("qemu-img"), reason="needs qemu-img")
 def test_qcow2_copy_stays_byte_for_byte(poolfs, virsh, uuid):

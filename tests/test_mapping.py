@@ -50,6 +50,25 @@ def test_pool_refresh_shows_new_volume_at_once(poolfs_factory, virsh, uuid):
              f"{path} to appear right after virsh pool-refresh")
 
 
+def test_open_creat_of_a_volume_not_yet_seen_opens_it(poolfs_factory, virsh,
+                                                       uuid):
+    """A volume made with virsh that the view does not show yet (re-listed
+    only every 60 s here): open() with O_CREAT but not O_EXCL opens it, as
+    on any filesystem (it once failed with EEXIST); with O_EXCL, EEXIST."""
+    mnt = poolfs_factory(["refresh=60"]).mnt
+    os.mkdir(os.path.join(mnt, uuid))
+    virsh.vol_create_as(DISKS_POOL, f"{uuid}_disk.info", "4K", "raw")
+    path = os.path.join(mnt, uuid, "disk.info")
+    assert not os.path.exists(path), "the view showed it already: void test"
+    expect_errno(errno.EEXIST, os.open, path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, b"{}")
+    finally:
+        os.close(fd)
+    assert virsh.vol_download(DISKS_POOL, f"{uuid}_disk.info") == b"{}"
+
+
 def test_file_written_through_mount_is_a_volume(mnt, virsh, uuid):
     os.mkdir(os.path.join(mnt, uuid))
     content = b'{"/var/lib/nova/instances/%s/disk": "qcow2"}' % uuid.encode()

@@ -126,6 +126,50 @@ def test_rename_over_existing_file_replaces_it(mnt, virsh, uuid):
     assert os.listdir(os.path.join(mnt, other)) == []
 
 
+def test_rename_never_overwrites_a_volume_the_view_does_not_show(
+        poolfs_factory, virsh, uuid):
+    """A volume made with virsh that the view does not show yet (re-listed
+    every 60 s here) is not overwritten by a rename onto its name, of a
+    file or of a whole directory: EEXIST, both sides as they were."""
+    mnt = poolfs_factory(["refresh=60"]).mnt
+    d = os.path.join(mnt, uuid)
+    os.mkdir(d)
+    write_file(os.path.join(d, "a"), b"A" * 5000)
+    virsh.vol_create_as(DISKS_POOL, f"{uuid}_b", "4K", "raw")
+    # Its bytes written behind libvirt's back (an upload ends in a pool
+    # refresh, whose event poolfs follows).
+    with open(virsh.vol_path(DISKS_POOL, f"{uuid}_b"), "r+b") as f:
+        f.write(b"B" * 4096)
+    assert not os.path.exists(os.path.join(d, "b")), "seen already: void test"
+    expect_errno(errno.EEXIST, os.rename, os.path.join(d, "a"),
+                 os.path.join(d, "b"))
+    assert read_file(os.path.join(d, "a")) == b"A" * 5000
+    assert virsh.vol_download(DISKS_POOL, f"{uuid}_b") == b"B" * 4096
+    # A directory whose new name would take a volume made meanwhile.
+    virsh.vol_create_as(DISKS_POOL, f"{uuid}%5Fresize_a", "4K", "raw")
+    expect_errno(errno.EEXIST, os.rename, d, d + "_resize")
+    assert read_file(os.path.join(d, "a")) == b"A" * 5000
+    assert virsh.vol_download(DISKS_POOL, f"{uuid}%5Fresize_a") == bytes(4096)
+
+
+def test_directory_stays_when_its_last_file_is_moved_out(mnt, virsh, uuid):
+    """A directory that exists only through its volumes (made with virsh,
+    no marker) stays when its last file is renamed away, as it does when
+    that file is unlinked; rmdir then removes it."""
+    virsh.vol_create_as(DISKS_POOL, f"{uuid}_disk", "4K", "raw")
+    d = os.path.join(mnt, uuid)
+    wait_for(lambda: os.path.exists(os.path.join(d, "disk")), SEEN_WITHIN,
+             "the volume in the mount")
+    other = uuid[::-1]
+    os.mkdir(os.path.join(mnt, other))
+    os.rename(os.path.join(d, "disk"), os.path.join(mnt, other, "disk"))
+    assert os.path.isdir(d) and os.listdir(d) == []
+    time.sleep(REFRESH + 1)             # and after a re-list
+    assert os.path.isdir(d)
+    os.rmdir(d)
+    assert not os.path.exists(d)
+
+
 def test_rename_missing_source(mnt, uuid):
     os.mkdir(os.path.join(mnt, uuid))
     expect_errno(errno.ENOENT, os.rename, os.path.join(mnt, uuid, "nope"),
