@@ -259,18 +259,9 @@ pool_file_copy(struct pool_file *in, off_t off_in, struct pool_file *out,
             return rc;
         }
         close(fd);
-    } else {
-        /* The new state first: a handle is never left without one. */
-        struct io_stream *old = out->st, *fresh;
-
-        if ((rc = io_stream_open(out, O_RDWR)) < 0) {
-            out->st = old;
-            return rc;
-        }
-        fresh = out->st;
-        out->st = old;
-        out->ops->close(out);
-        out->st = fresh;
+    } else if ((rc = io_stream_reopen(out)) < 0) {
+        /* In place, under the state's lock: another thread may be in it. */
+        return rc;
     }
     listing_request_refresh(out->ctx, out->pool);
     return si.st_size;

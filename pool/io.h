@@ -49,6 +49,9 @@ extern const struct io_ops io_stream_ops;
 
 int io_local_open(struct pool_file *f, const char *local, int flags);
 int io_stream_open(struct pool_file *f, int flags);
+/* The volume of F's name made anew (a clone replaced it): the handle's
+ * streams dropped and its volume looked up again, in place. */
+int io_stream_reopen(struct pool_file *f);
 
 /* stat(2) of a local volume as the tree shows it: a regular file. */
 int io_local_stat(const char *local, struct stat *st);

@@ -193,6 +193,31 @@ io_stream_open(struct pool_file *f, int flags)
     return rc;
 }
 
+int
+io_stream_reopen(struct pool_file *f)
+{
+    struct io_stream *s = f->st;
+    virStorageVolPtr v;
+    int rc;
+
+    if (!(v = io_stream_lookup(f))) {
+        rc = -pool_virt_errno();
+        pool_log("cannot open volume '%s' again: %s", f->vol,
+                 pool_virt_message());
+        return rc;
+    }
+    pthread_mutex_lock(&s->lock);
+    io_stream_drop(&s->rd);
+    io_stream_drop(&s->wr);
+    s->hole = 0;
+    virStorageVolFree(s->vol);
+    s->vol = v;
+    rc = io_stream_refresh_size(f);
+    s->mtime = time(NULL);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
 static int
 io_stream_start_download(struct pool_file *f, off_t off, size_t want)
 {

@@ -316,6 +316,15 @@ pool_mkdir(struct pool_ctx *ctx, const char *path, mode_t mode, uid_t uid,
 
 static void tree_keep_parent(struct pool_ctx *ctx, const char *path);
 
+/* Are A and B entries of one directory? */
+static bool
+tree_same_parent(const char *a, const char *b)
+{
+    const char *sa = strrchr(a, '/'), *sb = strrchr(b, '/');
+
+    return sa && sb && sa - a == sb - b && strncmp(a, b, sa - a) == 0;
+}
+
 int
 pool_rmdir(struct pool_ctx *ctx, const char *path)
 {
@@ -598,8 +607,10 @@ pool_rename(struct pool_ctx *ctx, const char *from, const char *to,
     if (rc < 0)
         goto cleanup;
 
-    /* A directory left without its last entry stays, as after unlink. */
-    tree_keep_parent(ctx, from);
+    /* A directory left without its last entry stays, as after unlink
+     * (moves out of it only). */
+    if (!tree_same_parent(from, to))
+        tree_keep_parent(ctx, from);
     /* An empty directory being replaced goes first. */
     if (dst_marker) {
         struct tree_loc loc;

@@ -326,13 +326,17 @@ mv {mnt}/{uuid}/a {mnt}/{uuid}/b
 test "$(cat {mnt}/{uuid}/b)" = one
 test ! -e {mnt}/{uuid}/a
 mv {mnt}/{uuid}/q {mnt}/{uuid}/q2
+cp {mnt}/{uuid}/b {mnt}/{uuid}/c
+test "$(cat {mnt}/{uuid}/c)" = one
+echo more >> {mnt}/{uuid}/c
+test "$(cat {mnt}/{uuid}/c)" = "$(printf 'one\nmore')"
 ls {mnt}/{uuid} | sort | tr '\n' ' '
 fusermount3 -u {mnt}
 """
     try:
         r = hosts.run_on("nodea", ["bash", "-c", script], timeout=120)
         assert r.returncode == 0, r.stdout + r.stderr
-        assert r.stdout.split() == ["b", "old", "q2"], r.stdout
+        assert r.stdout.split() == ["b", "c", "old", "q2"], r.stdout
         p.wait(timeout=20)
     finally:
         if p.poll() is None:
@@ -341,7 +345,7 @@ fusermount3 -u {mnt}
             p.wait(timeout=10)
     d = hosts.disks_dir("nodeb")
     assert sorted(n for n in os.listdir(d) if n.startswith(uuid)) == \
-        [f"{uuid}_b", f"{uuid}_old", f"{uuid}_q2"]
+        [f"{uuid}_b", f"{uuid}_c", f"{uuid}_old", f"{uuid}_q2"]
     with open(os.path.join(d, f"{uuid}_b")) as f:
         assert f.read() == "one\n"
     with open(os.path.join(d, f"{uuid}_q2"), "rb") as f:
