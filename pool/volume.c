@@ -248,6 +248,30 @@ volume_from_raw(virStoragePoolPtr p, const char *xml, virStorageVolPtr src)
  * onto its backing file), so those go through a download and an upload
  * of their bytes.
  */
+/* Has POOL room for a copy of SRC once GOING is deleted?  0, or -ENOSPC
+ * (logged); 0 too when libvirt cannot say (the copy then tells). */
+static int
+volume_room_for(struct pool_ctx *ctx, int pool, virStorageVolPtr src,
+                virStorageVolPtr going)
+{
+    CONN_PIN(ctx);
+    virStoragePoolInfo pi;
+    virStorageVolInfo si, gi;
+
+    if (virStoragePoolGetInfo(ctx->pools[pool].pool, &pi) < 0 ||
+        virStorageVolGetInfo(src, &si) < 0 ||
+        virStorageVolGetInfo(going, &gi) < 0)
+        return 0;
+    if (pi.available + gi.allocation >= si.allocation)
+        return 0;
+    pool_log("cannot rename volume '%s' over '%s' in pool '%s': %llu bytes "
+             "free once '%s' is gone, and its copy takes %llu",
+             virStorageVolGetName(src), virStorageVolGetName(going),
+             ctx->pools[pool].name, pi.available + gi.allocation,
+             virStorageVolGetName(going), si.allocation);
+    return -ENOSPC;
+}
+
 static virStorageVolPtr
 volume_clone_as(struct pool_ctx *ctx, int pool, virStorageVolPtr src,
                 const char *name, struct pool_why *why)
@@ -322,6 +346,10 @@ volume_rename_clone(struct pool_ctx *ctx, int pool, const char *from,
             rc = -why.err;
             goto cleanup;
         }
+        /* The copy under TO comes after TO is gone: a pool with room for
+         * the aside copy but not for that one fails here, before. */
+        if ((rc = volume_room_for(ctx, pool, src, old)) < 0)
+            goto cleanup;
         if (virStorageVolDelete(old, 0) < 0) {
             rc = -pool_virt_errno();
             pool_log("cannot replace volume '%s' in pool '%s': %s", to,

@@ -207,6 +207,62 @@ def test_push_to_a_reflinking_pool_goes_plain(hosts, tmp_path):
     assert r.returncode == 0, r.stderr
 
 
+def test_remote_rename_over_a_file_without_room_changes_nothing(hosts):
+    """Over TLS a rename over a file is a copy aside, the old file deleted,
+    then a copy under its name.  With room for one copy but not for the
+    second (node B's pool on an 8 MiB tmpfs), it fails with ENOSPC before
+    the old file is deleted: both files as they were, no copy left."""
+    uuid = str(uuidlib.uuid4())
+    mnt = os.path.join(hosts.workdir, "mnt-b3")
+    os.makedirs(mnt, exist_ok=True)
+    d = hosts.disks_dir("nodeb")
+    virsh_b = ["virsh", "-q", "-c", hosts.local_uri("nodeb")]
+    r = hosts.run_on("nodeb", ["mount", "-t", "tmpfs", "-o", "size=8m",
+                               "tmpfs", d])
+    assert r.returncode == 0, r.stderr
+    p = None
+    try:
+        hosts.run_on("nodeb", virsh_b + ["pool-refresh", DISKS_POOL],
+                     check=True)
+        p = hosts.popen_on("nodea", [POOLFS, "-f", hosts.uri("nodeb"), mnt])
+        script = f"""
+set -e
+for i in $(seq 300); do grep -q " {mnt} " /proc/self/mountinfo && break; sleep 0.1; done
+mkdir {mnt}/{uuid}
+head -c 3145728 /dev/urandom > {mnt}/{uuid}/a
+echo old > {mnt}/{uuid}/b
+sha256sum < {mnt}/{uuid}/a
+if mv {mnt}/{uuid}/a {mnt}/{uuid}/b 2>{hosts.workdir}/mv.err; then
+    echo "mv succeeded"; exit 1
+fi
+cat {hosts.workdir}/mv.err
+sha256sum < {mnt}/{uuid}/a
+cat {mnt}/{uuid}/b
+ls {mnt}/{uuid} | sort | tr '\n' ' '
+fusermount3 -u {mnt}
+"""
+        r = hosts.run_on("nodea", ["bash", "-c", script], timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        lines = r.stdout.splitlines()
+        assert "No space left on device" in lines[1], r.stdout
+        assert lines[0] == lines[2], r.stdout          # a: the same bytes
+        assert lines[3] == "old", r.stdout
+        assert lines[4].split() == ["a", "b"], r.stdout
+        p.wait(timeout=20)
+        left = hosts.run_on("nodeb", ["ls", "-a", d], check=True).stdout
+        assert "poolfs-rename" not in left, left
+    finally:
+        if p is not None and p.poll() is None:
+            hosts.run_on("nodea", ["fusermount3", "-u", "-z", mnt])
+            p.kill()
+            p.wait(timeout=10)
+        r = hosts.run_on("nodeb", ["umount", d])
+        if r.returncode != 0:
+            hosts.run_on("nodeb", ["umount", "-l", d])
+        hosts.run_on("nodeb", virsh_b + ["pool-refresh", DISKS_POOL])
+    assert r.returncode == 0, r.stderr
+
+
 def test_migrate_pulled_by_the_destination(hosts):
     """Run on node B with --from node A: the data crosses the network once,
     into B's files, and the verification reads those files, not the
