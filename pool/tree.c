@@ -550,6 +550,7 @@ pool_rename(struct pool_ctx *ctx, const char *from, const char *to,
     struct tree_plan plan = { .ctx = ctx, .oldroot = from, .newroot = to };
     struct cat_node *src, *dst;
     bool dst_marker = false, replace = false;
+    struct tree_loc dst_loc;
     unsigned long ticket[POOL_MAX] = { 0 };
     bool touched[POOL_MAX] = { false };
     int p;
@@ -611,12 +612,11 @@ pool_rename(struct pool_ctx *ctx, const char *from, const char *to,
      * (moves out of it only). */
     if (!tree_same_parent(from, to))
         tree_keep_parent(ctx, from);
-    /* An empty directory being replaced goes first. */
+    /* An empty directory being replaced goes first (made again if the
+     * rename fails). */
     if (dst_marker) {
-        struct tree_loc loc;
-
-        if ((rc = tree_locate(ctx, to, true, &loc)) < 0 ||
-            (rc = volume_delete(ctx, loc.pool, loc.vol)) < 0)
+        if ((rc = tree_locate(ctx, to, true, &dst_loc)) < 0 ||
+            (rc = volume_delete(ctx, dst_loc.pool, dst_loc.vol)) < 0)
             goto cleanup;
     }
     /* The pools with files whose volumes move: libvirt learns of renames
@@ -631,6 +631,9 @@ pool_rename(struct pool_ctx *ctx, const char *from, const char *to,
             while (i-- > 0)
                 volume_rename(ctx, plan.moves[i].pool, plan.moves[i].to,
                               plan.moves[i].from, false);
+            if (dst_marker)
+                volume_create(ctx, dst_loc.pool, dst_loc.vol, 0755,
+                              getuid(), getgid());
             for (p = 0; p < ctx->npools; p++)
                 if (touched[p])
                     listing_request_refresh(ctx, p);

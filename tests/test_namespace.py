@@ -152,6 +152,23 @@ def test_rename_never_overwrites_a_volume_the_view_does_not_show(
     assert virsh.vol_download(DISKS_POOL, f"{uuid}%5Fresize_a") == bytes(4096)
 
 
+def test_failed_rename_over_an_empty_directory_keeps_it(poolfs_factory,
+                                                       virsh, uuid):
+    """A directory renamed over an empty one, failing part way (a volume
+    the view does not show yet holds one of the new names): the empty
+    directory's marker, deleted first, is made again."""
+    mnt = poolfs_factory(["refresh=60"]).mnt
+    src, dst = os.path.join(mnt, uuid), os.path.join(mnt, uuid + "_resize")
+    os.mkdir(src)
+    os.mkdir(dst)
+    write_file(os.path.join(src, "disk.info"), b"{}")
+    virsh.vol_create_as(DISKS_POOL, f"{uuid}%5Fresize_disk.info", "4K", "raw")
+    expect_errno(errno.EEXIST, os.rename, src, dst)
+    assert os.path.isdir(dst) and os.listdir(src) == ["disk.info"]
+    vols = virsh.vol_list(DISKS_POOL)
+    assert f"{uuid}%5Fresize_" in vols and f"{uuid}_" in vols, sorted(vols)
+
+
 def test_directory_stays_when_its_last_file_is_moved_out(mnt, virsh, uuid):
     """A directory that exists only through its volumes (made with virsh,
     no marker) stays when its last file is renamed away, as it does when
