@@ -154,6 +154,27 @@ def test_push_to_a_destination_without_qemu_img_goes_plain(hosts):
     assert ".partial" not in vols, vols
 
 
+@contextlib.contextmanager
+def b_disks_on(hosts, *mount_args):
+    """Node B's disks pool on another filesystem for a while: `mount
+    MOUNT_ARGS DIR` over the pool's directory in B's mount namespace alone,
+    the pool refreshed; unmounted and refreshed again afterwards."""
+    d = hosts.disks_dir("nodeb")
+    virsh_b = ["virsh", "-q", "-c", hosts.local_uri("nodeb")]
+    r = hosts.run_on("nodeb", ["mount", *mount_args, d])
+    assert r.returncode == 0, r.stderr
+    try:
+        hosts.run_on("nodeb", virsh_b + ["pool-refresh", DISKS_POOL],
+                     check=True)
+        yield d
+    finally:
+        r = hosts.run_on("nodeb", ["umount", d])
+        if r.returncode != 0:
+            hosts.run_on("nodeb", ["umount", "-l", d])
+        hosts.run_on("nodeb", virsh_b + ["pool-refresh", DISKS_POOL])
+    assert r.returncode == 0, r.stderr
+
+
 def test_push_to_a_reflinking_pool_goes_plain(hosts, tmp_path):
     """Node B's disks pool on XFS (a loop device mounted over the pool's
     directory in B's mount namespace alone): poolfsctl's probe finds that
@@ -171,13 +192,8 @@ def test_push_to_a_reflinking_pool_goes_plain(hosts, tmp_path):
         f.truncate(512 * MiB)
     subprocess.run(["mkfs.xfs", "-q", "-m", "reflink=1", str(image)],
                    check=True, timeout=60)
-    d = hosts.disks_dir("nodeb")
     virsh_b = ["virsh", "-q", "-c", hosts.local_uri("nodeb")]
-    r = hosts.run_on("nodeb", ["mount", "-o", "loop", str(image), d])
-    assert r.returncode == 0, r.stderr
-    try:
-        hosts.run_on("nodeb", virsh_b + ["pool-refresh", DISKS_POOL],
-                     check=True)
+    with b_disks_on(hosts, "-o", "loop", str(image)) as d:
         p = hosts.run_on("nodea", [POOLFSCTL, "-c", hosts.local_uri("nodea"),
                                    "--json", "migrate", "--to",
                                    hosts.uri("nodeb"), uuid], timeout=120)
@@ -199,12 +215,6 @@ def test_push_to_a_reflinking_pool_goes_plain(hosts, tmp_path):
                             check=True).stdout
         assert uuid in vols and ".partial" not in vols and \
             "reflink-probe" not in vols, vols
-    finally:
-        r = hosts.run_on("nodeb", ["umount", d])
-        if r.returncode != 0:
-            hosts.run_on("nodeb", ["umount", "-l", d])
-        hosts.run_on("nodeb", virsh_b + ["pool-refresh", DISKS_POOL])
-    assert r.returncode == 0, r.stderr
 
 
 def test_remote_rename_over_a_file_without_room_changes_nothing(hosts):
@@ -215,17 +225,10 @@ def test_remote_rename_over_a_file_without_room_changes_nothing(hosts):
     uuid = str(uuidlib.uuid4())
     mnt = os.path.join(hosts.workdir, "mnt-b3")
     os.makedirs(mnt, exist_ok=True)
-    d = hosts.disks_dir("nodeb")
-    virsh_b = ["virsh", "-q", "-c", hosts.local_uri("nodeb")]
-    r = hosts.run_on("nodeb", ["mount", "-t", "tmpfs", "-o", "size=8m",
-                               "tmpfs", d])
-    assert r.returncode == 0, r.stderr
-    p = None
-    try:
-        hosts.run_on("nodeb", virsh_b + ["pool-refresh", DISKS_POOL],
-                     check=True)
+    with b_disks_on(hosts, "-t", "tmpfs", "-o", "size=8m", "tmpfs") as d:
         p = hosts.popen_on("nodea", [POOLFS, "-f", hosts.uri("nodeb"), mnt])
-        script = f"""
+        try:
+            script = f"""
 set -e
 for i in $(seq 300); do grep -q " {mnt} " /proc/self/mountinfo && break; sleep 0.1; done
 mkdir {mnt}/{uuid}
@@ -241,26 +244,21 @@ cat {mnt}/{uuid}/b
 ls {mnt}/{uuid} | sort | tr '\n' ' '
 fusermount3 -u {mnt}
 """
-        r = hosts.run_on("nodea", ["bash", "-c", script], timeout=120)
-        assert r.returncode == 0, r.stdout + r.stderr
-        lines = r.stdout.splitlines()
-        assert "No space left on device" in lines[1], r.stdout
-        assert lines[0] == lines[2], r.stdout          # a: the same bytes
-        assert lines[3] == "old", r.stdout
-        assert lines[4].split() == ["a", "b"], r.stdout
-        p.wait(timeout=20)
-        left = hosts.run_on("nodeb", ["ls", "-a", d], check=True).stdout
-        assert "poolfs-rename" not in left, left
-    finally:
-        if p is not None and p.poll() is None:
-            hosts.run_on("nodea", ["fusermount3", "-u", "-z", mnt])
-            p.kill()
-            p.wait(timeout=10)
-        r = hosts.run_on("nodeb", ["umount", d])
-        if r.returncode != 0:
-            hosts.run_on("nodeb", ["umount", "-l", d])
-        hosts.run_on("nodeb", virsh_b + ["pool-refresh", DISKS_POOL])
-    assert r.returncode == 0, r.stderr
+            r = hosts.run_on("nodea", ["bash", "-c", script], timeout=120)
+            assert r.returncode == 0, r.stdout + r.stderr
+            lines = r.stdout.splitlines()
+            assert "No space left on device" in lines[1], r.stdout
+            assert lines[0] == lines[2], r.stdout          # a: the same bytes
+            assert lines[3] == "old", r.stdout
+            assert lines[4].split() == ["a", "b"], r.stdout
+            p.wait(timeout=20)
+            left = hosts.run_on("nodeb", ["ls", "-a", d], check=True).stdout
+            assert "poolfs-rename" not in left, left
+        finally:
+            if p.poll() is None:
+                hosts.run_on("nodea", ["fusermount3", "-u", "-z", mnt])
+                p.kill()
+                p.wait(timeout=10)
 
 
 def test_migrate_pulled_by_the_destination(hosts):
