@@ -15,10 +15,29 @@ set -euo pipefail
 usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
 [ $# -eq 2 ] || usage
 cmd=$1
+# DIR holds what root writes, runs and reads back (the config, the
+# namespace's init script, the pid that stop kills): not a link, and this
+# user's own, writable by no one else (a directory in /var/tmp that
+# another user made first would let them plant links or scripts).
+if [ -L "${2%/}" ]; then
+    echo "$0: $2 is a symbolic link: refusing it" >&2
+    exit 1
+fi
 dir=$(realpath -m "$2")
+own_dir() {
+    local owner mode
+    mkdir -p -m 0700 "$dir"
+    owner=$(stat -c %u "$dir")
+    mode=$(stat -c %a "$dir")
+    if [ "$owner" != "$(id -u)" ] || (( 8#$mode & 8#022 )); then
+        echo "$0: $dir is not this user's own directory (owner $owner," \
+             "mode $mode): refusing it" >&2
+        exit 1
+    fi
+}
 
 start() {
-    mkdir -p "$dir"
+    own_dir
     if [ -S "$dir/libvirt-sock" ] && [ -f "$dir/libvirtd.pid" ] &&
        kill -0 "$(cat "$dir/libvirtd.pid")" 2>/dev/null; then
         echo "qemu:///system?socket=$dir/libvirt-sock"
@@ -84,7 +103,13 @@ INIT
 stop() {
     local pid
     [ -f "$dir/libvirtd.pid" ] || return 0
+    own_dir
     pid=$(cat "$dir/libvirtd.pid")
+    # Only a libvirtd: a pid file does not prove what runs under that pid.
+    if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" != libvirtd ]; then
+        rm -f "$dir/libvirtd.pid"
+        return 0
+    fi
     kill -TERM "$pid" 2>/dev/null || return 0
     for _ in $(seq 100); do
         kill -0 "$pid" 2>/dev/null || { rm -f "$dir/libvirtd.pid"; return 0; }

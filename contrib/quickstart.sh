@@ -33,6 +33,15 @@ case $demo in
         echo "quickstart: refusing POOLFS_DEMO_DIR='$demo': use a directory of its own" >&2
         exit 2 ;;
 esac
+# Root writes and runs what is in it: a link, or a directory another user
+# made first (in /var/tmp anyone can), is refused.
+if [ -L "$demo" ] || { [ -e "$demo" ] &&
+        { [ "$(stat -c %u "$demo")" != "$(id -u)" ] ||
+          (( 8#$(stat -c %a "$demo") & 8#022 )); }; }; then
+    echo "quickstart: refusing $demo: not a directory of this user's own" \
+         "(a link, another owner, or writable by others)" >&2
+    exit 2
+fi
 
 lvdir=$demo/libvirtd
 mnt=$demo/instances
@@ -344,7 +353,8 @@ do_start() {
     [ -x "$poolfs" ] || die "the build finished but $poolfs does not exist"
 
     say "Starting a private libvirtd in $lvdir"
-    mkdir -p "$demo" "$disks_dir" "$base_dir"
+    mkdir -p -m 0755 "$demo"
+    mkdir -p "$disks_dir" "$base_dir"
     if libvirtd_running; then
         info "already running"
     else
