@@ -193,6 +193,8 @@ adopt_copy_file(const struct land_pool *to, int fd, const char *vol,
     struct pump_result mine, theirs;
     char err[1024];
     bool again = false;
+    struct xmlq_perms perms;
+    struct stat st;
     int rc = -1;
 
     if (!land_unfinished(to, vol) &&
@@ -224,8 +226,15 @@ adopt_copy_file(const struct land_pool *to, int fd, const char *vol,
     }
     if (check_only)
         return 0;
-    if (land_volume(to, vol, PUMP_FILE(fd), true, NULL, NULL, &mine, NULL,
-                    err, sizeof(err)) < 0) {
+    /* The volume keeps the file's mode and owner (nova's): through the
+     * mount, with default_permissions, they are what nova is let do. */
+    if (fstat(fd, &st) < 0) {
+        ctl_error("adopt %s/%s: %s", uuid, name, strerror(errno));
+        return -1;
+    }
+    perms = (struct xmlq_perms){ st.st_mode & 07777, st.st_uid, st.st_gid };
+    if (land_volume(to, vol, &perms, PUMP_FILE(fd), true, NULL, NULL, &mine,
+                    NULL, err, sizeof(err)) < 0) {
         ctl_error("adopt %s/%s: %s; the legacy file is untouched", uuid,
                   name, err);
         return -1;
@@ -380,8 +389,16 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
     if (names_encode(uuid, "", vol, sizeof(vol)) == 0) {
         char *mxml = NULL;
         virStorageVolPtr m = virStorageVolLookupByName(pool, vol);
+        struct stat ds;
+        struct xmlq_perms dp, *dpp = NULL;
 
-        if (!m && (mxml = land_volume_xml(vol)))
+        /* The directory's mode and owner: the tree shows the marker's. */
+        if (stat(dirpath, &ds) == 0) {
+            dp = (struct xmlq_perms){ ds.st_mode & 07777, ds.st_uid,
+                                      ds.st_gid };
+            dpp = &dp;
+        }
+        if (!m && (mxml = land_volume_xml_as(vol, dpp)))
             m = virStorageVolCreateXML(pool, mxml, 0);
         free(mxml);
         if (m)

@@ -287,6 +287,8 @@ cold_move_volume(struct cold_run *r, struct cold_vol *v)
                             r->o->parallel };
     virStorageVolPtr src = NULL, fin = NULL;
     struct pump_end in;
+    struct xmlq_perms perms;
+    bool has_perms;
     char err[1024];
     int fd = -1, rc = -1;
 
@@ -327,7 +329,10 @@ cold_move_volume(struct cold_run *r, struct cold_vol *v)
 
     in = land_source(&from, src, &fd);
     v->read = fd >= 0 ? "file" : "stream";
-    if ((rc = land_volume(&to, v->name, &in, r->o->verify,
+    /* The copy keeps the source's mode and owner (nova's, say). */
+    has_perms = land_perms_of(src, &perms);
+    if ((rc = land_volume(&to, v->name, has_perms ? &perms : NULL, &in,
+                          r->o->verify,
                           cold_progress_cb, &r->prog, &v->res,
                           &v->wrote_file, err, sizeof(err))) < 0) {
         ctl_error("volume '%s': %s; %s on %s, the source is untouched",

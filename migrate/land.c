@@ -107,21 +107,45 @@ land_unfinished(const struct land_pool *to, const char *name)
 }
 
 char *
-land_volume_xml(const char *name)
+land_volume_xml_as(const char *name, const struct xmlq_perms *perms)
 {
     xmlChar *esc = xmlEncodeSpecialChars(NULL, BAD_CAST name);
-    char *xml;
+    char pxml[160] = "", *xml;
 
     if (!esc)
         return NULL;
+    if (perms)
+        snprintf(pxml, sizeof(pxml), "<permissions><mode>0%o</mode>"
+                 "<owner>%u</owner><group>%u</group></permissions>",
+                 (unsigned)(perms->mode & 07777), (unsigned)perms->uid,
+                 (unsigned)perms->gid);
     if (asprintf(&xml, "<volume><name>%s</name>"
                  "<capacity unit='bytes'>0</capacity>"
                  "<allocation unit='bytes'>0</allocation>"
-                 "<target><format type='raw'/></target></volume>",
-                 (const char *)esc) < 0)
+                 "<target><format type='raw'/>%s</target></volume>",
+                 (const char *)esc, pxml) < 0)
         xml = NULL;
     xmlFree(esc);
     return xml;
+}
+
+char *
+land_volume_xml(const char *name)
+{
+    return land_volume_xml_as(name, NULL);
+}
+
+bool
+land_perms_of(virStorageVolPtr v, struct xmlq_perms *pm)
+{
+    char *xml = virStorageVolGetXMLDesc(v, 0);
+    xmlDocPtr doc = xml ? xmlq_read(xml) : NULL;
+    bool ok = doc && xmlq_vol_perms(doc, pm) == 0;
+
+    if (doc)
+        xmlFreeDoc(doc);
+    free(xml);
+    return ok;
 }
 
 /* The pool's volumes are files here: write the copy, check it, rename. */
@@ -260,6 +284,7 @@ land_reflinks(const struct land_pool *to)
 #define LAND_UNWRAP (-4)
 static int
 land_stream(const struct land_pool *to, const char *name,
+            const struct xmlq_perms *perms,
             virStorageVolPtr part, const struct pump_end *src, bool verify,
             bool wrap, pump_progress_fn progress, void *opaque,
             struct pump_result *res, char *err, size_t errlen)
@@ -309,7 +334,7 @@ land_stream(const struct land_pool *to, const char *name,
                  "convert", to->uri);
         goto out;
     }
-    if (!(xml = land_volume_xml(name))) {
+    if (!(xml = land_volume_xml_as(name, perms))) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
@@ -369,6 +394,7 @@ land_stream(const struct land_pool *to, const char *name,
 
 int
 land_volume(const struct land_pool *to, const char *name,
+            const struct xmlq_perms *perms,
             const struct pump_end *src, bool verify,
             pump_progress_fn progress, void *opaque,
             struct pump_result *res, bool *local, char *err, size_t errlen)
@@ -380,7 +406,7 @@ land_volume(const struct land_pool *to, const char *name,
     if (local)
         *local = false;
     if (!(partname = land_partname(name)) ||
-        !(pxml = land_volume_xml(partname))) {
+        !(pxml = land_volume_xml_as(partname, perms))) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
@@ -397,7 +423,7 @@ land_volume(const struct land_pool *to, const char *name,
         rc = land_local(to, name, partname, part, fd, src, verify, progress,
                         opaque, res, err, errlen);
     } else {
-        rc = land_stream(to, name, part, src, verify,
+        rc = land_stream(to, name, perms, part, src, verify,
                          land_wrap_worth(src) && !land_reflinks(to),
                          progress, opaque, res, err, errlen);
         if (rc == LAND_UNWRAP) {
@@ -411,8 +437,8 @@ land_volume(const struct land_pool *to, const char *name,
                 rc = -1;
                 goto out;
             }
-            rc = land_stream(to, name, part, src, verify, false, progress,
-                             opaque, res, err, errlen);
+            rc = land_stream(to, name, perms, part, src, verify, false,
+                             progress, opaque, res, err, errlen);
         }
     }
     /* After a rename, this is a no-op (the name is gone).  Kept while a

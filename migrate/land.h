@@ -15,6 +15,7 @@
 #include <libvirt/libvirt.h>
 
 #include "pump.h"
+#include "xmlq.h"
 
 /* A pool to land volumes in. */
 struct land_pool {
@@ -34,10 +35,13 @@ struct land_pool {
  * it in (a failed pool refresh); LAND_STUCK, NAME holds a bad copy that
  * could not be deleted, and ".partial-NAME" stays beside it so that the
  * next run replaces it.  *LOCAL (if LOCAL) says which way the data went.
+ * PERMS: the new volume's mode and owner (NULL: libvirt's default, root's
+ * 0600).
  */
 #define LAND_NAMED (-2)
 #define LAND_STUCK (-3)
 int land_volume(const struct land_pool *to, const char *name,
+                const struct xmlq_perms *perms,
                 const struct pump_end *src, bool verify,
                 pump_progress_fn progress, void *opaque,
                 struct pump_result *res, bool *local,
@@ -56,6 +60,10 @@ bool land_unfinished(const struct land_pool *to, const char *name);
  * hold, '&' and '<' among them, escaped), malloc'ed; NULL if out of
  * memory. */
 char *land_volume_xml(const char *name);
+/* The same with PERMS (NULL: none given, libvirt's default). */
+char *land_volume_xml_as(const char *name, const struct xmlq_perms *perms);
+/* V's permissions, as libvirt shows them, into *PM; false if none. */
+bool land_perms_of(virStorageVolPtr v, struct xmlq_perms *pm);
 
 /* Is ".partial-NAME" in POOL (NAME unfinished)?  Changes nothing. */
 bool land_has_partial(virStoragePoolPtr pool, const char *name);

@@ -1041,7 +1041,15 @@ pool_adopt(struct pool_ctx *ctx, const char *path)
     }
     if (rc == 0 && names_encode(rel, "", marker, sizeof(marker)) == 0) {
         int m = openat(tfd, marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0755);
+        struct stat ds;
 
+        /* The directory's mode and owner (nova's): the tree shows the
+         * marker's. */
+        if (m >= 0 && fstatat(ctx->under, rel, &ds, 0) == 0 &&
+            (fchown(m, ds.st_uid, ds.st_gid) < 0 ||
+             fchmod(m, ds.st_mode & 07777) < 0))
+            pool_log("adopt %s: the directory's owner and mode could not be "
+                     "kept: %s", rel, strerror(errno));
         if (m >= 0)
             close(m);
         if (unlinkat(ctx->under, rel, AT_REMOVEDIR) < 0)

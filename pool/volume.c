@@ -191,33 +191,17 @@ static int volume_copy_head(virStorageVolPtr src, virStorageVolPtr dst,
 
 /* The permissions libvirt shows for V (its file's mode and owner), so
  * that a volume made in its place keeps them; root's 0600 if none. */
-struct volume_perms {
-    mode_t mode;
-    uid_t uid;
-    gid_t gid;
-};
-
-static struct volume_perms
+static struct xmlq_perms
 volume_perms(virStorageVolPtr v)
 {
-    struct volume_perms pm = { 0600, 0, 0 };
+    struct xmlq_perms pm = { 0600, 0, 0 };
     AUTOFREE char *xml = v ? virStorageVolGetXMLDesc(v, 0) : NULL;
     xmlDocPtr doc = xml ? xmlq_read(xml) : NULL;
-    AUTOFREE char *mode = NULL;
-    AUTOFREE char *owner = NULL;
-    AUTOFREE char *group = NULL;
 
-    if (!doc)
-        return pm;
-    mode = xmlq_string(doc, "string(/volume/target/permissions/mode)");
-    owner = xmlq_string(doc, "string(/volume/target/permissions/owner)");
-    group = xmlq_string(doc, "string(/volume/target/permissions/group)");
-    if (mode && owner && group) {
-        pm.mode = strtoul(mode, NULL, 8) & 07777;
-        pm.uid = strtoul(owner, NULL, 10);
-        pm.gid = strtoul(group, NULL, 10);
-    }
-    xmlFreeDoc(doc);
+    if (doc && xmlq_vol_perms(doc, &pm) < 0)
+        pm = (struct xmlq_perms){ 0600, 0, 0 };
+    if (doc)
+        xmlFreeDoc(doc);
     return pm;
 }
 
@@ -280,7 +264,7 @@ volume_clone_as(struct pool_ctx *ctx, int pool, virStorageVolPtr src,
     virStoragePoolPtr p = ctx->pools[pool].pool;
     /* Before the calls: every libvirt call resets the last error. */
     const char *from = virStorageVolGetName(src);
-    struct volume_perms pm = volume_perms(src);      /* a rename keeps them */
+    struct xmlq_perms pm = volume_perms(src);      /* a rename keeps them */
     AUTOFREE char *xml = volume_xml(name, 0, pm.mode, pm.uid, pm.gid);
     virStorageVolInfo vi;
     virStorageVolPtr v = NULL;
@@ -471,7 +455,7 @@ volume_shrink(struct pool_ctx *ctx, int pool, virStorageVolPtr v,
     virStorageVolPtr tmp = NULL;
     virStorageVolPtr fresh = NULL;
     struct pool_why why = { 0 };
-    struct volume_perms pm = volume_perms(v);
+    struct xmlq_perms pm = volume_perms(v);
     int rc = -EIO;
 
     if (asprintf(&tmpname, "%s.poolfs-shrink", vol) < 0 ||
@@ -670,7 +654,7 @@ volume_clone(struct pool_ctx *ctx, int pool, const char *src, const char *dst)
     virStorageVolPtr s = volume_lookup(ctx, pool, src);
     virStorageVolPtr d = NULL, n = NULL;
     AUTOFREE char *xml = NULL;
-    struct volume_perms pm = { 0644, 0, 0 };
+    struct xmlq_perms pm = { 0644, 0, 0 };
     int rc = -EOPNOTSUPP;
 
     if (!s || !volume_is_raw(s))

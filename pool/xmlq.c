@@ -14,6 +14,26 @@ xmlq_read(const char *xml)
                          XML_PARSE_NOWARNING);
 }
 
+int
+xmlq_vol_perms(xmlDocPtr doc, struct xmlq_perms *pm)
+{
+    char *mode = xmlq_string(doc, "string(/volume/target/permissions/mode)");
+    char *owner = xmlq_string(doc, "string(/volume/target/permissions/owner)");
+    char *group = xmlq_string(doc, "string(/volume/target/permissions/group)");
+    int rc = -1;
+
+    if (mode && owner && group) {
+        pm->mode = strtoul(mode, NULL, 8) & 07777;
+        pm->uid = strtoul(owner, NULL, 10);
+        pm->gid = strtoul(group, NULL, 10);
+        rc = 0;
+    }
+    free(mode);
+    free(owner);
+    free(group);
+    return rc;
+}
+
 char *
 xmlq_string(xmlDocPtr doc, const char *expr)
 {

@@ -102,6 +102,29 @@ def adopt_pool(env, virsh):
     shutil.rmtree(target, ignore_errors=True)
 
 
+NOVA = (4321, 4322)
+
+
+def nova_owned(d):
+    """Make the legacy instance directory D and its files nova's (a uid
+    and gid of their own), the files 0640, the directory 0750."""
+    for n in os.listdir(d):
+        os.chown(os.path.join(d, n), *NOVA)
+        os.chmod(os.path.join(d, n), 0o640)
+    os.chown(d, *NOVA)
+    os.chmod(d, 0o750)
+
+
+def assert_nova_owned(target, uuid, names):
+    """The volumes of NAMES and the marker in the pool directory TARGET
+    kept what nova_owned() gave the legacy files and directory."""
+    for n in names:
+        st = os.stat(os.path.join(target, f"{uuid}_{n}"))
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (*NOVA, 0o640), n
+    st = os.stat(os.path.join(target, f"{uuid}_"))
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (*NOVA, 0o750)
+
+
 def test_adopt_by_rename_keeps_paths_and_open_files(poolfs_factory,
                                                     mountpoint_factory,
                                                     virsh, poolfsctl, env,
@@ -109,6 +132,7 @@ def test_adopt_by_rename_keeps_paths_and_open_files(poolfs_factory,
     pool, target = adopt_pool
     under = mountpoint_factory()
     populate(under)
+    nova_owned(os.path.join(under, LEGACY))
     p = poolfs_factory([f"disks_pool={pool}"], mountpoint=under)
     p.expect_stderr(r"still on legacy storage")
     mnt = p.mnt
@@ -133,6 +157,7 @@ def test_adopt_by_rename_keeps_paths_and_open_files(poolfs_factory,
         assert read_file(disk) == before
         assert sorted(os.listdir(os.path.join(mnt, LEGACY))) == \
             ["console.log", "disk", "disk.info"]
+        assert_nova_owned(target, LEGACY, ["console.log", "disk", "disk.info"])
         # The open file followed the rename.
         os.pwrite(held, b"still-open", 1 << 20)
         os.fsync(held)
@@ -162,6 +187,8 @@ def test_adopt_by_copy_across_filesystems_resumes(poolfs_factory,
     shutil.rmtree(os.path.join(under, CONFLICT))
     legacy = {n: read_file(os.path.join(under, LEGACY, n))
               for n in ("disk", "disk.info", "console.log")}
+    # nova's files and directory: the volumes and the marker keep that.
+    nova_owned(os.path.join(under, LEGACY))
     # As if an earlier run was cut short: one file done, one half-copied.
     virsh.vol_create_as(DISKS_POOL, f"{LEGACY}_disk.info", 0)
     virsh.vol_upload(DISKS_POOL, f"{LEGACY}_disk.info", legacy["disk.info"])
@@ -180,6 +207,8 @@ def test_adopt_by_copy_across_filesystems_resumes(poolfs_factory,
     for n, data in legacy.items():
         with open(os.path.join(env.disks_dir, f"{LEGACY}_{n}"), "rb") as f:
             assert f.read() == data, n
+    # (disk.info was there already, made by virsh: as it was.)
+    assert_nova_owned(env.disks_dir, LEGACY, ["disk", "console.log"])
     # libvirt sees the qcow2 (with its backing file), not a converted copy.
     assert "<format type='qcow2'/>" in virsh.vol_xml(DISKS_POOL, f"{LEGACY}_disk")
     # The same paths, now from the pool (once the pool event is seen).

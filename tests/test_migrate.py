@@ -81,7 +81,15 @@ def test_migrate_copies_instance_sparse_and_verified(nodes, poolfsctl, mode):
     a, b = nodes
     uuid = str(uuidlib.uuid4())
     files = make_instance(a, uuid)
+    # disk.info is nova's and 0640: the copy keeps that (through a mount
+    # with default_permissions it is what nova is let do).
+    info = os.path.join(a.disks, f"{uuid}_disk.info")
+    os.chown(info, 4321, 4322)
+    os.chmod(info, 0o640)
+    a.virsh.pool_refresh(DISKS_POOL)
     r = ctl(poolfsctl, "-c", a.uri, "migrate", *MODES[mode], "--to", b.uri, uuid)
+    st = os.stat(os.path.join(b.disks, f"{uuid}_disk.info"))
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (4321, 4322, 0o640)
     # Four of its own and the base image it needs.
     assert r.stdout.startswith(f"migrated {uuid}: 5 volumes"), r.stdout
     assert "verified" in r.stdout
