@@ -418,7 +418,7 @@ poolfs_lseek(const char *path, off_t off, int whence,
 
 /*
  * The control channel of poolfsctl (ctlproto.h): POOLFS_IOC_BACKEND says
- * where a path lives.  There is no getxattr: answering it would cost a
+ * where a path lives, POOLFS_IOC_POOL which disks pool the mount serves.  There is no getxattr: answering it would cost a
  * round trip per write (the kernel's security.capability check).
  */
 static int
@@ -429,6 +429,13 @@ poolfs_ioctl(const char *path, unsigned int cmd, void *arg,
     const char *what;
     int rc;
 
+    if (cmd == POOLFS_IOC_POOL) {
+        struct poolfs_ioc_pool *p = data;
+
+        memset(p, 0, sizeof(*p));
+        return pool_disks_identity(poolfs_ctx(), p->name, sizeof(p->name),
+                                   p->uuid, sizeof(p->uuid));
+    }
     if (cmd != POOLFS_IOC_BACKEND)
         return -ENOTTY;
     /* With nullpath_ok there is no path: a directory's is in its handle

@@ -46,6 +46,44 @@ ctl_poolfs_backend(const char *path, char *buf, size_t len)
     return buf;
 }
 
+/*
+ * Is POOL (-c, --disks-pool) the disks pool the mount at MOUNT serves?
+ * A copy into another would leave the files where the mount never shows
+ * them, and the legacy files deleted.  0 if so (or a poolfs too old to
+ * say), -1 said why.
+ */
+static int
+adopt_same_pool(struct ctl *ctl, const char *mount, const char *uuid,
+                virStoragePoolPtr pool)
+{
+    struct poolfs_ioc_pool p;
+    char mine[VIR_UUID_STRING_BUFLEN];
+    int fd = open(mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+
+    if (fd < 0) {
+        ctl_error("adopt %s: %s: %s", uuid, mount, strerror(errno));
+        return -1;
+    }
+    rc = ioctl(fd, POOLFS_IOC_POOL, &p);
+    close(fd);
+    if (rc < 0)
+        return 0;
+    p.name[sizeof(p.name) - 1] = p.uuid[sizeof(p.uuid) - 1] = '\0';
+    if (virStoragePoolGetUUIDString(pool, mine) < 0) {
+        ctl_error("adopt %s: cannot read the UUID of pool '%s' on %s: %s",
+                  uuid, ctl->disks_pool, ctl->uri, ctl_virt_message());
+        return -1;
+    }
+    if (strcmp(p.uuid, mine) != 0) {
+        ctl_error("adopt %s: the mount at %s serves disks pool '%s' (UUID "
+                  "%s), not pool '%s' of %s (UUID %s): give -c and "
+                  "--disks-pool as the mount has them", uuid, mount, p.name,
+                  p.uuid, ctl->disks_pool, ctl->uri, mine);
+        return -1;
+    }
+    return 0;
+}
+
 static bool
 adopt_skip_top(const char *name)
 {
@@ -62,17 +100,28 @@ adopt_check_idle(virConnectPtr conn, const char *dirpath, const char *uuid)
     int n = virConnectListAllDomains(conn, &doms,
                                      VIR_CONNECT_LIST_DOMAINS_ACTIVE);
     int i, busy = 0;
+    /* The path as given, and as it resolves (a symlinked instances_path,
+     * "//", a relative --mount): a domain names its files either way.  And
+     * the instance's UUID, which Nova's domain carries as its own. */
+    char *real = realpath(dirpath, NULL), *realdir = NULL;
+    bool by_uuid = strlen(uuid) == 36 && uuid[8] == '-' && uuid[13] == '-';
 
+    if (real && asprintf(&realdir, "%s/", real) < 0)
+        realdir = NULL;
+    free(real);
     if (n < 0) {
         ctl_error("adopt %s: cannot list the running domains to check that "
                   "none uses its files: %s", uuid, ctl_virt_message());
+        free(realdir);
         return -1;
     }
 
     for (i = 0; i < n; i++) {
         char *xml = virDomainGetXMLDesc(doms[i], 0);
 
-        if (!busy && xml && strstr(xml, dirpath)) {
+        if (!busy && xml && (strstr(xml, dirpath) ||
+                             (realdir && strstr(xml, realdir)) ||
+                             (by_uuid && strstr(xml, uuid)))) {
             ctl_error("adopt %s: running domain '%s' uses its files; adopting "
                       "by copy needs it shut down (by rename it would not)",
                       uuid, virDomainGetName(doms[i]));
@@ -82,6 +131,7 @@ adopt_check_idle(virConnectPtr conn, const char *dirpath, const char *uuid)
         virDomainFree(doms[i]);
     }
     free(doms);
+    free(realdir);
     return busy ? -1 : 0;
 }
 
@@ -296,6 +346,8 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
                   ctl->uri, ctl_virt_message());
         goto out;
     }
+    if (adopt_same_pool(ctl, mount, uuid, pool) < 0)
+        goto out;
     if (adopt_check_idle(conn, dirpath, uuid) < 0)
         goto out;
     if ((n = scandir(dirpath, &de, adopt_entry, alphasort)) < 0) {

@@ -8,6 +8,8 @@
  *
  * - ioctl(POOLFS_IOC_BACKEND) on any path under the mount (opened
  *   O_RDONLY; a directory too) fills what with "legacy" or "pool";
+ * - ioctl(POOLFS_IOC_POOL) on the same fills in the disks pool the mount
+ *   serves: its name and UUID;
  * - setxattr("user.poolfs.adopt") on a legacy instance directory, by root,
  *   adopts it into the pool.
  */
@@ -21,6 +23,13 @@ struct poolfs_ioc_backend {
 };
 
 #define POOLFS_IOC_BACKEND _IOR('P', 0x70, struct poolfs_ioc_backend)
+
+struct poolfs_ioc_pool {
+    char name[256];             /* NUL-terminated */
+    char uuid[40];              /* its UUID string, NUL-terminated */
+};
+
+#define POOLFS_IOC_POOL _IOR('P', 0x71, struct poolfs_ioc_pool)
 #define POOLFS_XATTR_ADOPT "user.poolfs.adopt"
 
 #endif /* POOLFS_CTLPROTO_H */

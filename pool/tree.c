@@ -915,6 +915,20 @@ tree_update_size(struct pool_ctx *ctx, const char *path, const char *vol,
 }
 
 int
+pool_disks_identity(struct pool_ctx *ctx, char *name, size_t namelen,
+                    char *uuid, size_t uuidlen)
+{
+    CONN_PIN(ctx);
+    char u[VIR_UUID_STRING_BUFLEN];
+
+    if (virStoragePoolGetUUIDString(ctx->pools[POOL_DISKS].pool, u) < 0)
+        return -pool_virt_errno();
+    snprintf(name, namelen, "%s", ctx->pools[POOL_DISKS].name);
+    snprintf(uuid, uuidlen, "%s", u);
+    return 0;
+}
+
+int
 pool_backend(struct pool_ctx *ctx, const char *path, const char **what)
 {
     const char *rel;

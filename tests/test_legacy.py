@@ -179,7 +179,7 @@ def test_adopt_by_rename_keeps_paths_and_open_files(poolfs_factory,
 
 def test_adopt_by_copy_across_filesystems_resumes(poolfs_factory,
                                                   mountpoint_factory, virsh,
-                                                  poolfsctl, env):
+                                                  poolfsctl, env, adopt_pool):
     """The default pool lives outside the tests' mount, so rename(2) cannot
     reach it: adoption streams each file into a volume and verifies it."""
     under = mountpoint_factory()
@@ -196,6 +196,14 @@ def test_adopt_by_copy_across_filesystems_resumes(poolfs_factory,
     p = poolfs_factory(mountpoint=under)
     p.expect_stderr(r"still on legacy storage|conflict")
     mnt = p.mnt
+
+    # Into a pool the mount does not serve: refused, nothing copied.
+    r = run([poolfsctl, "-c", env.uri, "--disks-pool", adopt_pool[0], "adopt",
+             "--mount", mnt, LEGACY], check=False)
+    assert r.returncode == 1, r.stdout
+    assert f"serves disks pool '{DISKS_POOL}'" in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert os.listdir(adopt_pool[1]) == []
 
     r = run([poolfsctl, "-c", env.uri, "adopt", "--mount", mnt, LEGACY])
     assert r.stdout.startswith(f"adopted {LEGACY}: 3 files"), r.stdout
