@@ -44,9 +44,13 @@ cache_cmp(const void *a, const void *b)
 }
 
 /* The volumes of every active pool backed by one of BASES: their users.
- * 0, or -1 (an error printed) when a pool or a volume cannot be read. */
+ * A copy being landed (".partial-NAME", its head held back, so libvirt
+ * sees no backing store yet) may use any: the first one's "POOL/NAME" in
+ * *LANDING (malloc'ed).  0, or -1 (an error printed) when a pool or a
+ * volume cannot be read. */
 static int
-cache_find_users(virConnectPtr conn, struct cache_base *bases, size_t nb)
+cache_find_users(virConnectPtr conn, struct cache_base *bases, size_t nb,
+                 char **landing)
 {
     virStoragePoolPtr *pools = NULL;
     int np, p, rc = 0;
@@ -94,6 +98,12 @@ cache_find_users(virConnectPtr conn, struct cache_base *bases, size_t nb)
                           virStoragePoolGetName(pools[p]), why);
                 rc = -1;
             } else {
+                const char *vname = virStorageVolGetName(vols[i]);
+
+                if (!*landing && vname && strncmp(vname, ".partial-", 9) == 0 &&
+                    asprintf(landing, "%s/%s",
+                             virStoragePoolGetName(pools[p]), vname) < 0)
+                    *landing = NULL;
                 if (vx.backing && (base = volxml_base_name(vx.backing))) {
                     for (j = 0; j < nb; j++)
                         if (strcmp(bases[j].name, base) == 0)
@@ -116,7 +126,7 @@ cache_find_users(virConnectPtr conn, struct cache_base *bases, size_t nb)
 /* Every base image of the base pool, with the volumes backed by it. */
 static int
 cache_load(virConnectPtr conn, struct ctl *ctl, struct cache_base **basesp,
-           size_t *np)
+           size_t *np, char **landing)
 {
     virStoragePoolPtr bp = virStoragePoolLookupByName(conn, ctl->base_pool);
     virStoragePoolPtr dp = bp ? virStoragePoolLookupByName(conn,
@@ -166,7 +176,7 @@ cache_load(virConnectPtr conn, struct ctl *ctl, struct cache_base **basesp,
      * other pools (-o pool_map, disk.local and disk.swap overlays backed
      * by _base/ephemeral_*), and a base image may back another.  A volume
      * that cannot be read makes the whole answer unknown. */
-    if (cache_find_users(conn, bases, nb) < 0)
+    if (cache_find_users(conn, bases, nb, landing) < 0)
         goto out;
     qsort(bases, nb, sizeof(*bases), cache_cmp);
     rc = 0;
@@ -217,6 +227,7 @@ cache_main(struct ctl *ctl, int argc, char **argv)
     size_t nb = 0, i, j, shown = 0;
     virConnectPtr conn = NULL;
     time_t now = time(NULL);
+    char *landing = NULL;
     int c, failed = 0;
     char *end;
 
@@ -249,7 +260,17 @@ cache_main(struct ctl *ctl, int argc, char **argv)
         ctl_error("cache: unexpected argument '%s'", argv[optind]);
         return CTL_USAGE;
     }
-    if (!(conn = ctl_connect(ctl->uri)) || cache_load(conn, ctl, &bases, &nb) < 0) {
+    if (!(conn = ctl_connect(ctl->uri)) ||
+        cache_load(conn, ctl, &bases, &nb, &landing) < 0) {
+        failed = 1;
+        goto out;
+    }
+    if (remove && landing) {
+        ctl_error("cache: a copy is being landed (%s): it may need any base "
+                  "image, which libvirt cannot tell before it is whole, so "
+                  "nothing is removed; run again once the migration or "
+                  "adoption is done (or the unfinished copy deleted)",
+                  landing);
         failed = 1;
         goto out;
     }
@@ -330,6 +351,7 @@ cache_main(struct ctl *ctl, int argc, char **argv)
         free(bases[i].name);
     }
     free(bases);
+    free(landing);
     if (conn)
         virConnectClose(conn);
     return failed ? CTL_FAILED : CTL_OK;

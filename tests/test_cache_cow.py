@@ -61,6 +61,16 @@ def test_create_cow_and_cache_report(poolfs, env, virsh, poolfsctl):
     # Removal needs an age, takes only the unused ones older than it.
     r = ctl(poolfsctl, env, "cache", "--remove-unused", check=False)
     assert r.returncode == 2 and "--min-age" in r.stderr
+    # Not while a copy is being landed (its head, which names its backing
+    # file, comes last): nothing goes.
+    landing = f".partial-{uuids[0]}_disk.local"
+    virsh.vol_create_as(DISKS_POOL, landing, "64K", "raw")
+    r = ctl(poolfsctl, env, "--json", "cache", "--remove-unused",
+            "--min-age", "3600", check=False)
+    assert r.returncode == 1, r.stdout
+    assert f"being landed ({DISKS_POOL}/{landing})" in json.loads(r.stdout)["error"]
+    assert virsh.vol_list(BASE_POOL) == {"used", "old", "fresh"}
+    virsh.vol_delete(DISKS_POOL, landing)
     r = ctl(poolfsctl, env, "--json", "cache", "--remove-unused",
             "--min-age", "3600")
     doc = json.loads(r.stdout)
