@@ -104,35 +104,48 @@ transition_check_legacy(const char *xml, const char *mount)
     return legacy ? -1 : 0;
 }
 
-/* Every volume the new definition names must exist. */
+/* Every volume the new definition names must exist (read as XML: the
+ * writer may put other attributes of <source> before pool= and volume=). */
 static int
 transition_check_volumes(virConnectPtr conn, const char *xml)
 {
-    const char *p = xml;
-    int missing = 0;
+    xmlDocPtr doc = xmlq_read(xml);
+    xmlXPathContextPtr x = doc ? xmlXPathNewContext(doc) : NULL;
+    xmlXPathObjectPtr o = x ? xmlXPathEvalExpression(
+        BAD_CAST "/domain/devices/disk[@type='volume']/source", x) : NULL;
+    int i, missing = 0;
 
-    while ((p = strstr(p, "<source pool=\""))) {
-        char pool[256], vol[NAMES_VOL_MAX + 1];
-        virStoragePoolPtr sp;
+    if (!o) {
+        ctl_error("the new domain XML does not parse");
+        missing = 1;
+    }
+    for (i = 0; o && o->nodesetval && i < o->nodesetval->nodeNr; i++) {
+        xmlNodePtr src = o->nodesetval->nodeTab[i];
+        xmlChar *pool = xmlGetProp(src, BAD_CAST "pool");
+        xmlChar *vol = xmlGetProp(src, BAD_CAST "volume");
+        virStoragePoolPtr sp = NULL;
         virStorageVolPtr v = NULL;
 
-        if (sscanf(p, "<source pool=\"%255[^\"]\" volume=\"%255[^\"]\"",
-                   pool, vol) != 2) {
-            p++;
-            continue;
-        }
-        if (!(sp = virStoragePoolLookupByName(conn, pool)) ||
-            !(v = virStorageVolLookupByName(sp, vol))) {
+        if (!pool || !vol ||
+            !(sp = virStoragePoolLookupByName(conn, (const char *)pool)) ||
+            !(v = virStorageVolLookupByName(sp, (const char *)vol))) {
             ctl_error("volume '%s' is not in pool '%s': adopt the instance "
-                      "first (poolfsctl adopt), then transition it", vol, pool);
+                      "first (poolfsctl adopt), then transition it",
+                      vol ? (const char *)vol : "?",
+                      pool ? (const char *)pool : "?");
             missing++;
         }
         if (v)
             virStorageVolFree(v);
         if (sp)
             virStoragePoolFree(sp);
-        p++;
+        xmlFree(pool);
+        xmlFree(vol);
     }
+    xmlXPathFreeObject(o);
+    xmlXPathFreeContext(x);
+    if (doc)
+        xmlFreeDoc(doc);
     return missing ? -1 : 0;
 }
 
