@@ -429,13 +429,8 @@ poolfs_ioctl(const char *path, unsigned int cmd, void *arg,
     const char *what;
     int rc;
 
-    if (cmd == POOLFS_IOC_POOL) {
-        struct poolfs_ioc_pool *p = data;
-
-        memset(p, 0, sizeof(*p));
-        return pool_disks_identity(poolfs_ctx(), p->name, sizeof(p->name),
-                                   p->uuid, sizeof(p->uuid));
-    }
+    if (cmd == POOLFS_IOC_POOL)
+        return pool_identity(poolfs_ctx(), data);
     if (cmd != POOLFS_IOC_BACKEND)
         return -ENOTTY;
     /* With nullpath_ok there is no path: a directory's is in its handle

@@ -58,17 +58,13 @@ adopt_same_pool(struct ctl *ctl, const char *mount, const char *uuid,
 {
     struct poolfs_ioc_pool p;
     char mine[VIR_UUID_STRING_BUFLEN];
-    int fd = open(mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
 
-    if (fd < 0) {
+    if (ctl_poolfs_pools(mount, &p) < 0) {
+        if (errno == ENOTTY || errno == ENOSYS || errno == EINVAL)
+            return 0;
         ctl_error("adopt %s: %s: %s", uuid, mount, strerror(errno));
         return -1;
     }
-    rc = ioctl(fd, POOLFS_IOC_POOL, &p);
-    close(fd);
-    if (rc < 0)
-        return 0;
-    p.name[sizeof(p.name) - 1] = p.uuid[sizeof(p.uuid) - 1] = '\0';
     if (virStoragePoolGetUUIDString(pool, mine) < 0) {
         ctl_error("adopt %s: cannot read the UUID of pool '%s' on %s: %s",
                   uuid, ctl->disks_pool, ctl->uri, ctl_virt_message());
@@ -81,6 +77,25 @@ adopt_same_pool(struct ctl *ctl, const char *mount, const char *uuid,
                   p.uuid, ctl->disks_pool, ctl->uri, mine);
         return -1;
     }
+    return 0;
+}
+
+int
+ctl_poolfs_pools(const char *mount, struct poolfs_ioc_pool *p)
+{
+    int fd = open(mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc, err;
+
+    if (fd < 0)
+        return -1;
+    rc = ioctl(fd, POOLFS_IOC_POOL, p);
+    err = errno;
+    close(fd);
+    if (rc < 0) {
+        errno = err;
+        return -1;
+    }
+    p->name[sizeof(p->name) - 1] = p->uuid[sizeof(p->uuid) - 1] = '\0';
+    p->base[sizeof(p->base) - 1] = p->map[sizeof(p->map) - 1] = '\0';
     return 0;
 }
 

@@ -76,6 +76,10 @@ char *ctl_xml_text(const char *s);
 /* What a poolfs mount says backs PATH ("pool", "legacy", ...; ioctl
  * POOLFS_IOC_BACKEND) into BUF, or NULL with errno (ENOTTY: not poolfs). */
 const char *ctl_poolfs_backend(const char *path, char *buf, size_t len);
+/* The pools the poolfs mount at MOUNT serves (POOLFS_IOC_POOL): 0, or -1
+ * with errno (ENOTTY: not a poolfs mount, or one too old to say). */
+struct poolfs_ioc_pool;
+int ctl_poolfs_pools(const char *mount, struct poolfs_ioc_pool *p);
 
 /* Progress of long work, drawn on stderr when ctl->progress is set. */
 struct ctl_progress {

@@ -10,12 +10,37 @@
 #include "domxml.h"
 #include "names.h"
 
+/* The pool POOL_MAP (FILE:POOL,...) puts files named NAME in, into BUF;
+ * NULL if none. */
+static const char *
+domxml_mapped(const char *pool_map, const char *name, char *buf, size_t len)
+{
+    size_t n = strlen(name);
+    const char *p = pool_map;
+
+    while (p && *p) {
+        const char *end = strchr(p, ','), *colon = strchr(p, ':');
+        size_t item = end ? (size_t)(end - p) : strlen(p);
+
+        if (colon && colon < p + item && (size_t)(colon - p) == n &&
+            strncmp(p, name, n) == 0 &&
+            (size_t)(p + item - colon - 1) < len) {
+            snprintf(buf, len, "%.*s", (int)(p + item - colon - 1),
+                     colon + 1);
+            return buf;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return NULL;
+}
+
 /* The pool and volume of PATH under MOUNT; 1 if it is one, 0 if PATH is
- * not under MOUNT, -1 if it is but cannot be a volume. */
+ * not under MOUNT, -1 if it is but cannot be a volume.  A pool POOL_MAP
+ * names goes in POOLBUF. */
 static int
 domxml_locate(const char *path, const char *mount, const char *disks_pool,
-              const char *base_pool, const char **pool, char *vol,
-              size_t vollen)
+              const char *base_pool, const char *pool_map, const char **pool,
+              char *poolbuf, size_t poolbuflen, char *vol, size_t vollen)
 {
     size_t n = strlen(mount);
     char dir[PATH_MAX], base[NAME_MAX + 1];
@@ -35,13 +60,15 @@ domxml_locate(const char *path, const char *mount, const char *disks_pool,
         strcpy(vol, base);
         return 1;
     }
-    *pool = disks_pool;
+    if (!(*pool = domxml_mapped(pool_map, base, poolbuf, poolbuflen)))
+        *pool = disks_pool;
     return names_encode(dir, base, vol, vollen) < 0 ? -1 : 1;
 }
 
 int
 domxml_transition(const char *xml, const char *mount, const char *disks_pool,
-                  const char *base_pool, char **out, char *err, size_t errlen)
+                  const char *base_pool, const char *pool_map, char **out,
+                  char *err, size_t errlen)
 {
     xmlDocPtr doc = xmlReadMemory(xml, strlen(xml), "domain.xml", NULL,
                                   XML_PARSE_NONET | XML_PARSE_NOERROR |
@@ -62,10 +89,11 @@ domxml_transition(const char *xml, const char *mount, const char *disks_pool,
         xmlNodePtr src = disks->nodesetval->nodeTab[i];
         xmlNodePtr disk = src->parent;
         xmlChar *file = xmlGetProp(src, BAD_CAST "file");
-        char vol[NAMES_VOL_MAX + 1];
+        char vol[NAMES_VOL_MAX + 1], poolbuf[256];
         const char *pool = NULL;
         int where = domxml_locate((const char *)file, mount, disks_pool,
-                                  base_pool, &pool, vol, sizeof(vol));
+                                  base_pool, pool_map, &pool, poolbuf,
+                                  sizeof(poolbuf), vol, sizeof(vol));
 
         if (where < 0) {
             snprintf(err, errlen, "cannot be a volume: disk %s (under %s)",

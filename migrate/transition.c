@@ -15,6 +15,7 @@
 #include <libxml/xpath.h>
 
 #include "ctl.h"
+#include "ctlproto.h"
 #include "domxml.h"
 #include "xmlq.h"
 #include "names.h"
@@ -177,6 +178,8 @@ transition_main(struct ctl *ctl, int argc, char **argv)
     virConnectPtr conn = NULL;
     virDomainPtr dom = NULL, def = NULL;
     char *xml = NULL, *out = NULL;
+    struct poolfs_ioc_pool pools;
+    const char *disks = ctl->disks_pool, *base = ctl->base_pool, *map = NULL;
     char err[1024];
     int c, n, persistent, rc = CTL_FAILED;
 
@@ -220,8 +223,14 @@ transition_main(struct ctl *ctl, int argc, char **argv)
                   ctl_virt_message());
         goto out;
     }
-    if ((n = domxml_transition(xml, mount, ctl->disks_pool, ctl->base_pool,
-                               &out, err, sizeof(err))) < 0) {
+    /* The mount's own pools and -o pool_map, where it can say. */
+    if (ctl_poolfs_pools(mount, &pools) == 0) {
+        disks = pools.name;
+        base = pools.base;
+        map = pools.map;
+    }
+    if ((n = domxml_transition(xml, mount, disks, base, map, &out, err,
+                               sizeof(err))) < 0) {
         ctl_error("domain '%s': %s", argv[optind], err);
         goto out;
     }

@@ -8,8 +8,9 @@
  *
  * - ioctl(POOLFS_IOC_BACKEND) on any path under the mount (opened
  *   O_RDONLY; a directory too) fills what with "legacy" or "pool";
- * - ioctl(POOLFS_IOC_POOL) on the same fills in the disks pool the mount
- *   serves: its name and UUID;
+ * - ioctl(POOLFS_IOC_POOL) on the same fills in the pools the mount
+ *   serves: the disks pool's name and UUID, the base pool's name, and
+ *   -o pool_map as FILE:POOL,...;
  * - setxattr("user.poolfs.adopt") on a legacy instance directory, by root,
  *   adopts it into the pool.
  */
@@ -25,8 +26,10 @@ struct poolfs_ioc_backend {
 #define POOLFS_IOC_BACKEND _IOR('P', 0x70, struct poolfs_ioc_backend)
 
 struct poolfs_ioc_pool {
-    char name[256];             /* NUL-terminated */
+    char name[256];             /* the disks pool, NUL-terminated */
     char uuid[40];              /* its UUID string, NUL-terminated */
+    char base[256];             /* the base pool */
+    char map[1024];             /* FILE:POOL,... ("" if none) */
 };
 
 #define POOLFS_IOC_POOL _IOR('P', 0x71, struct poolfs_ioc_pool)

@@ -75,9 +75,9 @@ int pool_statfs(struct pool_ctx *ctx, const char *path, struct statvfs *sv);
 
 /* "legacy" (underneath the mount) or "pool" for PATH, -ENOENT. */
 int pool_backend(struct pool_ctx *ctx, const char *path, const char **what);
-/* The disks pool's name and UUID string: 0, or -errno. */
-int pool_disks_identity(struct pool_ctx *ctx, char *name, size_t namelen,
-                        char *uuid, size_t uuidlen);
+/* The pools the mount serves, for POOLFS_IOC_POOL: 0, or -errno. */
+struct poolfs_ioc_pool;
+int pool_identity(struct pool_ctx *ctx, struct poolfs_ioc_pool *p);
 /* The same for an open file: "legacy" or "pool". */
 const char *pool_file_backend(struct pool_file *file);
 /*

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <dirent.h>
 
+#include "ctlproto.h"
 #include "io.h"
 #include "names.h"
 #include "legacy.h"
@@ -915,16 +916,28 @@ tree_update_size(struct pool_ctx *ctx, const char *path, const char *vol,
 }
 
 int
-pool_disks_identity(struct pool_ctx *ctx, char *name, size_t namelen,
-                    char *uuid, size_t uuidlen)
+pool_identity(struct pool_ctx *ctx, struct poolfs_ioc_pool *p)
 {
     CONN_PIN(ctx);
     char u[VIR_UUID_STRING_BUFLEN];
+    size_t at = 0;
+    int i;
 
     if (virStoragePoolGetUUIDString(ctx->pools[POOL_DISKS].pool, u) < 0)
         return -pool_virt_errno();
-    snprintf(name, namelen, "%s", ctx->pools[POOL_DISKS].name);
-    snprintf(uuid, uuidlen, "%s", u);
+    memset(p, 0, sizeof(*p));
+    snprintf(p->name, sizeof(p->name), "%s", ctx->pools[POOL_DISKS].name);
+    snprintf(p->uuid, sizeof(p->uuid), "%s", u);
+    snprintf(p->base, sizeof(p->base), "%s", ctx->pools[POOL_BASE].name);
+    for (i = 0; i < ctx->nmap; i++) {
+        int n = snprintf(p->map + at, sizeof(p->map) - at, "%s%s:%s",
+                         i ? "," : "", ctx->map[i].file,
+                         ctx->pools[ctx->map[i].pool].name);
+
+        if (n < 0 || (size_t)n >= sizeof(p->map) - at)
+            return -ENAMETOOLONG;
+        at += n;
+    }
     return 0;
 }
 

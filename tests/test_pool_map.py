@@ -52,6 +52,41 @@ def test_pool_map_puts_files_in_their_pools(poolfs_factory, virsh, uuid,
     assert not [v for v in virsh.vol_list(DISKS_POOL) if v.startswith(uuid)]
 
 
+def test_transition_follows_the_mounts_pool_map(poolfs_factory, virsh, uuid,
+                                                extra_pools, env, poolfsctl):
+    """poolfsctl transition asks the mount for its pools and -o pool_map:
+    disk.local, in its own pool, becomes a volume of that pool (with the
+    disks pool alone it was refused as 'adopt first')."""
+    import json
+    from helpers import run
+    p = poolfs_factory([f"pool_map=disk.swap:{SWAP},disk.local:{EPH}"])
+    d = os.path.join(p.mnt, uuid)
+    os.mkdir(d)
+    for n in ("disk", "disk.local"):
+        write_file(os.path.join(d, n), bytes(4096))
+    name = f"instance-{uuid[:8]}"
+    xml = os.path.join(env.scratch, f"{name}.xml")
+    with open(xml, "w") as f:
+        f.write(f"""<domain type='qemu'><name>{name}</name><uuid>{uuid}</uuid>
+<memory unit='MiB'>64</memory><os><type arch='x86_64'>hvm</type></os>
+<devices>
+<disk type='file' device='disk'><driver name='qemu' type='raw'/>
+<source file='{d}/disk'/><target dev='vda' bus='virtio'/></disk>
+<disk type='file' device='disk'><driver name='qemu' type='raw'/>
+<source file='{d}/disk.local'/><target dev='vdb' bus='virtio'/></disk>
+</devices></domain>""")
+    virsh("define", xml)
+    try:
+        r = run([poolfsctl, "-c", env.uri, "--json", "transition", "--mount",
+                 p.mnt, "--dry-run", name], check=False)
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout)["xml"]
+        assert f'pool="{DISKS_POOL}" volume="{uuid}_disk"' in out, out
+        assert f'pool="{EPH}" volume="{uuid}_disk.local"' in out, out
+    finally:
+        virsh("undefine", name, check=False)
+
+
 def test_pool_map_refuses_nonsense(poolfs_bin, env, mountpoint_factory):
     from helpers import run
     mnt = mountpoint_factory()

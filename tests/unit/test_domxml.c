@@ -87,7 +87,8 @@ test_nova_shapes(void)
 {
     char err[256], *out = NULL;
     int n = domxml_transition(nova_domain, MNT, "nova-disks-pool",
-                              "nova-base-images-pool", &out, err, sizeof(err));
+                              "nova-base-images-pool", NULL, &out, err,
+                              sizeof(err));
 
     CHECK(n == 4, "4 disks rewritten, got %d (%s)", n, n < 0 ? err : "");
     if (!out)
@@ -121,7 +122,8 @@ test_resize_dir_and_base(void)
         "<disk type='file' device='disk'><source file='" MNT "/_base/abc123'/><target dev='vdb'/></disk>"
         "</devices></domain>";
     char err[256], *out = NULL;
-    int n = domxml_transition(xml, MNT "/", "dp", "bp", &out, err, sizeof(err));
+    int n = domxml_transition(xml, MNT "/", "dp", "bp", NULL, &out, err,
+                              sizeof(err));
 
     CHECK(n == 2, "2 rewritten, got %d", n);
     if (!out)
@@ -129,6 +131,33 @@ test_resize_dir_and_base(void)
     CHECK(strstr(out, "volume=\"" UUID "%5Fresize_disk\"") != NULL,
           "the encoding's name for _resize:\n%s", out);
     CHECK(strstr(out, "pool=\"bp\" volume=\"abc123\"") != NULL, "base pool:\n%s", out);
+    free(out);
+}
+
+/* -o pool_map: files of those names go to their own pools. */
+static void
+test_pool_map(void)
+{
+    const char *xml =
+        "<domain><devices>"
+        "<disk type='file' device='disk'><source file='" MNT "/" UUID "/disk'/><target dev='vda'/></disk>"
+        "<disk type='file' device='disk'><source file='" MNT "/" UUID "/disk.local'/><target dev='vdb'/></disk>"
+        "<disk type='file' device='disk'><source file='" MNT "/" UUID "/disk.swap'/><target dev='vdc'/></disk>"
+        "</devices></domain>";
+    char err[256], *out = NULL;
+    int n = domxml_transition(xml, MNT, "dp", "bp",
+                              "disk.swap:swap-pool,disk.local:eph-pool", &out,
+                              err, sizeof(err));
+
+    CHECK(n == 3, "3 rewritten, got %d (%s)", n, n < 0 ? err : "");
+    if (!out)
+        return;
+    CHECK(strstr(out, "pool=\"dp\" volume=\"" UUID "_disk\"") != NULL,
+          "disk in the disks pool:\n%s", out);
+    CHECK(strstr(out, "pool=\"eph-pool\" volume=\"" UUID "_disk.local\"") != NULL,
+          "disk.local in its own pool:\n%s", out);
+    CHECK(strstr(out, "pool=\"swap-pool\" volume=\"" UUID "_disk.swap\"") != NULL,
+          "disk.swap in its own pool:\n%s", out);
     free(out);
 }
 
@@ -140,12 +169,13 @@ test_refusals(void)
 
     snprintf(xml, sizeof(xml), "<domain><devices><disk type='file'>"
              "<source file='" MNT "/a/%0300d'/></disk></devices></domain>", 0);
-    CHECK(domxml_transition(xml, MNT, "dp", "bp", &out, err, sizeof(err)) == -1 &&
+    CHECK(domxml_transition(xml, MNT, "dp", "bp", NULL, &out, err, sizeof(err)) == -1 &&
           strstr(err, "cannot be a volume"), "over-long name refused: %s", err);
-    CHECK(domxml_transition("<domain", MNT, "dp", "bp", &out, err, sizeof(err)) == -1,
+    CHECK(domxml_transition("<domain", MNT, "dp", "bp", NULL, &out, err,
+                            sizeof(err)) == -1,
           "bad XML refused");
-    CHECK(domxml_transition("<domain><devices/></domain>", MNT, "dp", "bp", &out,
-                            err, sizeof(err)) == 0, "nothing to do is 0");
+    CHECK(domxml_transition("<domain><devices/></domain>", MNT, "dp", "bp", NULL,
+                            &out, err, sizeof(err)) == 0, "nothing to do is 0");
     free(out);
 }
 
@@ -154,6 +184,7 @@ main(void)
 {
     test_nova_shapes();
     test_resize_dir_and_base();
+    test_pool_map();
     test_refusals();
     printf("%d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;
