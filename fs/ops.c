@@ -99,6 +99,12 @@ poolfs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
     return pool_getattr(poolfs_ctx(), path, st);
 }
 
+static int
+poolfs_readlink(const char *path, char *buf, size_t size)
+{
+    return pool_readlink(poolfs_ctx(), path, buf, size);
+}
+
 struct poolfs_fill {
     void *buf;
     fuse_fill_dir_t filler;
@@ -481,6 +487,7 @@ poolfs_copy_file_range(const char *path_in, struct fuse_file_info *fi_in,
 const struct fuse_operations poolfs_ops = {
     .init = poolfs_init,
     .getattr = poolfs_getattr,
+    .readlink = poolfs_readlink,
     .opendir = poolfs_opendir,
     .readdir = poolfs_readdir,
     .releasedir = poolfs_releasedir,

@@ -32,6 +32,19 @@ legacy_getattr(int under, const char *rel, struct stat *st)
 }
 
 int
+legacy_readlink(int under, const char *rel, char *buf, size_t size)
+{
+    ssize_t n;
+
+    if (size == 0)
+        return -EINVAL;
+    if ((n = readlinkat(under, legacy_rel(rel), buf, size - 1)) < 0)
+        return -errno;
+    buf[n] = '\0';
+    return 0;
+}
+
+int
 legacy_readdir(int under, const char *rel, pool_fill_fn fill, void *arg,
                bool (*skip)(void *sarg, const char *name), void *sarg)
 {
@@ -131,13 +144,26 @@ legacy_open(int under, const char *rel, int flags, mode_t mode, uid_t uid,
      * kernel's writeback cache. */
     int oflags = flags & (O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_SYNC |
                           O_DSYNC | O_NOATIME);
+    bool made = false;
     int fd;
 
     if ((oflags & O_ACCMODE) == O_WRONLY)
         oflags = (oflags & ~O_ACCMODE) | O_RDWR;
-    if ((fd = openat(under, rel, oflags | O_CLOEXEC, mode)) < 0)
+    /* Made here, it is the caller's; a file that was there (made
+     * underneath since the lookup) keeps its owner. */
+    if ((oflags & O_CREAT) && !(oflags & O_EXCL)) {
+        fd = openat(under, rel, oflags | O_EXCL | O_CLOEXEC, mode);
+        if (fd >= 0)
+            made = true;
+        else if (errno == EEXIST)
+            fd = openat(under, rel, (oflags & ~O_CREAT) | O_CLOEXEC);
+    } else {
+        fd = openat(under, rel, oflags | O_CLOEXEC, mode);
+        made = fd >= 0 && (oflags & O_CREAT);
+    }
+    if (fd < 0)
         return -errno;
-    if ((flags & O_CREAT) && fchown(fd, uid, gid) < 0) {
+    if (made && fchown(fd, uid, gid) < 0) {
         int err = -errno;
 
         close(fd);

@@ -18,6 +18,8 @@
 bool legacy_exists(int under, const char *rel);
 
 int legacy_getattr(int under, const char *rel, struct stat *st);
+/* A symbolic link of the legacy tree, NUL-terminated (cut to SIZE). */
+int legacy_readlink(int under, const char *rel, char *buf, size_t size);
 int legacy_readdir(int under, const char *rel, pool_fill_fn fill, void *arg,
                    bool (*skip)(void *sarg, const char *name), void *sarg);
 int legacy_mkdir(int under, const char *rel, mode_t mode, uid_t uid,

@@ -58,6 +58,9 @@ void pool_close(struct pool_ctx *ctx);
 typedef int (*pool_fill_fn)(void *arg, const char *name, const struct stat *st);
 
 int pool_getattr(struct pool_ctx *ctx, const char *path, struct stat *st);
+/* A symbolic link: only the legacy tree has them (-EINVAL elsewhere). */
+int pool_readlink(struct pool_ctx *ctx, const char *path, char *buf,
+                  size_t size);
 int pool_readdir(struct pool_ctx *ctx, const char *path,
                  pool_fill_fn fill, void *arg);
 int pool_mkdir(struct pool_ctx *ctx, const char *path, mode_t mode,

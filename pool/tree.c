@@ -147,6 +147,16 @@ pool_getattr(struct pool_ctx *ctx, const char *path, struct stat *st)
     return rc;
 }
 
+int
+pool_readlink(struct pool_ctx *ctx, const char *path, char *buf, size_t size)
+{
+    const char *rel;
+
+    if (tree_legacy(ctx, path, &rel))
+        return legacy_readlink(ctx->under, rel, buf, size);
+    return -EINVAL;
+}
+
 /* In a merged directory (the top, _base), each name once. */
 struct tree_merge {
     struct pool_ctx *ctx;

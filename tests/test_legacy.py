@@ -38,6 +38,8 @@ def test_legacy_instances_keep_working(poolfs_factory, mountpoint_factory,
                                        virsh, uuid):
     under = mountpoint_factory()
     populate(under)
+    # A symbolic link on legacy storage reads as one through the mount.
+    os.symlink("../compute_nodes", os.path.join(under, "locks", "nodes-link"))
     # A volume in the pool with the name of a legacy instance: a conflict.
     virsh.vol_create_as(DISKS_POOL, f"{CONFLICT}_disk", 1 * MiB)
     p = poolfs_factory(mountpoint=under)
@@ -51,6 +53,10 @@ def test_legacy_instances_keep_working(poolfs_factory, mountpoint_factory,
     top = set(os.listdir(mnt))
     assert {LEGACY, CONFLICT, "_base", "locks", "compute_nodes"} <= top, top
     assert "cafe0123" in os.listdir(os.path.join(mnt, "_base"))
+    assert os.readlink(os.path.join(mnt, "locks", "nodes-link")) == \
+        "../compute_nodes"
+    assert read_file(os.path.join(mnt, "locks", "nodes-link")) == \
+        read_file(os.path.join(under, "compute_nodes"))
     # The conflicting volume is not hidden: it is under _unmapped.
     assert os.listdir(os.path.join(mnt, "_unmapped")) == [f"{CONFLICT}_disk"]
 
