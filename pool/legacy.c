@@ -32,6 +32,22 @@ legacy_getattr(int under, const char *rel, struct stat *st)
 }
 
 int
+legacy_may_open(const struct stat *st, int flags, uid_t uid, gid_t gid)
+{
+    mode_t want = 0, have;
+
+    if (uid == 0)
+        return 0;
+    if ((flags & O_ACCMODE) != O_WRONLY)
+        want |= 4;
+    if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC))
+        want |= 2;
+    have = st->st_uid == uid ? (st->st_mode >> 6) & 7 :
+           st->st_gid == gid ? (st->st_mode >> 3) & 7 : st->st_mode & 7;
+    return (have & want) == want ? 0 : -EACCES;
+}
+
+int
 legacy_readlink(int under, const char *rel, char *buf, size_t size)
 {
     ssize_t n;
@@ -155,8 +171,20 @@ legacy_open(int under, const char *rel, int flags, mode_t mode, uid_t uid,
         fd = openat(under, rel, oflags | O_EXCL | O_CLOEXEC, mode);
         if (fd >= 0)
             made = true;
-        else if (errno == EEXIST)
-            fd = openat(under, rel, (oflags & ~O_CREAT) | O_CLOEXEC);
+        else if (errno == EEXIST &&
+                 (fd = openat(under, rel, (oflags & ~(O_CREAT | O_TRUNC)) |
+                              O_CLOEXEC)) >= 0) {
+            struct stat st;
+            int rc = fstat(fd, &st) < 0 ? -errno :
+                     legacy_may_open(&st, flags, uid, gid);
+
+            if (rc == 0 && (oflags & O_TRUNC) && ftruncate(fd, 0) < 0)
+                rc = -errno;
+            if (rc < 0) {
+                close(fd);
+                return rc;
+            }
+        }
     } else {
         fd = openat(under, rel, oflags | O_CLOEXEC, mode);
         made = fd >= 0 && (oflags & O_CREAT);

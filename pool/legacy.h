@@ -18,6 +18,13 @@
 bool legacy_exists(int under, const char *rel);
 
 int legacy_getattr(int under, const char *rel, struct stat *st);
+/*
+ * May UID:GID open a file of ST with FLAGS' access (O_TRUNC wants write)?
+ * For an O_CREAT open that found the file there after all: the kernel,
+ * which took it for a create, checked no permission.  Supplementary
+ * groups are not known here: only GID counts.  0 or -EACCES.
+ */
+int legacy_may_open(const struct stat *st, int flags, uid_t uid, gid_t gid);
 /* A symbolic link of the legacy tree, NUL-terminated (cut to SIZE). */
 int legacy_readlink(int under, const char *rel, char *buf, size_t size);
 int legacy_readdir(int under, const char *rel, pool_fill_fn fill, void *arg,

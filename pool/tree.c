@@ -17,6 +17,7 @@
 #include "io.h"
 #include "names.h"
 #include "legacy.h"
+#include "volfile.h"
 
 static bool tree_legacy(struct pool_ctx *ctx, const char *path,
                         const char **rel);
@@ -865,8 +866,19 @@ pool_create(struct pool_ctx *ctx, const char *path, mode_t mode, uid_t uid,
     rc = volume_create(ctx, loc.pool, loc.vol, mode, uid, gid);
     if (rc == -EEXIST && !(flags & O_EXCL)) {
         /* Made by someone else since the view was listed (virsh, Nova's
-         * own libvirt calls): open() without O_EXCL opens it. */
+         * own libvirt calls): open() without O_EXCL opens it, if the
+         * caller may (the kernel, taking it for a create, did not ask). */
+        struct stat st;
+
         listing_request_refresh(ctx, loc.pool);
+        local = volume_local_path(ctx, loc.pool, loc.vol);
+        if (local && stat(local, &st) == 0 &&
+            (rc = legacy_may_open(&st, flags, uid, gid)) < 0) {
+            pthread_rwlock_unlock(&ctx->names_lock);
+            return rc;
+        }
+        free(local);
+        local = NULL;
     } else if (rc < 0) {
         pthread_rwlock_unlock(&ctx->names_lock);
         return rc;
@@ -1064,15 +1076,15 @@ pool_adopt(struct pool_ctx *ctx, const char *path)
     pool_change_begin(ctx);
     for (i = 0; i < nmoves; i++) {
         /* RENAME_NOREPLACE: a volume of that name is never overwritten. */
-        if (renameat2(dirfd(dir), moves[i].name, tfd, moves[i].vol,
-                      RENAME_NOREPLACE) < 0) {
+        if (volfile_rename_noreplace(dirfd(dir), moves[i].name, tfd,
+                                     moves[i].vol) < 0) {
             rc = -errno;
             pool_log("adopt %s/%s into %s/%s: %s; the files moved so far are "
                      "put back", rel, moves[i].name, ref->target,
                      moves[i].vol, strerror(errno));
             while (i-- > 0)
-                renameat2(tfd, moves[i].vol, dirfd(dir), moves[i].name,
-                          RENAME_NOREPLACE);
+                volfile_rename_noreplace(tfd, moves[i].vol, dirfd(dir),
+                                         moves[i].name);
             break;
         }
     }

@@ -114,6 +114,25 @@ volfile_open(const char *uri, virStoragePoolPtr pool, virStorageVolPtr vol,
 }
 
 int
+volfile_rename_noreplace(int fromdir, const char *from, int todir,
+                         const char *to)
+{
+    struct stat st;
+
+    if (renameat2(fromdir, from, todir, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL)
+        return -1;
+    if (fstatat(todir, to, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        errno = EEXIST;
+        return -1;
+    }
+    if (errno != ENOENT)
+        return -1;
+    return renameat(fromdir, from, todir, to);
+}
+
+int
 volfile_rename(virStoragePoolPtr pool, const char *from, const char *to,
                int fd)
 {
@@ -131,7 +150,7 @@ volfile_rename(virStoragePoolPtr pool, const char *from, const char *to,
                     fstatat(dfd, from, &there, AT_SYMLINK_NOFOLLOW) < 0 ||
                     mine.st_dev != there.st_dev || mine.st_ino != there.st_ino))
         err = ESTALE;
-    else if (renameat2(dfd, from, dfd, to, RENAME_NOREPLACE) < 0)
+    else if (volfile_rename_noreplace(dfd, from, dfd, to) < 0)
         err = errno;
     else if (virStoragePoolRefresh(pool, 0) < 0)
         err = EIO;

@@ -37,4 +37,13 @@ int volfile_open(const char *uri, virStoragePoolPtr pool,
 int volfile_rename(virStoragePoolPtr pool, const char *from, const char *to,
                    int fd);
 
+/*
+ * renameat2(RENAME_NOREPLACE), also where the filesystem has no such flag
+ * (NFS and CephFS say EINVAL): there a rename after a look that TO is not
+ * there, which a creator racing with it could slip between.  0, or -1
+ * with errno (EEXIST when TO exists).
+ */
+int volfile_rename_noreplace(int fromdir, const char *from, int todir,
+                             const char *to);
+
 #endif /* POOLFS_VOLFILE_H */

@@ -13,6 +13,7 @@
 #include <libxml/tree.h>
 
 #include "internal.h"
+#include "volfile.h"
 #include "xmlq.h"
 
 char *
@@ -175,8 +176,8 @@ volume_rename_local(struct pool_ctx *ctx, int pool, const char *from,
 
     if (!src || !dst)
         return -ENOMEM;
-    if (renameat2(AT_FDCWD, src, AT_FDCWD, dst,
-                  replace ? 0 : RENAME_NOREPLACE) < 0) {
+    if ((replace ? rename(src, dst)
+                 : volfile_rename_noreplace(AT_FDCWD, src, AT_FDCWD, dst)) < 0) {
         int err = errno;
 
         if (err != EEXIST)

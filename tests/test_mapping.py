@@ -69,6 +69,31 @@ def test_open_creat_of_a_volume_not_yet_seen_opens_it(poolfs_factory, virsh,
     assert virsh.vol_download(DISKS_POOL, f"{uuid}_disk.info") == b"{}"
 
 
+def test_open_creat_of_a_volume_not_yet_seen_checks_permission(
+        poolfs_factory, virsh, uuid):
+    """The kernel takes an open(O_CREAT) of a name it has not seen for a
+    create and checks no permission: poolfs does, when the volume turns
+    out to exist (root's 0600 here), before opening or truncating it."""
+    import subprocess
+    mnt = poolfs_factory(["refresh=60", "allow_other",
+                          "default_permissions"]).mnt
+    d = os.path.join(mnt, uuid)
+    os.mkdir(d)
+    os.chmod(d, 0o777)
+    virsh.vol_create_as(DISKS_POOL, f"{uuid}_disk.info", "4K", "raw")
+    path = os.path.join(d, "disk.info")
+    assert not os.path.exists(path), "the view showed it already: void test"
+    code = ("import os, sys\n"
+            "try:\n"
+            f"    os.open({path!r}, os.O_CREAT | os.O_WRONLY | os.O_TRUNC)\n"
+            "except PermissionError:\n"
+            "    sys.exit(13)\n")
+    r = subprocess.run(["python3", "-c", code], preexec_fn=lambda: (
+        os.setgid(65534), os.setuid(65534)), timeout=30)
+    assert r.returncode == 13
+    assert os.path.getsize(path) == 4096           # not truncated
+
+
 def test_file_written_through_mount_is_a_volume(mnt, virsh, uuid):
     os.mkdir(os.path.join(mnt, uuid))
     content = b'{"/var/lib/nova/instances/%s/disk": "qcow2"}' % uuid.encode()
