@@ -34,14 +34,18 @@ case $demo in
         exit 2 ;;
 esac
 # Root writes and runs what is in it: a link, or a directory another user
-# made first (in /var/tmp anyone can), is refused.
-if [ -L "$demo" ] || { [ -e "$demo" ] &&
-        { [ "$(stat -c %u "$demo")" != "$(id -u)" ] ||
-          (( 8#$(stat -c %a "$demo") & 8#022 )); }; }; then
-    echo "quickstart: refusing $demo: not a directory of this user's own" \
-         "(a link, another owner, or writable by others)" >&2
-    exit 2
-fi
+# made first (in /var/tmp anyone can), is refused; checked now and again
+# right after it is made (it may appear while the build runs).
+demo_dir_check() {
+    if [ -L "$demo" ] || { [ -e "$demo" ] &&
+            { [ ! -d "$demo" ] || [ "$(stat -c %u "$demo")" != "$(id -u)" ] ||
+              (( 8#$(stat -c %a "$demo") & 8#022 )); }; }; then
+        echo "quickstart: refusing $demo: not a directory of this user's own" \
+             "(a link, another owner, or writable by others)" >&2
+        exit 2
+    fi
+}
+demo_dir_check
 
 lvdir=$demo/libvirtd
 mnt=$demo/instances
@@ -353,7 +357,9 @@ do_start() {
     [ -x "$poolfs" ] || die "the build finished but $poolfs does not exist"
 
     say "Starting a private libvirtd in $lvdir"
-    mkdir -p -m 0755 "$demo"
+    mkdir -p "$(dirname "$demo")"
+    mkdir -m 0755 "$demo" 2>/dev/null || true
+    demo_dir_check
     mkdir -p "$disks_dir" "$base_dir"
     if libvirtd_running; then
         info "already running"

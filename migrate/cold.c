@@ -338,7 +338,9 @@ cold_move_volume(struct cold_run *r, struct cold_vol *v)
         ctl_error("volume '%s': %s; %s on %s, the source is untouched",
                   v->name, err, rc == LAND_NAMED ? "run again to finish" :
                   rc == LAND_STUCK ? "the next run replaces it" :
-                  "nothing under that name", r->o->to);
+                  rc == LAND_PARTIAL_LEFT ? "delete that partial volume "
+                  "before running again (else the next run copies the "
+                  "volume anew)" : "nothing under that name", r->o->to);
         rc = -1;
         goto out;
     }
@@ -392,7 +394,8 @@ cold_check_idle(struct cold_run *r, const char *uuid, bool again)
         } else if (xml && strstr(xml, uuid) && again) {
             ctl_error("instance %s: domain '%s' was started on %s during "
                       "the copy, so the copy may be torn; the source is "
-                      "kept: migrate it again once it is shut down", uuid,
+                      "kept and the copies on the destination deleted: "
+                      "migrate it again once it is shut down", uuid,
                       virDomainGetName(doms[i]), r->o->from);
             busy = 1;
         } else if (xml && strstr(xml, uuid)) {
@@ -564,6 +567,30 @@ cold_report(struct cold_run *r, const char *uuid, const char *status,
     printf("]}");
 }
 
+/* Delete the instance volumes this run copied to the destination. */
+static void
+cold_drop_copies(struct cold_run *r, struct cold_vol *vols, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        virStorageVolPtr v;
+
+        if (vols[i].base || !vols[i].state ||
+            strcmp(vols[i].state, "copied") != 0)
+            continue;
+        if (!(v = virStorageVolLookupByName(r->dst_pool[0], vols[i].name)) ||
+            virStorageVolDelete(v, 0) < 0)
+            ctl_error("the copy of volume '%s' on %s could not be deleted: "
+                      "%s; delete it there before migrating the instance "
+                      "again", vols[i].name, r->o->to, ctl_virt_message());
+        else
+            vols[i].state = "failed";
+        if (v)
+            virStorageVolFree(v);
+    }
+}
+
 static int
 cold_instance(struct cold_run *r, const char *uuid)
 {
@@ -610,9 +637,14 @@ cold_instance(struct cold_run *r, const char *uuid)
     }
     ctl_progress_end(&r->prog);
     /* A domain started meanwhile wrote while its volumes were read: what
-     * was verified is what was read, not what the source holds now. */
-    if (cold_check_idle(r, uuid, true) < 0)
+     * was verified is what was read, not what the source holds now.  The
+     * instance's copies made by this run go (a rerun would find them
+     * differing and refuse to overwrite them); base images stay, read
+     * only to the guest. */
+    if (cold_check_idle(r, uuid, true) < 0) {
+        cold_drop_copies(r, vols, n);
         goto out;
+    }
 
     if (r->o->move) {
         /* Everything verified: only now does the source go. Files before

@@ -446,11 +446,10 @@ land_volume(const struct land_pool *to, const char *name,
     if (rc != LAND_STUCK && land_delete(to->pool, partname) < 0 && rc == 0) {
         /* Left beside a good NAME, it would have the next run take NAME
          * for unfinished and delete it (a base image others use, say). */
-        snprintf(err, errlen, "volume '%s' is copied and verified on %s, but "
-                 "'%s' beside it could not be deleted (%s): delete it before "
-                 "running again, or the next run copies '%s' anew", name,
-                 to->uri, partname, land_virt_message(), name);
-        rc = -1;
+        snprintf(err, errlen, "volume '%s' is copied and verified, but "
+                 "'%s' beside it could not be deleted (%s)", name, partname,
+                 land_virt_message());
+        rc = LAND_PARTIAL_LEFT;
     }
  out:
     if (part)

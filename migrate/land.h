@@ -34,12 +34,15 @@ struct land_pool {
  * LAND_NAMED, NAME holds the whole copy, verified, but libvirt did not take
  * it in (a failed pool refresh); LAND_STUCK, NAME holds a bad copy that
  * could not be deleted, and ".partial-NAME" stays beside it so that the
- * next run replaces it.  *LOCAL (if LOCAL) says which way the data went.
+ * next run replaces it; LAND_PARTIAL_LEFT (below).  *LOCAL (if LOCAL) says which way the data went.
  * PERMS: the new volume's mode and owner (NULL: libvirt's default, root's
  * 0600).
  */
 #define LAND_NAMED (-2)
 #define LAND_STUCK (-3)
+/* NAME is whole and verified, but ".partial-NAME" could not be deleted:
+ * left, it would have the next run take NAME for unfinished. */
+#define LAND_PARTIAL_LEFT (-5)
 int land_volume(const struct land_pool *to, const char *name,
                 const struct xmlq_perms *perms,
                 const struct pump_end *src, bool verify,

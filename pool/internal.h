@@ -11,6 +11,7 @@
 
 #include "catalog.h"
 #include "pool.h"
+#include "xmlq.h"
 
 /* The disks pool, the base pool, then the pools of -o pool_map. */
 enum { POOL_DISKS = 0, POOL_BASE = 1, POOL_MAX = 8 };
@@ -149,6 +150,9 @@ int pool_refresh_retry(struct pool_ctx *ctx, int pool, int tries);
 int volume_create(struct pool_ctx *ctx, int pool, const char *vol,
                   mode_t mode, uid_t uid, gid_t gid);
 int volume_delete(struct pool_ctx *ctx, int pool, const char *vol);
+/* VOL's mode and owner as libvirt shows them (root's 0600 if none). */
+struct xmlq_perms volume_perms_of(struct pool_ctx *ctx, int pool,
+                                  const char *vol);
 /* REPLACE: TO may exist and is replaced (a file renamed over a file the
  * view shows); else a TO that exists (made by others, not yet seen) is
  * EEXIST, never overwritten. */

@@ -563,6 +563,7 @@ pool_rename(struct pool_ctx *ctx, const char *from, const char *to,
     struct cat_node *src, *dst;
     bool dst_marker = false, replace = false;
     struct tree_loc dst_loc;
+    struct xmlq_perms dst_perms;
     unsigned long ticket[POOL_MAX] = { 0 };
     bool touched[POOL_MAX] = { false };
     int p;
@@ -627,8 +628,10 @@ pool_rename(struct pool_ctx *ctx, const char *from, const char *to,
     /* An empty directory being replaced goes first (made again if the
      * rename fails). */
     if (dst_marker) {
-        if ((rc = tree_locate(ctx, to, true, &dst_loc)) < 0 ||
-            (rc = volume_delete(ctx, dst_loc.pool, dst_loc.vol)) < 0)
+        if ((rc = tree_locate(ctx, to, true, &dst_loc)) < 0)
+            goto cleanup;
+        dst_perms = volume_perms_of(ctx, dst_loc.pool, dst_loc.vol);
+        if ((rc = volume_delete(ctx, dst_loc.pool, dst_loc.vol)) < 0)
             goto cleanup;
     }
     /* The pools with files whose volumes move: libvirt learns of renames
@@ -644,8 +647,8 @@ pool_rename(struct pool_ctx *ctx, const char *from, const char *to,
                 volume_rename(ctx, plan.moves[i].pool, plan.moves[i].to,
                               plan.moves[i].from, false);
             if (dst_marker)
-                volume_create(ctx, dst_loc.pool, dst_loc.vol, 0755,
-                              getuid(), getgid());
+                volume_create(ctx, dst_loc.pool, dst_loc.vol, dst_perms.mode,
+                              dst_perms.uid, dst_perms.gid);
             for (p = 0; p < ctx->npools; p++)
                 if (touched[p])
                     listing_request_refresh(ctx, p);

@@ -206,6 +206,17 @@ volume_perms(virStorageVolPtr v)
     return pm;
 }
 
+struct xmlq_perms
+volume_perms_of(struct pool_ctx *ctx, int pool, const char *vol)
+{
+    virStorageVolPtr v = volume_lookup(ctx, pool, vol);
+    struct xmlq_perms pm = volume_perms(v);
+
+    if (v)
+        virStorageVolFree(v);
+    return pm;
+}
+
 /* Is V raw to libvirt, the one format it copies byte for byte? */
 static bool
 volume_is_raw(virStorageVolPtr v)

@@ -161,10 +161,14 @@ def test_failed_rename_over_an_empty_directory_keeps_it(poolfs_factory,
     src, dst = os.path.join(mnt, uuid), os.path.join(mnt, uuid + "_resize")
     os.mkdir(src)
     os.mkdir(dst)
+    os.chown(dst, 4321, 4322)           # nova's, say
+    os.chmod(dst, 0o750)
     write_file(os.path.join(src, "disk.info"), b"{}")
     virsh.vol_create_as(DISKS_POOL, f"{uuid}%5Fresize_disk.info", "4K", "raw")
     expect_errno(errno.EEXIST, os.rename, src, dst)
     assert os.path.isdir(dst) and os.listdir(src) == ["disk.info"]
+    st = os.stat(dst)                   # made again as it was
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (4321, 4322, 0o750)
     vols = virsh.vol_list(DISKS_POOL)
     assert f"{uuid}%5Fresize_" in vols and f"{uuid}_" in vols, sorted(vols)
 
