@@ -150,7 +150,8 @@ cow_main(struct ctl *ctl, int argc, char **argv)
         int n = ev && em && ei ?
             asprintf(&xml, "<volume><name>%s</name>"
                      "<capacity unit='bytes'>%lld</capacity>"
-                     "<target><format type='qcow2'/></target>"
+                     "<target><format type='qcow2'/>"
+                     "<permissions><mode>0644</mode></permissions></target>"
                      "<backingStore><path>%s/" NAMES_BASE_DIR "/%s</path>"
                      "<format type='%s'/></backingStore></volume>",
                      ev, size, em, ei, bx.format ? bx.format : "raw") : -1;

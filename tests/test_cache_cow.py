@@ -39,6 +39,8 @@ def test_create_cow_and_cache_report(poolfs, env, virsh, poolfsctl):
     disk = os.path.join(mnt, uuids[0], "disk")
     # The mount learns of it from the pool refresh event create-cow sends.
     wait_for(lambda: os.path.exists(disk), SEEN_WITHIN, "the overlay in the mount")
+    # Readable by nova, not root's 0600 (libvirt's default).
+    assert os.stat(disk).st_mode & 0o7777 == 0o644
     info = json.loads(run(["qemu-img", "info", "--output=json", disk]).stdout)
     assert info["format"] == "qcow2" and info["virtual-size"] == 1 << 30
     assert info["backing-filename"] == os.path.join(mnt, "_base", "used")
