@@ -5,10 +5,16 @@
  * backingStore), not by running qemu-img on every disk: the nova-spec's
  * image-cache simplification.
  */
+#include <dirent.h>
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <libvirt/virterror.h>
 
 #include "ctl.h"
@@ -123,10 +129,96 @@ cache_find_users(virConnectPtr conn, struct cache_base *bases, size_t nb,
     return rc;
 }
 
+/* The backing file a qcow2 file FD names, malloc'ed; NULL if none (or not
+ * a qcow2). */
+static char *
+cache_qcow2_backing(int fd)
+{
+    unsigned char h[20];
+    uint64_t off;
+    uint32_t len;
+    char *name;
+
+    if (pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
+        memcmp(h, "QFI\xfb", 4) != 0)
+        return NULL;
+    memcpy(&off, h + 8, 8);
+    memcpy(&len, h + 16, 4);
+    off = be64toh(off);
+    len = be32toh(len);
+    if (!off || !len || len > 4096 || !(name = calloc(1, len + 1)))
+        return NULL;
+    if (pread(fd, name, len, off) != (ssize_t)len) {
+        free(name);
+        return NULL;
+    }
+    return name;
+}
+
+/*
+ * Legacy instances under the poolfs mount MOUNT (files poolfs serves from
+ * underneath, not volumes) whose qcow2 files are backed by one of BASES:
+ * users too, "UUID/NAME (legacy)", which libvirt knows nothing of.  A
+ * MOUNT that is not a poolfs mount, or absent, has none.  0, or -1 (said
+ * why) when a legacy file cannot be read.
+ */
+static int
+cache_legacy_users(const char *mount, struct cache_base *bases, size_t nb)
+{
+    DIR *top = opendir(mount);
+    struct dirent *de;
+    char kind[16], path[PATH_MAX];
+    int rc = 0;
+
+    if (!top)
+        return 0;
+    while (rc == 0 && (de = readdir(top))) {
+        DIR *d;
+        struct dirent *f;
+
+        if (de->d_name[0] == '.' ||
+            (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN))
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", mount, de->d_name);
+        if (!ctl_poolfs_backend(path, kind, sizeof(kind)) ||
+            strcmp(kind, "legacy") != 0 || !(d = opendir(path)))
+            continue;
+        while (rc == 0 && (f = readdir(d))) {
+            char file[PATH_MAX + NAME_MAX + 2], *backing, *base, who[600];
+            int fd;
+            size_t j;
+
+            if (f->d_type != DT_REG && f->d_type != DT_UNKNOWN)
+                continue;
+            snprintf(file, sizeof(file), "%s/%s", path, f->d_name);
+            if ((fd = open(file, O_RDONLY | O_CLOEXEC)) < 0) {
+                ctl_error("cannot read legacy file %s to find the users of "
+                          "the base images: %s", file, strerror(errno));
+                rc = -1;
+                break;
+            }
+            backing = cache_qcow2_backing(fd);
+            close(fd);
+            if (backing && (base = volxml_base_name(backing))) {
+                snprintf(who, sizeof(who), "%s/%s (legacy)", de->d_name,
+                         f->d_name);
+                for (j = 0; j < nb; j++)
+                    if (strcmp(bases[j].name, base) == 0)
+                        cache_add_user(&bases[j], who);
+                free(base);
+            }
+            free(backing);
+        }
+        closedir(d);
+    }
+    closedir(top);
+    return rc;
+}
+
 /* Every base image of the base pool, with the volumes backed by it. */
 static int
-cache_load(virConnectPtr conn, struct ctl *ctl, struct cache_base **basesp,
-           size_t *np, char **landing)
+cache_load(virConnectPtr conn, struct ctl *ctl, const char *mount,
+           struct cache_base **basesp, size_t *np, char **landing)
 {
     virStoragePoolPtr bp = virStoragePoolLookupByName(conn, ctl->base_pool);
     virStoragePoolPtr dp = bp ? virStoragePoolLookupByName(conn,
@@ -176,7 +268,8 @@ cache_load(virConnectPtr conn, struct ctl *ctl, struct cache_base **basesp,
      * other pools (-o pool_map, disk.local and disk.swap overlays backed
      * by _base/ephemeral_*), and a base image may back another.  A volume
      * that cannot be read makes the whole answer unknown. */
-    if (cache_find_users(conn, bases, nb, landing) < 0)
+    if (cache_find_users(conn, bases, nb, landing) < 0 ||
+        cache_legacy_users(mount, bases, nb) < 0)
         goto out;
     qsort(bases, nb, sizeof(*bases), cache_cmp);
     rc = 0;
@@ -198,16 +291,21 @@ cache_usage(void)
 {
     printf("usage: poolfsctl [-c URI] cache [--unused] [--remove-unused "
            "--min-age SECONDS]\n"
-           "                 [--json]\n"
+           "                 [--mount DIR] [--json]\n"
            "\n"
            "List every base image of the base pool with the volumes whose\n"
-           "backingStore uses it (read from the volumes' XML).\n"
+           "backingStore uses it (read from the volumes' XML), and the\n"
+           "qcow2 files of legacy instances under the poolfs mount backed\n"
+           "by it (their headers read through the mount).\n"
            "\n"
            "  --unused              list only the base images nothing uses\n"
            "  --remove-unused       delete the unused ones, never one in use\n"
            "  --min-age SECONDS     ... only those unused and not modified for\n"
            "                        at least SECONDS (mtime, as Nova ages its\n"
-           "                        image cache; libvirt's probes touch atime)\n");
+           "                        image cache; libvirt's probes touch atime)\n"
+           "  --mount DIR           the poolfs mount whose legacy instances\n"
+           "                        count (default /var/lib/nova/instances;\n"
+           "                        none if it is not a poolfs mount)\n");
 }
 
 int
@@ -228,6 +326,7 @@ cache_main(struct ctl *ctl, int argc, char **argv)
     virConnectPtr conn = NULL;
     time_t now = time(NULL);
     char *landing = NULL;
+    const char *mount = "/var/lib/nova/instances";
     int c, failed = 0;
     char *end;
 
@@ -243,7 +342,7 @@ cache_main(struct ctl *ctl, int argc, char **argv)
                 return CTL_USAGE;
             }
             break;
-        case 'M': break;    /* the tree is not needed: libvirt knows */
+        case 'M': mount = optarg; break;
         case 'h': cache_usage(); return CTL_OK;
         default:
             if (ctl_common_opt(ctl, c, optarg))
@@ -261,7 +360,7 @@ cache_main(struct ctl *ctl, int argc, char **argv)
         return CTL_USAGE;
     }
     if (!(conn = ctl_connect(ctl->uri)) ||
-        cache_load(conn, ctl, &bases, &nb, &landing) < 0) {
+        cache_load(conn, ctl, mount, &bases, &nb, &landing) < 0) {
         failed = 1;
         goto out;
     }

@@ -5,10 +5,12 @@ instances go to the pool, and nothing is silently shadowed."""
 import os
 import shutil
 import subprocess
+import time
 
 import pytest
 
-from helpers import (DISKS_POOL, SEEN_WITHIN, MiB, backend, content_digest, have,
+from helpers import (BASE_POOL, DISKS_POOL, SEEN_WITHIN, MiB, backend,
+                     content_digest, have,
                      read_file, run, tiny_domain_xml, wait_for, write_file)
 
 pytestmark = pytest.mark.skipif(not (have("qemu-img") and have("qemu-io")),
@@ -93,6 +95,47 @@ def test_legacy_instances_keep_working(poolfs_factory, mountpoint_factory,
     assert "Pattern verification failed" not in r.stdout
     assert read_file(os.path.join(under, LEGACY, "console.log")) == b"boot\nlogin:\n"
     assert not os.path.exists(os.path.join(under, CONFLICT))
+
+
+def test_cache_counts_legacy_instances_as_users(poolfs_factory,
+                                               mountpoint_factory, virsh,
+                                               poolfsctl, env):
+    """A legacy instance's qcow2 disk backed by a base image of the pool
+    (MOUNT/_base/X, as Nova writes it) uses that image though libvirt
+    knows nothing of the disk: `cache` lists it, and --remove-unused
+    leaves the image, however old."""
+    import json
+    under = mountpoint_factory()
+    populate(under)
+    p = poolfs_factory(mountpoint=under)
+    p.expect_stderr(r"still on legacy storage|conflict")
+    mnt = p.mnt
+    virsh.vol_create_as(BASE_POOL, "poolbase1", "4M", "raw")
+    virsh.vol_create_as(BASE_POOL, "poolbase2", "4M", "raw")
+    virsh.pool_refresh(BASE_POOL)
+    wait_for(lambda: os.path.exists(os.path.join(mnt, "_base", "poolbase1")),
+             SEEN_WITHIN, "the base image in the mount")
+    disk = os.path.join(under, LEGACY, "disk.local")
+    run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
+         os.path.join(mnt, "_base", "poolbase1"), disk, "1G"])
+    for name in ("poolbase1", "poolbase2"):       # both two hours old
+        past = time.time() - 7200
+        os.utime(os.path.join(env.base_dir, name), (past, past))
+    virsh.pool_refresh(BASE_POOL)
+    try:
+        r = run([poolfsctl, "-c", env.uri, "--json", "cache", "--mount", mnt,
+                 "--remove-unused", "--min-age", "60"])
+        doc = {i["name"]: i for i in json.loads(r.stdout)["images"]}
+        assert "poolbase1" not in doc, doc
+        assert doc["poolbase2"]["action"] == "removed", doc
+        vols = virsh.vol_list(BASE_POOL)
+        assert "poolbase1" in vols and "poolbase2" not in vols, vols
+        r = run([poolfsctl, "-c", env.uri, "--json", "cache", "--mount", mnt])
+        users = {i["name"]: i["users"] for i in json.loads(r.stdout)["images"]}
+        assert users["poolbase1"] == [f"{LEGACY}/disk.local (legacy)"], users
+    finally:
+        for name in ("poolbase1", "poolbase2"):
+            virsh("vol-delete", "--pool", BASE_POOL, name, check=False)
 
 
 @pytest.fixture
