@@ -298,10 +298,12 @@ adopt_copy_file(const struct land_pool *to, int fd, const char *vol,
         return -1;
     }
     perms = (struct xmlq_perms){ st.st_mode & 07777, st.st_uid, st.st_gid };
-    if (land_volume(to, vol, &perms, PUMP_FILE(fd), true, NULL, NULL, &mine,
-                    NULL, err, sizeof(err)) < 0) {
-        ctl_error("adopt %s/%s: %s; the legacy file is untouched", uuid,
-                  name, err);
+    if ((rc = land_volume(to, vol, &perms, PUMP_FILE(fd), true, NULL, NULL,
+                          &mine, NULL, err, sizeof(err))) < 0) {
+        ctl_error("adopt %s/%s: %s%s; the legacy file is untouched", uuid,
+                  name, err, rc == LAND_PARTIAL_LEFT ? ": delete that "
+                  "partial volume before running adopt again (else the "
+                  "next run copies the file anew)" : "");
         return -1;
     }
     return 0;

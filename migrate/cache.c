@@ -18,6 +18,7 @@
 #include <libvirt/virterror.h>
 
 #include "ctl.h"
+#include "names.h"
 #include "volxml.h"
 
 struct cache_base {
@@ -158,21 +159,28 @@ cache_qcow2_backing(int fd)
 /*
  * Legacy instances under the poolfs mount MOUNT (files poolfs serves from
  * underneath, not volumes) whose qcow2 files are backed by one of BASES:
- * users too, "UUID/NAME (legacy)", which libvirt knows nothing of.  A
- * MOUNT that is not a poolfs mount, or absent, has none.  0, or -1 (said
- * why) when a legacy file cannot be read.
+ * users too, "UUID/NAME (legacy)", which libvirt knows nothing of.  With
+ * poolfs not mounted there (stopped), MOUNT is the legacy tree itself:
+ * every directory in it counts.  An absent MOUNT has none.  0, or -1
+ * (said why) when the mount or a legacy file cannot be read: a dead mount
+ * must not make every image look unused.
  */
 static int
 cache_legacy_users(const char *mount, struct cache_base *bases, size_t nb)
 {
-    DIR *top = opendir(mount);
+    DIR *top;
     struct dirent *de;
     char kind[16], path[PATH_MAX];
     int rc = 0;
 
-    if (!top)
-        return 0;
-    while (rc == 0 && (de = readdir(top))) {
+    if (!(top = opendir(mount))) {
+        if (errno == ENOENT)
+            return 0;
+        ctl_error("cannot read the mount %s to find legacy instances using "
+                  "the base images: %s", mount, strerror(errno));
+        return -1;
+    }
+    while (rc == 0 && (errno = 0, de = readdir(top))) {
         DIR *d;
         struct dirent *f;
 
@@ -180,10 +188,28 @@ cache_legacy_users(const char *mount, struct cache_base *bases, size_t nb)
             (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN))
             continue;
         snprintf(path, sizeof(path), "%s/%s", mount, de->d_name);
-        if (!ctl_poolfs_backend(path, kind, sizeof(kind)) ||
-            strcmp(kind, "legacy") != 0 || !(d = opendir(path)))
+        if (strcmp(de->d_name, NAMES_BASE_DIR) == 0)
             continue;
-        while (rc == 0 && (f = readdir(d))) {
+        if (ctl_poolfs_backend(path, kind, sizeof(kind))) {
+            if (strcmp(kind, "legacy") != 0)
+                continue;           /* the pool's: libvirt knows */
+        } else if (errno == ENOENT) {
+            continue;               /* gone meanwhile */
+        } else if (errno != ENOTTY && errno != ENOSYS && errno != EINVAL) {
+            ctl_error("cannot tell whether %s is a legacy instance: %s",
+                      path, strerror(errno));
+            rc = -1;
+            break;
+        }                           /* else no poolfs there: all legacy */
+        if (!(d = opendir(path))) {
+            if (errno == ENOENT)
+                continue;
+            ctl_error("cannot read legacy instance %s: %s", path,
+                      strerror(errno));
+            rc = -1;
+            break;
+        }
+        while (rc == 0 && (errno = 0, f = readdir(d))) {
             char file[PATH_MAX + NAME_MAX + 2], *backing, *base, who[600];
             int fd;
             size_t j;
@@ -192,6 +218,8 @@ cache_legacy_users(const char *mount, struct cache_base *bases, size_t nb)
                 continue;
             snprintf(file, sizeof(file), "%s/%s", path, f->d_name);
             if ((fd = open(file, O_RDONLY | O_CLOEXEC)) < 0) {
+                if (errno == ENOENT)
+                    continue;       /* deleted meanwhile */
                 ctl_error("cannot read legacy file %s to find the users of "
                           "the base images: %s", file, strerror(errno));
                 rc = -1;
@@ -209,7 +237,16 @@ cache_legacy_users(const char *mount, struct cache_base *bases, size_t nb)
             }
             free(backing);
         }
+        if (rc == 0 && errno) {
+            ctl_error("cannot read legacy instance %s: %s", path,
+                      strerror(errno));
+            rc = -1;
+        }
         closedir(d);
+    }
+    if (rc == 0 && errno) {
+        ctl_error("cannot read the mount %s: %s", mount, strerror(errno));
+        rc = -1;
     }
     closedir(top);
     return rc;

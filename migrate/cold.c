@@ -335,12 +335,16 @@ cold_move_volume(struct cold_run *r, struct cold_vol *v)
                           r->o->verify,
                           cold_progress_cb, &r->prog, &v->res,
                           &v->wrote_file, err, sizeof(err))) < 0) {
-        ctl_error("volume '%s': %s; %s on %s, the source is untouched",
-                  v->name, err, rc == LAND_NAMED ? "run again to finish" :
-                  rc == LAND_STUCK ? "the next run replaces it" :
-                  rc == LAND_PARTIAL_LEFT ? "delete that partial volume "
-                  "before running again (else the next run copies the "
-                  "volume anew)" : "nothing under that name", r->o->to);
+        if (rc == LAND_PARTIAL_LEFT)
+            ctl_error("volume '%s' on %s: %s: delete that partial volume "
+                      "there before running again (else the next run copies "
+                      "the volume anew); the source is untouched", v->name,
+                      r->o->to, err);
+        else
+            ctl_error("volume '%s': %s; %s on %s, the source is untouched",
+                      v->name, err, rc == LAND_NAMED ? "run again to finish" :
+                      rc == LAND_STUCK ? "the next run replaces it" :
+                      "nothing under that name", r->o->to);
         rc = -1;
         goto out;
     }
@@ -394,8 +398,8 @@ cold_check_idle(struct cold_run *r, const char *uuid, bool again)
         } else if (xml && strstr(xml, uuid) && again) {
             ctl_error("instance %s: domain '%s' was started on %s during "
                       "the copy, so the copy may be torn; the source is "
-                      "kept and the copies on the destination deleted: "
-                      "migrate it again once it is shut down", uuid,
+                      "kept and the instance's copies on the destination "
+                      "go: migrate it again once it is shut down", uuid,
                       virDomainGetName(doms[i]), r->o->from);
             busy = 1;
         } else if (xml && strstr(xml, uuid)) {
@@ -567,7 +571,9 @@ cold_report(struct cold_run *r, const char *uuid, const char *status,
     printf("]}");
 }
 
-/* Delete the instance volumes this run copied to the destination. */
+/* Delete the instance's volumes on the destination that this run copied
+ * or found there matching the source as it was read (an earlier run's):
+ * the guest has written since. */
 static void
 cold_drop_copies(struct cold_run *r, struct cold_vol *vols, size_t n)
 {
@@ -577,7 +583,8 @@ cold_drop_copies(struct cold_run *r, struct cold_vol *vols, size_t n)
         virStorageVolPtr v;
 
         if (vols[i].base || !vols[i].state ||
-            strcmp(vols[i].state, "copied") != 0)
+            (strcmp(vols[i].state, "copied") != 0 &&
+             strcmp(vols[i].state, "present") != 0))
             continue;
         if (!(v = virStorageVolLookupByName(r->dst_pool[0], vols[i].name)) ||
             virStorageVolDelete(v, 0) < 0)

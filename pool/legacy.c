@@ -2,6 +2,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -31,6 +33,27 @@ legacy_getattr(int under, const char *rel, struct stat *st)
            -errno : 0;
 }
 
+/* Is UID (primary group GID) in group G, its supplementary groups from
+ * the group database included? */
+static bool
+legacy_in_group(uid_t uid, gid_t gid, gid_t g)
+{
+    struct passwd pw, *res = NULL;
+    char buf[4096];
+    gid_t groups[256];
+    int n = 256, i;
+
+    if (g == gid)
+        return true;
+    if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) != 0 || !res ||
+        getgrouplist(pw.pw_name, gid, groups, &n) < 0)
+        return false;
+    for (i = 0; i < n; i++)
+        if (groups[i] == g)
+            return true;
+    return false;
+}
+
 int
 legacy_may_open(const struct stat *st, int flags, uid_t uid, gid_t gid)
 {
@@ -43,7 +66,8 @@ legacy_may_open(const struct stat *st, int flags, uid_t uid, gid_t gid)
     if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC))
         want |= 2;
     have = st->st_uid == uid ? (st->st_mode >> 6) & 7 :
-           st->st_gid == gid ? (st->st_mode >> 3) & 7 : st->st_mode & 7;
+           legacy_in_group(uid, gid, st->st_gid) ? (st->st_mode >> 3) & 7 :
+           st->st_mode & 7;
     return (have & want) == want ? 0 : -EACCES;
 }
 

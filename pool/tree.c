@@ -328,6 +328,20 @@ pool_mkdir(struct pool_ctx *ctx, const char *path, mode_t mode, uid_t uid,
 
 static void tree_keep_parent(struct pool_ctx *ctx, const char *path);
 
+/* VOL's mode and owner: its file's where it has one here (libvirt may not
+ * know the file yet), else as libvirt shows them. */
+static struct xmlq_perms
+tree_vol_perms(struct pool_ctx *ctx, int pool, const char *vol)
+{
+    AUTOFREE char *local = volume_local_path(ctx, pool, vol);
+    struct stat st;
+
+    if (local && stat(local, &st) == 0)
+        return (struct xmlq_perms){ st.st_mode & 07777, st.st_uid,
+                                    st.st_gid };
+    return volume_perms_of(ctx, pool, vol);
+}
+
 /* Are A and B entries of one directory? */
 static bool
 tree_same_parent(const char *a, const char *b)
@@ -630,7 +644,7 @@ pool_rename(struct pool_ctx *ctx, const char *from, const char *to,
     if (dst_marker) {
         if ((rc = tree_locate(ctx, to, true, &dst_loc)) < 0)
             goto cleanup;
-        dst_perms = volume_perms_of(ctx, dst_loc.pool, dst_loc.vol);
+        dst_perms = tree_vol_perms(ctx, dst_loc.pool, dst_loc.vol);
         if ((rc = volume_delete(ctx, dst_loc.pool, dst_loc.vol)) < 0)
             goto cleanup;
     }
@@ -861,9 +875,16 @@ pool_create(struct pool_ctx *ctx, const char *path, mode_t mode, uid_t uid,
         return rc;
     pthread_rwlock_rdlock(&ctx->names_lock);
     if (tree_exists(ctx, path)) {
+        struct stat st;
+
         pthread_rwlock_unlock(&ctx->names_lock);
         if (flags & O_EXCL)
             return -EEXIST;
+        /* Listed since the kernel's lookup: it takes this for a create
+         * and checked no permission. */
+        if (pool_getattr(ctx, path, &st) == 0 &&
+            (rc = legacy_may_open(&st, flags, uid, gid)) < 0)
+            return rc;
         return pool_open_file(ctx, path, flags, filep);
     }
     rc = volume_create(ctx, loc.pool, loc.vol, mode, uid, gid);

@@ -133,6 +133,12 @@ def test_cache_counts_legacy_instances_as_users(poolfs_factory,
         r = run([poolfsctl, "-c", env.uri, "--json", "cache", "--mount", mnt])
         users = {i["name"]: i["users"] for i in json.loads(r.stdout)["images"]}
         assert users["poolbase1"] == [f"{LEGACY}/disk.local (legacy)"], users
+        # poolfs stopped: the path is the legacy tree itself, which counts
+        # all the same.
+        p.stop()
+        r = run([poolfsctl, "-c", env.uri, "--json", "cache", "--mount", mnt,
+                 "--remove-unused", "--min-age", "60"])
+        assert "poolbase1" in virsh.vol_list(BASE_POOL), r.stdout
     finally:
         for name in ("poolbase1", "poolbase2"):
             virsh("vol-delete", "--pool", BASE_POOL, name, check=False)
