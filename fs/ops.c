@@ -424,8 +424,9 @@ poolfs_lseek(const char *path, off_t off, int whence,
 
 /*
  * The control channel of poolfsctl (ctlproto.h): POOLFS_IOC_BACKEND says
- * where a path lives, POOLFS_IOC_POOL which disks pool the mount serves.  There is no getxattr: answering it would cost a
- * round trip per write (the kernel's security.capability check).
+ * where a path lives, POOLFS_IOC_POOL which pools the mount serves.  There
+ * is no getxattr: answering it would cost a round trip per write (the
+ * kernel's security.capability check).
  */
 static int
 poolfs_ioctl(const char *path, unsigned int cmd, void *arg,

@@ -187,9 +187,9 @@ cache_legacy_users(const char *mount, struct cache_base *bases, size_t nb)
         if (de->d_name[0] == '.' ||
             (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN))
             continue;
-        snprintf(path, sizeof(path), "%s/%s", mount, de->d_name);
         if (strcmp(de->d_name, NAMES_BASE_DIR) == 0)
             continue;
+        snprintf(path, sizeof(path), "%s/%s", mount, de->d_name);
         if (ctl_poolfs_backend(path, kind, sizeof(kind))) {
             if (strcmp(kind, "legacy") != 0)
                 continue;           /* the pool's: libvirt knows */
@@ -342,7 +342,8 @@ cache_usage(void)
            "                        image cache; libvirt's probes touch atime)\n"
            "  --mount DIR           the poolfs mount whose legacy instances\n"
            "                        count (default /var/lib/nova/instances;\n"
-           "                        none if it is not a poolfs mount)\n");
+           "                        with poolfs stopped, the legacy tree\n"
+           "                        there)\n");
 }
 
 int

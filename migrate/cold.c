@@ -136,7 +136,7 @@ cold_probe_shared(struct cold_run *r, int p)
 {
     char name[64], *xml;
     unsigned long long tag;
-    virStorageVolPtr probe, seen = NULL;
+    virStorageVolPtr probe, seen;
     virErrorPtr e;
     int shared = -1, look;
 

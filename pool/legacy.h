@@ -20,9 +20,10 @@ bool legacy_exists(int under, const char *rel);
 int legacy_getattr(int under, const char *rel, struct stat *st);
 /*
  * May UID:GID open a file of ST with FLAGS' access (O_TRUNC wants write)?
- * For an O_CREAT open that found the file there after all: the kernel,
- * which took it for a create, checked no permission.  Supplementary
- * groups are not known here: only GID counts.  0 or -EACCES.
+ * For an O_CREAT open that found the file there after all (a legacy file
+ * or a volume): the kernel, which took it for a create, checked no
+ * permission.  Supplementary groups come from the group database (the
+ * caller's own list is not known here).  0 or -EACCES.
  */
 int legacy_may_open(const struct stat *st, int flags, uid_t uid, gid_t gid);
 /* A symbolic link of the legacy tree, NUL-terminated (cut to SIZE). */

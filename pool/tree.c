@@ -863,6 +863,7 @@ pool_create(struct pool_ctx *ctx, const char *path, mode_t mode, uid_t uid,
     struct tree_loc loc;
     struct cat_node *node;
     const char *rel;
+    bool found;
     int rc;
 
     /* Under a legacy directory (or over a legacy file): underneath. */
@@ -888,28 +889,27 @@ pool_create(struct pool_ctx *ctx, const char *path, mode_t mode, uid_t uid,
         return pool_open_file(ctx, path, flags, filep);
     }
     rc = volume_create(ctx, loc.pool, loc.vol, mode, uid, gid);
-    if (rc == -EEXIST && !(flags & O_EXCL)) {
+    found = rc == -EEXIST && !(flags & O_EXCL);
+    if (rc < 0 && !found) {
+        pthread_rwlock_unlock(&ctx->names_lock);
+        return rc;
+    }
+    local = volume_local_path(ctx, loc.pool, loc.vol);
+    if (found) {
         /* Made by someone else since the view was listed (virsh, Nova's
          * own libvirt calls): open() without O_EXCL opens it, if the
          * caller may (the kernel, taking it for a create, did not ask). */
         struct stat st;
 
         listing_request_refresh(ctx, loc.pool);
-        local = volume_local_path(ctx, loc.pool, loc.vol);
         if (local && stat(local, &st) == 0 &&
             (rc = legacy_may_open(&st, flags, uid, gid)) < 0) {
             pthread_rwlock_unlock(&ctx->names_lock);
             return rc;
         }
-        free(local);
-        local = NULL;
-    } else if (rc < 0) {
-        pthread_rwlock_unlock(&ctx->names_lock);
-        return rc;
     } else {
         flags &= ~O_TRUNC;      /* new and empty */
     }
-    local = volume_local_path(ctx, loc.pool, loc.vol);
 
     pthread_rwlock_wrlock(&ctx->lock);
     ctx->gen++;
