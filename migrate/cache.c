@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <libvirt/virterror.h>
@@ -50,14 +51,95 @@ cache_cmp(const void *a, const void *b)
                   ((const struct cache_base *)b)->name);
 }
 
-/* The volumes of every active pool backed by one of BASES: their users.
- * A copy being landed (".partial-NAME", its head held back, so libvirt
- * sees no backing store yet) may use any: the first one's "POOL/NAME" in
- * *LANDING (malloc'ed).  0, or -1 (an error printed) when a pool or a
- * volume cannot be read. */
+/* What the base images' users are found against. */
+struct cache_scan {
+    struct cache_base *bases;
+    size_t nb;
+    const char *base_dir;       /* the base pool's target path, or NULL */
+};
+
+/* BACKING (a path, or NULL) names one of the base images: WHO uses it. */
+static void
+cache_count(struct cache_scan *cs, const char *backing, const char *who)
+{
+    char *base = backing ? volxml_base_name_in(backing, cs->base_dir, NULL)
+                         : NULL;
+    size_t j;
+
+    for (j = 0; base && j < cs->nb; j++)
+        if (strcmp(cs->bases[j].name, base) == 0)
+            cache_add_user(&cs->bases[j], who);
+    free(base);
+}
+
+static int cache_scan_dir(struct cache_scan *cs, const char *path,
+                          const char *label, const char *what);
+
+/*
+ * The inactive pools: libvirt lists no volumes of theirs, yet a domain
+ * started later uses them.  A dir pool's files are read where they lie
+ * (their qcow2 headers); any other (a logical pool, an fs or netfs pool
+ * not mounted, rbd) cannot be, and its name goes in *UNREAD (a
+ * ", "-separated list, malloc'ed) for the caller to warn of and to remove
+ * nothing.  0, or -1 (said why).
+ */
 static int
-cache_find_users(virConnectPtr conn, struct cache_base *bases, size_t nb,
-                 char **landing)
+cache_inactive_users(virConnectPtr conn, struct cache_scan *cs, char **unread)
+{
+    virStoragePoolPtr *pools = NULL;
+    int np, p, rc = 0;
+
+    if ((np = virConnectListAllStoragePools(conn, &pools,
+                                            VIR_CONNECT_LIST_STORAGE_POOLS_INACTIVE)) < 0) {
+        ctl_error("cannot list the inactive storage pools: %s",
+                  ctl_virt_message());
+        return -1;
+    }
+    for (p = 0; p < np; p++) {
+        const char *name = virStoragePoolGetName(pools[p]);
+        char *xml = rc < 0 ? NULL : virStoragePoolGetXMLDesc(pools[p], 0);
+        xmlDocPtr doc = xml ? xmlq_read(xml) : NULL;
+        char *type = doc ? xmlq_string(doc, "string(/pool/@type)") : NULL;
+        char *dir = doc ? xmlq_string(doc, "string(/pool/target/path)") : NULL;
+        struct stat st;
+
+        if (rc < 0) {
+            /* an earlier error stands */
+        } else if (type && dir && strcmp(type, "dir") == 0 &&
+                   stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) {
+            char label[300];
+
+            snprintf(label, sizeof(label), "%s/", name);
+            rc = cache_scan_dir(cs, dir, label, " (pool inactive)");
+        } else {
+            char *u = NULL;
+
+            if (asprintf(&u, "%s%s'%s'", *unread ? *unread : "",
+                         *unread ? ", " : "", name) < 0) {
+                ctl_error("out of memory");
+                rc = -1;
+            } else {
+                free(*unread);
+                *unread = u;
+            }
+        }
+        free(type);
+        free(dir);
+        xmlFreeDoc(doc);
+        free(xml);
+        virStoragePoolFree(pools[p]);
+    }
+    free(pools);
+    return rc;
+}
+
+/* The volumes of every active pool backed by one of the base images:
+ * their users.  A copy being landed (".partial-NAME", its head held back,
+ * so libvirt sees no backing store yet) may use any: the first one's
+ * "POOL/NAME" in *LANDING (malloc'ed).  0, or -1 (an error printed) when a
+ * pool or a volume cannot be read. */
+static int
+cache_find_users(virConnectPtr conn, struct cache_scan *cs, char **landing)
 {
     virStoragePoolPtr *pools = NULL;
     int np, p, rc = 0;
@@ -71,7 +153,6 @@ cache_find_users(virConnectPtr conn, struct cache_base *bases, size_t nb,
         virStorageVolPtr *vols = NULL;
         int n = rc < 0 ? 0 : virStoragePoolListAllVolumes(pools[p], &vols, 0);
         int i;
-        size_t j;
 
         if (n < 0) {
             char why[512];
@@ -84,7 +165,6 @@ cache_find_users(virConnectPtr conn, struct cache_base *bases, size_t nb,
         for (i = 0; i < n; i++) {
             char *xml = rc < 0 ? NULL : virStorageVolGetXMLDesc(vols[i], 0);
             struct volxml vx;
-            char *base;
 
             if (rc < 0) {
                 /* an earlier error stands */
@@ -111,13 +191,7 @@ cache_find_users(virConnectPtr conn, struct cache_base *bases, size_t nb,
                     asprintf(landing, "%s/%s",
                              virStoragePoolGetName(pools[p]), vname) < 0)
                     *landing = NULL;
-                if (vx.backing && (base = volxml_base_name(vx.backing))) {
-                    for (j = 0; j < nb; j++)
-                        if (strcmp(bases[j].name, base) == 0)
-                            cache_add_user(&bases[j],
-                                           virStorageVolGetName(vols[i]));
-                    free(base);
-                }
+                cache_count(cs, vx.backing, virStorageVolGetName(vols[i]));
                 volxml_clear(&vx);
             }
             free(xml);
@@ -157,20 +231,74 @@ cache_qcow2_backing(int fd)
 }
 
 /*
- * Legacy instances under the poolfs mount MOUNT (files poolfs serves from
- * underneath, not volumes) whose qcow2 files are backed by one of BASES:
- * users too, "UUID/NAME (legacy)", which libvirt knows nothing of.  With
- * poolfs not mounted there (stopped), MOUNT is the legacy tree itself:
- * every directory in it counts.  An absent MOUNT has none.  0, or -1
- * (said why) when the mount or a legacy file cannot be read: a dead mount
- * must not make every image look unused.
+ * The regular files of directory PATH whose qcow2 header names one of the
+ * base images: users "LABELFILEWHAT".  0, or -1 (said why) when PATH or a
+ * file in it cannot be read: a file not read must not make an image look
+ * unused.  One that goes meanwhile uses nothing.
  */
 static int
-cache_legacy_users(const char *mount, struct cache_base *bases, size_t nb)
+cache_scan_dir(struct cache_scan *cs, const char *path, const char *label,
+               const char *what)
+{
+    struct dirent *f;
+    DIR *d;
+    int rc = 0;
+
+    if (!(d = opendir(path))) {
+        if (errno == ENOENT)
+            return 0;
+        ctl_error("cannot read %s to find the users of the base images: %s",
+                  path, strerror(errno));
+        return -1;
+    }
+    while (rc == 0 && (errno = 0, f = readdir(d))) {
+        char file[PATH_MAX + NAME_MAX + 2], *backing, who[PATH_MAX];
+        int fd;
+
+        if (f->d_type != DT_REG && f->d_type != DT_UNKNOWN)
+            continue;
+        snprintf(file, sizeof(file), "%s/%s", path, f->d_name);
+        /* O_NONBLOCK, O_NOFOLLOW: a FIFO or a link (DT_UNKNOWN) is no
+         * qcow2 and must not block or lead elsewhere. */
+        if ((fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK |
+                       O_NOFOLLOW)) < 0) {
+            if (errno == ENOENT || errno == ELOOP)
+                continue;
+            ctl_error("cannot read %s to find the users of the base "
+                      "images: %s", file, strerror(errno));
+            rc = -1;
+            break;
+        }
+        backing = cache_qcow2_backing(fd);
+        close(fd);
+        snprintf(who, sizeof(who), "%s%s%s", label, f->d_name, what);
+        cache_count(cs, backing, who);
+        free(backing);
+    }
+    if (rc == 0 && errno) {
+        ctl_error("cannot read %s to find the users of the base images: %s",
+                  path, strerror(errno));
+        rc = -1;
+    }
+    closedir(d);
+    return rc;
+}
+
+/*
+ * Legacy instances under the poolfs mount MOUNT (files poolfs serves from
+ * underneath, not volumes) whose qcow2 files are backed by one of the base
+ * images: users too, "UUID/NAME (legacy)", which libvirt knows nothing of.
+ * With poolfs not mounted there (stopped), MOUNT is the legacy tree
+ * itself: every directory in it counts.  An absent MOUNT has none.  0, or
+ * -1 (said why) when the mount or a legacy file cannot be read: a dead
+ * mount must not make every image look unused.
+ */
+static int
+cache_legacy_users(const char *mount, struct cache_scan *cs)
 {
     DIR *top;
     struct dirent *de;
-    char kind[16], path[PATH_MAX];
+    char kind[16], path[PATH_MAX], label[NAME_MAX + 2];
     int rc = 0;
 
     if (!(top = opendir(mount))) {
@@ -181,9 +309,6 @@ cache_legacy_users(const char *mount, struct cache_base *bases, size_t nb)
         return -1;
     }
     while (rc == 0 && (errno = 0, de = readdir(top))) {
-        DIR *d;
-        struct dirent *f;
-
         if (de->d_name[0] == '.' ||
             (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN))
             continue;
@@ -201,48 +326,8 @@ cache_legacy_users(const char *mount, struct cache_base *bases, size_t nb)
             rc = -1;
             break;
         }                           /* else no poolfs there: all legacy */
-        if (!(d = opendir(path))) {
-            if (errno == ENOENT)
-                continue;
-            ctl_error("cannot read legacy instance %s: %s", path,
-                      strerror(errno));
-            rc = -1;
-            break;
-        }
-        while (rc == 0 && (errno = 0, f = readdir(d))) {
-            char file[PATH_MAX + NAME_MAX + 2], *backing, *base, who[600];
-            int fd;
-            size_t j;
-
-            if (f->d_type != DT_REG && f->d_type != DT_UNKNOWN)
-                continue;
-            snprintf(file, sizeof(file), "%s/%s", path, f->d_name);
-            if ((fd = open(file, O_RDONLY | O_CLOEXEC)) < 0) {
-                if (errno == ENOENT)
-                    continue;       /* deleted meanwhile */
-                ctl_error("cannot read legacy file %s to find the users of "
-                          "the base images: %s", file, strerror(errno));
-                rc = -1;
-                break;
-            }
-            backing = cache_qcow2_backing(fd);
-            close(fd);
-            if (backing && (base = volxml_base_name(backing))) {
-                snprintf(who, sizeof(who), "%s/%s (legacy)", de->d_name,
-                         f->d_name);
-                for (j = 0; j < nb; j++)
-                    if (strcmp(bases[j].name, base) == 0)
-                        cache_add_user(&bases[j], who);
-                free(base);
-            }
-            free(backing);
-        }
-        if (rc == 0 && errno) {
-            ctl_error("cannot read legacy instance %s: %s", path,
-                      strerror(errno));
-            rc = -1;
-        }
-        closedir(d);
+        snprintf(label, sizeof(label), "%s/", de->d_name);
+        rc = cache_scan_dir(cs, path, label, " (legacy)");
     }
     if (rc == 0 && errno) {
         ctl_error("cannot read the mount %s: %s", mount, strerror(errno));
@@ -255,8 +340,11 @@ cache_legacy_users(const char *mount, struct cache_base *bases, size_t nb)
 /* Every base image of the base pool, with the volumes backed by it. */
 static int
 cache_load(virConnectPtr conn, struct ctl *ctl, const char *mount,
-           struct cache_base **basesp, size_t *np, char **landing)
+           struct cache_base **basesp, size_t *np, char **landing,
+           char **unread)
 {
+    struct cache_scan cs = { 0 };
+    char *bxml = NULL;
     virStoragePoolPtr bp = virStoragePoolLookupByName(conn, ctl->base_pool);
     virStoragePoolPtr dp = bp ? virStoragePoolLookupByName(conn,
                                                            ctl->disks_pool)
@@ -305,8 +393,16 @@ cache_load(virConnectPtr conn, struct ctl *ctl, const char *mount,
      * other pools (-o pool_map, disk.local and disk.swap overlays backed
      * by _base/ephemeral_*), and a base image may back another.  A volume
      * that cannot be read makes the whole answer unknown. */
-    if (cache_find_users(conn, bases, nb, landing) < 0 ||
-        cache_legacy_users(mount, bases, nb) < 0)
+    cs.bases = bases;
+    cs.nb = nb;
+    /* A volume made with libvirt is backed by the base pool's own path
+     * (its backingStore naming the image cache pool's volume), one made
+     * through a mount by MOUNT/_base/NAME: both count. */
+    if ((bxml = virStoragePoolGetXMLDesc(bp, 0)))
+        cs.base_dir = volxml_pool_target(bxml);
+    if (cache_find_users(conn, &cs, landing) < 0 ||
+        cache_inactive_users(conn, &cs, unread) < 0 ||
+        cache_legacy_users(mount, &cs) < 0)
         goto out;
     qsort(bases, nb, sizeof(*bases), cache_cmp);
     rc = 0;
@@ -318,6 +414,8 @@ cache_load(virConnectPtr conn, struct ctl *ctl, const char *mount,
         virStoragePoolFree(bp);
     if (dp)
         virStoragePoolFree(dp);
+    free((char *)cs.base_dir);
+    free(bxml);
     *basesp = bases;
     *np = nb;
     return rc;
@@ -331,9 +429,12 @@ cache_usage(void)
            "                 [--mount DIR] [--json]\n"
            "\n"
            "List every base image of the base pool with the volumes whose\n"
-           "backingStore uses it (read from the volumes' XML), and the\n"
-           "qcow2 files of legacy instances under the poolfs mount backed\n"
-           "by it (their headers read through the mount).\n"
+           "backingStore uses it (read from the volumes' XML, as\n"
+           "MOUNT/_base/IMAGE or by the base pool's own directory), the\n"
+           "files of inactive dir pools backed by it, and the qcow2 files\n"
+           "of legacy instances under the poolfs mount backed by it (their\n"
+           "headers read through the mount).  An inactive pool that cannot\n"
+           "be read is warned of, and then nothing is removed.\n"
            "\n"
            "  --unused              list only the base images nothing uses\n"
            "  --remove-unused       delete the unused ones, never one in use\n"
@@ -363,7 +464,7 @@ cache_main(struct ctl *ctl, int argc, char **argv)
     size_t nb = 0, i, j, shown = 0;
     virConnectPtr conn = NULL;
     time_t now = time(NULL);
-    char *landing = NULL;
+    char *landing = NULL, *unread = NULL;
     const char *mount = "/var/lib/nova/instances";
     int c, failed = 0;
     char *end;
@@ -398,10 +499,23 @@ cache_main(struct ctl *ctl, int argc, char **argv)
         return CTL_USAGE;
     }
     if (!(conn = ctl_connect(ctl->uri)) ||
-        cache_load(conn, ctl, mount, &bases, &nb, &landing) < 0) {
+        cache_load(conn, ctl, mount, &bases, &nb, &landing, &unread) < 0) {
         failed = 1;
         goto out;
     }
+    if (remove && unread) {
+        ctl_error("cache: inactive pool%s %s cannot be read for volumes "
+                  "using the base images (not a dir pool whose directory "
+                  "is there), so nothing is removed; start %s, or undefine "
+                  "what is no longer used", strchr(unread, ',') ? "s" : "",
+                  unread, strchr(unread, ',') ? "them" : "it");
+        failed = 1;
+        goto out;
+    }
+    if (unread)
+        fprintf(stderr, "poolfsctl: warning: inactive pool%s %s cannot be "
+                "read: images their volumes use may be shown as unused\n",
+                strchr(unread, ',') ? "s" : "", unread);
     if (remove && landing) {
         ctl_error("cache: a copy is being landed (%s): it may need any base "
                   "image, which libvirt cannot tell before it is whole, so "
@@ -414,6 +528,13 @@ cache_main(struct ctl *ctl, int argc, char **argv)
     if (ctl->json) {
         printf("{\"pool\": ");
         ctl_json_string(stdout, ctl->base_pool);
+        if (unread) {
+            char w[1024];
+
+            snprintf(w, sizeof(w), "inactive pools not read: %s", unread);
+            printf(", \"warning\": ");
+            ctl_json_string(stdout, w);
+        }
         printf(", \"images\": [");
     }
     for (i = 0; i < nb; i++) {
@@ -489,6 +610,7 @@ cache_main(struct ctl *ctl, int argc, char **argv)
     }
     free(bases);
     free(landing);
+    free(unread);
     if (conn)
         virConnectClose(conn);
     return failed ? CTL_FAILED : CTL_OK;

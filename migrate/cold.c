@@ -74,6 +74,7 @@ struct cold_run {
     virStoragePoolPtr dst_pool[2];
     const char *pool_name[2];
     bool shared[2];
+    char *base_dir[2];              /* the base pool's path: source, dest */
     struct ctl_progress prog;
     unsigned reported;          /* instances in the JSON array so far */
 };
@@ -121,6 +122,22 @@ cold_pool_shared(virStoragePoolPtr a, virStoragePoolPtr b, bool one_daemon)
     free(xa);
     free(xb);
     return shared;
+}
+
+/* Do paths A and B (either NULL) name one directory, trailing slashes
+ * aside? */
+static bool
+cold_same_dir(const char *a, const char *b)
+{
+    size_t la, lb;
+
+    if (!a || !b)
+        return false;
+    for (la = strlen(a); la > 1 && a[la - 1] == '/'; la--)
+        ;
+    for (lb = strlen(b); lb > 1 && b[lb - 1] == '/'; lb--)
+        ;
+    return la == lb && strncmp(a, b, la) == 0;
 }
 
 /*
@@ -224,6 +241,7 @@ cold_describe(struct cold_run *r, int pool, const char *name,
     char *xml = NULL;
     xmlDocPtr doc = NULL;
     char *backing = NULL;
+    bool by_dir = false;
     int rc = -1;
 
     memset(v, 0, sizeof(*v));
@@ -241,10 +259,25 @@ cold_describe(struct cold_run *r, int pool, const char *name,
     v->length = info.allocation;    /* GET_PHYSICAL puts it there */
     v->format = xmlq_string(doc, "string(/volume/target/format/@type)");
     backing = xmlq_string(doc, "string(/volume/backingStore/path)");
-    if (backing && !(v->backing = volxml_base_name(backing))) {
+    if (backing && !(v->backing = volxml_base_name_in(backing,
+                                                      r->base_dir[0],
+                                                      &by_dir))) {
         ctl_error("volume '%s' is backed by %s, which is not a base image "
-                  "of pool '%s' (MOUNT/_base/NAME): cannot migrate it", name,
-                  backing, r->pool_name[1]);
+                  "of pool '%s' (MOUNT/_base/NAME or %s/NAME): cannot "
+                  "migrate it", name, backing, r->pool_name[1],
+                  r->base_dir[0] ? r->base_dir[0] : "its directory");
+        goto out;
+    }
+    /* The copy names its base by the source pool's path: the same
+     * path must hold it at the destination. */
+    if (by_dir && !r->shared[1] &&
+        !cold_same_dir(r->base_dir[0], r->base_dir[1])) {
+        ctl_error("volume '%s' is backed by %s, a path of pool '%s' on %s, "
+                  "but that pool lies in %s on %s: the copy's backing file "
+                  "would not be there; give both nodes the same base pool "
+                  "path", name, backing, r->pool_name[1], r->o->from,
+                  r->base_dir[1] ? r->base_dir[1] : "no directory",
+                  r->o->to);
         goto out;
     }
     rc = 0;
@@ -806,6 +839,15 @@ cold_main(struct ctl *ctl, int argc, char **argv)
             goto fail;
         r.shared[p] = cold_pool_shared(r.src_pool[p], r.dst_pool[p],
                                        strcmp(o.from, o.to) == 0);
+        if (p == 1) {
+            char *x = virStoragePoolGetXMLDesc(r.src_pool[1], 0);
+
+            r.base_dir[0] = x ? volxml_pool_target(x) : NULL;
+            free(x);
+            x = virStoragePoolGetXMLDesc(r.dst_pool[1], 0);
+            r.base_dir[1] = x ? volxml_pool_target(x) : NULL;
+            free(x);
+        }
         /* Not by libvirt's account: by a probe (a dry run makes none). */
         if (!r.shared[p] && !o.dry_run) {
             int s = cold_probe_shared(&r, p);
@@ -853,6 +895,7 @@ cold_main(struct ctl *ctl, int argc, char **argv)
             virStoragePoolFree(r.src_pool[p]);
         if (r.dst_pool[p])
             virStoragePoolFree(r.dst_pool[p]);
+        free(r.base_dir[p]);
     }
     if (r.src)
         virConnectClose(r.src);

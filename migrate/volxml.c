@@ -54,3 +54,39 @@ volxml_base_name(const char *backing)
         return strdup(p + strlen(NAMES_BASE_DIR) + 2);
     return NULL;
 }
+
+char *
+volxml_base_name_in(const char *backing, const char *base_dir, bool *by_dir)
+{
+    char *name = volxml_base_name(backing);
+    size_t dl;
+
+    if (by_dir)
+        *by_dir = false;
+    if (name || !base_dir)
+        return name;
+    dl = strlen(base_dir);
+    while (dl > 1 && base_dir[dl - 1] == '/')
+        dl--;
+    /* BASE_DIR/NAME: one component, never "." or "..". */
+    if (dl > 1 && strncmp(backing, base_dir, dl) == 0 &&
+        backing[dl] == '/' && backing[dl + 1] &&
+        !strchr(backing + dl + 1, '/') &&
+        strcmp(backing + dl + 1, ".") != 0 &&
+        strcmp(backing + dl + 1, "..") != 0) {
+        if (by_dir)
+            *by_dir = true;
+        return strdup(backing + dl + 1);
+    }
+    return NULL;
+}
+
+char *
+volxml_pool_target(const char *pool_xml)
+{
+    xmlDocPtr doc = xmlq_read(pool_xml);
+    char *path = doc ? xmlq_string(doc, "string(/pool/target/path)") : NULL;
+
+    xmlFreeDoc(doc);
+    return path;
+}

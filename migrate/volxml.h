@@ -3,6 +3,7 @@
 #ifndef POOLFS_VOLXML_H
 #define POOLFS_VOLXML_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 #include <libxml/tree.h>
@@ -24,5 +25,16 @@ void volxml_clear(struct volxml *v);
 /* The base image a backing path names (MOUNT/_base/NAME), malloc'ed, or
  * NULL when it is not one. */
 char *volxml_base_name(const char *backing);
+
+/* The same, also for BASE_DIR/NAME: the base pool's own target path, as
+ * a volume made with libvirt (a backingStore naming the image cache
+ * pool's volume) is backed.  BASE_DIR may be NULL.  *BY_DIR (if not
+ * NULL) tells which of the two matched. */
+char *volxml_base_name_in(const char *backing, const char *base_dir,
+                          bool *by_dir);
+
+/* A pool's /pool/target/path (its directory, or /dev/VG of a logical
+ * pool) from its XML, malloc'ed; NULL if it has none. */
+char *volxml_pool_target(const char *pool_xml);
 
 #endif /* POOLFS_VOLXML_H */

@@ -120,3 +120,62 @@ def test_cache_keeps_images_used_elsewhere_or_of_unknown_age(poolfs, env, virsh,
         virsh("pool-destroy", "nova-eph-pool", check=False)
         for n in ("ephemeral_1_0706d66", "ahead"):
             virsh("vol-delete", "--pool", BASE_POOL, n, check=False)
+
+
+def test_cache_counts_pool_paths_and_inactive_pools(poolfs, env, virsh,
+                                                    poolfsctl, tmp_path):
+    """A volume made with libvirt names its base by the base pool's own
+    path, not MOUNT/_base/: a user.  An inactive dir pool's files are read
+    where they lie: users.  An inactive pool that cannot be read (here its
+    directory is gone) is warned of, and --remove-unused removes nothing."""
+    mnt = poolfs.mnt
+    for name, pattern in (("by-path", "0x61"), ("by-inactive", "0x62"),
+                          ("unused", "0x63")):
+        make_base(mnt, name, pattern)
+    past = time.time() - 7200
+    for name in ("by-path", "by-inactive", "unused"):
+        os.utime(os.path.join(mnt, "_base", name), (past, past))
+    virsh.pool_refresh(BASE_POOL)
+    uuid = "6c0b6f5e-0000-4000-8000-000000000004"
+    run(["qemu-img", "create", "-q", "-f", "qcow2", "-u", "-F", "raw", "-b",
+         os.path.join(env.base_dir, "by-path"),
+         os.path.join(env.disks_dir, f"{uuid}_disk"), "1G"])
+    virsh.pool_refresh(DISKS_POOL)
+    parked = tmp_path / "parked"
+    parked.mkdir()
+    run(["qemu-img", "create", "-q", "-f", "qcow2", "-u", "-F", "raw", "-b",
+         os.path.join(mnt, "_base", "by-inactive"),
+         str(parked / "6c0b6f5e-0000-4000-8000-000000000005_disk"), "1G"])
+    virsh("pool-define-as", "nova-parked-pool", "dir", "--target", str(parked))
+    try:
+        doc = json.loads(ctl(poolfsctl, env, "--json", "cache").stdout)
+        users = {i["name"]: i["users"] for i in doc["images"]}
+        assert users["by-path"] == [f"{uuid}_disk"], users
+        assert users["by-inactive"] == [
+            "nova-parked-pool/6c0b6f5e-0000-4000-8000-000000000005_disk "
+            "(pool inactive)"], users
+        assert users["unused"] == [] and "warning" not in doc, doc
+        ctl(poolfsctl, env, "cache", "--remove-unused", "--min-age", "3600")
+        assert virsh.vol_list(BASE_POOL) >= {"by-path", "by-inactive"}
+        assert "unused" not in virsh.vol_list(BASE_POOL)
+
+        make_base(mnt, "unused", "0x63")
+        os.utime(os.path.join(mnt, "_base", "unused"), (past, past))
+        virsh.pool_refresh(BASE_POOL)
+        virsh("pool-define-as", "nova-gone-pool", "dir", "--target",
+              str(tmp_path / "gone"))
+        r = ctl(poolfsctl, env, "--json", "cache")
+        assert "nova-gone-pool" in json.loads(r.stdout)["warning"]
+        assert "warning" in r.stderr and "'nova-gone-pool'" in r.stderr
+        r = ctl(poolfsctl, env, "cache", "--remove-unused", "--min-age",
+                "3600", check=False)
+        assert r.returncode == 1, r.stdout
+        assert r.stderr.startswith("poolfsctl: ") and \
+            "'nova-gone-pool'" in r.stderr and "nothing is removed" in r.stderr
+        assert "unused" in virsh.vol_list(BASE_POOL)
+    finally:
+        virsh("pool-undefine", "nova-parked-pool", check=False)
+        virsh("pool-undefine", "nova-gone-pool", check=False)
+        virsh("vol-delete", "--pool", DISKS_POOL, f"{uuid}_disk", check=False)
+        for n in ("by-path", "by-inactive", "unused"):
+            virsh("vol-delete", "--pool", BASE_POOL, n, check=False)

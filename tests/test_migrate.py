@@ -540,3 +540,43 @@ def test_live_migrate_refuses_a_disk_through_the_mount(nodes, poolfsctl, poolfs,
         assert r.returncode == 1, r.stdout
         assert "through a poolfs mount" in r.stderr and "transition" in r.stderr, r.stderr
         assert os.listdir(b.disks) == []
+
+
+def test_base_named_by_the_pool_path(nodes, poolfsctl):
+    """A disk made with libvirt names its base by the image cache pool's
+    own path (a backingStore naming that pool's volume), not MOUNT/_base/.
+    It migrates when the destination's base pool lies at the same path, and
+    is refused with the two paths named when it does not: the copy's
+    backing file would not be there."""
+    a, b = nodes
+    uuid = str(uuidlib.uuid4())
+    make_instance(a, uuid)
+    disk = os.path.join(a.disks, f"{uuid}_disk")
+    run(["qemu-img", "rebase", "-u", "-F", "raw", "-b",
+         os.path.join(a.base, BASE), disk])
+    a.virsh.pool_refresh(DISKS_POOL)
+    assert f"<path>{os.path.join(a.base, BASE)}</path>" in \
+        a.virsh.vol_xml(DISKS_POOL, f"{uuid}_disk")
+    r = ctl(poolfsctl, "-c", a.uri, "migrate", "--to", b.uri, uuid, check=False)
+    assert r.returncode == 1, r.stdout
+    assert r.stderr.startswith("poolfsctl: ") and a.base in r.stderr and \
+        b.base in r.stderr, r.stderr
+    assert os.listdir(b.disks) == [] and os.listdir(b.base) == []
+
+    # B's base pool at A's path (B's own directory, bound there in B's
+    # mount namespace): the same path names B's copy of the base.
+    b.virsh("pool-destroy", BASE_POOL)
+    run(["nsenter", "-t", str(b.pid), "-m", "mount", "--bind", b.base, a.base])
+    try:
+        b.virsh("pool-create-as", BASE_POOL, "dir", "--target", a.base)
+        r = ctl(poolfsctl, "-c", a.uri, "migrate", "--to", b.uri, uuid)
+        assert r.stdout.startswith(f"migrated {uuid}: 5 volumes"), r.stdout
+        assert same_file(os.path.join(a.base, BASE), os.path.join(b.base, BASE))
+        assert same_file(disk, os.path.join(b.disks, f"{uuid}_disk"))
+        # B's libvirt finds the backing file through that path.
+        xml = b.virsh.vol_xml(DISKS_POOL, f"{uuid}_disk")
+        assert f"<path>{os.path.join(a.base, BASE)}</path>" in xml, xml
+    finally:
+        b.virsh("pool-destroy", BASE_POOL, check=False)
+        run(["nsenter", "-t", str(b.pid), "-m", "umount", a.base], check=False)
+        b.virsh("pool-create-as", BASE_POOL, "dir", "--target", b.base)
