@@ -131,20 +131,58 @@ tree_node_stat(struct pool_ctx *ctx, struct cat_node *node, struct stat *st)
     return 0;
 }
 
+/*
+ * PATH's volume VOL (its file LOCAL, if it has one) is not there though
+ * the view shows it: deleted by others since the last listing.  Out of
+ * the view at once (the listing would take up to refresh= seconds) and a
+ * listing asked for, unless it moved meanwhile: a rename of poolfs's own
+ * holds names_lock until the view has the new names.
+ */
+static void
+tree_forget_vanished(struct pool_ctx *ctx, const char *path, int pool,
+                     const char *vol, const char *local)
+{
+    struct cat_node *node;
+    struct stat st;
+
+    pthread_rwlock_rdlock(&ctx->names_lock);
+    if (!local || (lstat(local, &st) < 0 && errno == ENOENT)) {
+        pthread_rwlock_wrlock(&ctx->lock);
+        if ((node = catalog_lookup(ctx->cat, path)) &&
+            node->kind == CAT_FILE && strcmp(node->vol, vol) == 0) {
+            ctx->gen++;
+            catalog_remove(ctx->cat, node);
+        }
+        pthread_rwlock_unlock(&ctx->lock);
+    }
+    pthread_rwlock_unlock(&ctx->names_lock);
+    listing_request_refresh(ctx, pool);
+}
+
 int
 pool_getattr(struct pool_ctx *ctx, const char *path, struct stat *st)
 {
+    AUTOFREE char *vol = NULL;
+    AUTOFREE char *local = NULL;
     struct cat_node *node;
     const char *rel;
-    int rc = -ENOENT;
+    int rc = -ENOENT, pool = 0;
 
     if (tree_legacy(ctx, path, &rel))
         return legacy_getattr(ctx->under, rel, st);
 
     pthread_rwlock_rdlock(&ctx->lock);
-    if ((node = catalog_lookup(ctx->cat, path)))
-        rc = tree_node_stat(ctx, node, st);
+    if ((node = catalog_lookup(ctx->cat, path)) &&
+        (rc = tree_node_stat(ctx, node, st)) == -ENOENT &&
+        node->kind == CAT_FILE) {
+        pool = node->pool;
+        vol = strdup(node->vol);
+        local = node->local ? strdup(node->local) : NULL;
+    }
     pthread_rwlock_unlock(&ctx->lock);
+    /* Its file gone: so goes its name, from readdir too. */
+    if (vol)
+        tree_forget_vanished(ctx, path, pool, vol, local);
     return rc;
 }
 
@@ -937,9 +975,18 @@ pool_open_file(struct pool_ctx *ctx, const char *path, int flags,
 
         return fd < 0 ? fd : io_open_fd(ctx, path, fd, flags, filep);
     }
+    /* Not in the view, yet the kernel has the name: a listing took it
+     * out since, and the kernel's entry is stale (ESTALE, as below). */
     if ((rc = tree_find_file(ctx, path, &pool, &vol, &local)) < 0)
-        return rc;
-    return io_open(ctx, path, pool, vol, local, flags, filep);
+        return rc == -ENOENT ? -ESTALE : rc;
+    if ((rc = io_open(ctx, path, pool, vol, local, flags, filep)) == -ENOENT) {
+        /* ESTALE: the kernel then looks the name up again, once, finds it
+         * gone, and an open(O_CREAT) makes the file anew instead of
+         * failing. */
+        tree_forget_vanished(ctx, path, pool, vol, local);
+        rc = -ESTALE;
+    }
+    return rc;
 }
 
 /* A volume without a local path changed size: no need to ask libvirt. */

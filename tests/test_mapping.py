@@ -69,6 +69,36 @@ def test_open_creat_of_a_volume_not_yet_seen_opens_it(poolfs_factory, virsh,
     assert virsh.vol_download(DISKS_POOL, f"{uuid}_disk.info") == b"{}"
 
 
+def test_open_of_a_volume_deleted_by_others_not_yet_seen(poolfs_factory,
+                                                          virsh, uuid):
+    """A volume deleted with virsh that the view still shows (re-listed only
+    every 60 s here): open(O_CREAT) makes the file anew, as Nova rewriting
+    disk.info expects (it once failed with ENOENT); a plain open fails with
+    ENOENT, and the name is gone from the view at once."""
+    mnt = poolfs_factory(["refresh=60"]).mnt
+    path = os.path.join(mnt, uuid, "disk.info")
+    other = os.path.join(mnt, uuid, "console.log")
+    os.mkdir(os.path.join(mnt, uuid))
+    write_file(path, b"old")
+    write_file(other, b"log")
+    # Looked up just now: the kernel still holds the names (entry_timeout)
+    # and sends the open itself to poolfs, which finds the volume gone.
+    os.stat(path)
+    os.stat(other)
+    virsh.vol_delete(DISKS_POOL, f"{uuid}_disk.info")
+    virsh.vol_delete(DISKS_POOL, f"{uuid}_console.log")
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, b"{}")
+    finally:
+        os.close(fd)
+    assert virsh.vol_download(DISKS_POOL, f"{uuid}_disk.info") == b"{}"
+    assert read_file(path) == b"{}"
+    expect_errno(errno.ENOENT, os.open, other, os.O_RDONLY)
+    assert not os.path.exists(other)
+    assert os.listdir(os.path.join(mnt, uuid)) == ["disk.info"]
+
+
 def test_open_creat_of_a_volume_not_yet_seen_checks_permission(
         poolfs_factory, virsh, uuid):
     """The kernel takes an open(O_CREAT) of a name it has not seen for a
