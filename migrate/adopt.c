@@ -23,6 +23,7 @@
 #include "names.h"
 #include "land.h"
 #include "pump.h"
+#include "volfile.h"
 
 /* "legacy", "pool", or NULL with errno (ENOTTY: not a poolfs mount). */
 const char *
@@ -334,6 +335,100 @@ adopt_same_entries(const char *dirpath, struct dirent **de, int n)
 }
 
 /*
+ * Just before the legacy files go, each is set aside as ASIDE_PREFIX NAME
+ * and the running domains are looked at once more: a domain starting from
+ * then on finds no file (and fails to start) instead of writing to one
+ * about to be deleted, and one that started before is seen.  A run cut
+ * short leaves them set aside: the next one puts them back first.
+ */
+#define ADOPT_ASIDE ".poolfs-adopting-"
+#define ADOPT_ASIDE_BUF (sizeof(ADOPT_ASIDE) + NAME_MAX)
+
+static int
+adopt_aside_name(const char *name, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, ADOPT_ASIDE "%s", name);
+
+    return n < 0 || (size_t)n >= len || n > NAME_MAX ? -1 : 0;
+}
+
+/* Put back the files a run cut short set aside in DIRPATH.  0, or -1
+ * (said why). */
+static int
+adopt_put_back(const char *dirpath, const char *uuid)
+{
+    DIR *d = opendir(dirpath);
+    struct dirent *de;
+    int rc = 0;
+
+    if (!d) {
+        ctl_error("adopt %s: %s: %s", uuid, dirpath, strerror(errno));
+        return -1;
+    }
+    while (rc == 0 && (errno = 0, de = readdir(d))) {
+        const char *name = de->d_name + strlen(ADOPT_ASIDE);
+
+        if (strncmp(de->d_name, ADOPT_ASIDE, strlen(ADOPT_ASIDE)) != 0 ||
+            !*name)
+            continue;
+        if (volfile_rename_noreplace(dirfd(d), de->d_name, dirfd(d),
+                                     name) < 0) {
+            ctl_error("adopt %s: cannot put %s%s back as %s, set aside by "
+                      "a run cut short: %s", uuid, dirpath, de->d_name,
+                      name, errno == EEXIST ? "both are there; keep the "
+                      "right one under that name" : strerror(errno));
+            rc = -1;
+        }
+    }
+    if (rc == 0 && errno) {
+        ctl_error("adopt %s: %s: %s", uuid, dirpath, strerror(errno));
+        rc = -1;
+    }
+    closedir(d);
+    return rc;
+}
+
+/* Set the N files of DE in DIRFD aside (all, or none: -1, said why). */
+static int
+adopt_set_aside(int dfd, const char *uuid, struct dirent **de, int n)
+{
+    char aside[ADOPT_ASIDE_BUF];
+    int i, err = 0;
+
+    for (i = 0; i < n; i++) {
+        if (adopt_aside_name(de[i]->d_name, aside, sizeof(aside)) < 0)
+            err = ENAMETOOLONG;
+        else if (volfile_rename_noreplace(dfd, de[i]->d_name, dfd,
+                                          aside) < 0)
+            err = errno;
+        if (err) {
+            ctl_error("adopt %s: cannot set %s aside before it goes: %s; "
+                      "the legacy files stay", uuid, de[i]->d_name,
+                      strerror(err));
+            break;
+        }
+    }
+    if (!err)
+        return 0;
+    while (i-- > 0) {
+        adopt_aside_name(de[i]->d_name, aside, sizeof(aside));
+        renameat(dfd, aside, dfd, de[i]->d_name);
+    }
+    return -1;
+}
+
+static void
+adopt_put_aside_back(int dfd, struct dirent **de, int n)
+{
+    char aside[ADOPT_ASIDE_BUF];
+    int i;
+
+    for (i = 0; i < n; i++)
+        if (adopt_aside_name(de[i]->d_name, aside, sizeof(aside)) == 0)
+            renameat(dfd, aside, dfd, de[i]->d_name);
+}
+
+/*
  * Adoption across filesystems: each file streamed into a volume and
  * verified, in name order; only when all are, and none changed meanwhile,
  * the legacy files go.  Nothing is copied if one of them is something a
@@ -350,7 +445,7 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
     struct stat *st = NULL;
     bool *same = NULL;      /* its volume is there with its content */
     size_t mlen = strlen(mount);
-    int rc = -1, n = -1, i, fd, resumed, pass;
+    int rc = -1, n = -1, i, fd, resumed, pass, dfd = -1;
 
     /* As domains name the files: no doubled slash. */
     while (mlen > 1 && mount[mlen - 1] == '/')
@@ -365,7 +460,8 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
     }
     if (adopt_same_pool(ctl, mount, uuid, pool) < 0)
         goto out;
-    if (adopt_check_idle(conn, dirpath, uuid) < 0)
+    if (adopt_check_idle(conn, dirpath, uuid) < 0 ||
+        adopt_put_back(dirpath, uuid) < 0)
         goto out;
     if ((n = scandir(dirpath, &de, adopt_entry, alphasort)) < 0) {
         ctl_error("adopt %s: %s: %s", uuid, dirpath, strerror(errno));
@@ -453,6 +549,16 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
                   "the legacy files stay; run adopt again", uuid, dirpath);
         goto out;
     }
+    if ((dfd = open(dirpath, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        ctl_error("adopt %s: %s: %s", uuid, dirpath, strerror(errno));
+        goto out;
+    }
+    if (adopt_set_aside(dfd, uuid, de, n) < 0)
+        goto out;
+    if (adopt_check_idle(conn, dirpath, uuid) < 0) {
+        adopt_put_aside_back(dfd, de, n);
+        goto out;
+    }
     /* All verified: the instance directory marker, then the legacy files
      * go, and a pool refresh tells poolfs mounts (an event). */
     if (names_encode(uuid, "", vol, sizeof(vol)) == 0) {
@@ -476,13 +582,18 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
     /* From here on the volumes hold the data, not the legacy files: the
      * journal goes first (a rerun must never again prefer a legacy file
      * that something made anew). */
-    if (adopt_journal_close(pool, uuid) < 0)
+    if (adopt_journal_close(pool, uuid) < 0) {
+        adopt_put_aside_back(dfd, de, n);
         goto out;
+    }
     for (i = 0; i < n; i++) {
-        snprintf(path, sizeof(path), "%s%s", dirpath, de[i]->d_name);
-        if (unlink(path) < 0 && errno != ENOENT) {
-            ctl_error("adopt %s: copied and verified, but %s stays: %s",
-                      uuid, path, strerror(errno));
+        char aside[ADOPT_ASIDE_BUF];
+
+        adopt_aside_name(de[i]->d_name, aside, sizeof(aside));
+        if (unlinkat(dfd, aside, 0) < 0 && errno != ENOENT) {
+            ctl_error("adopt %s: copied and verified, but %s%s stays "
+                      "(set aside as %s): %s", uuid, dirpath,
+                      de[i]->d_name, aside, strerror(errno));
             goto out;
         }
     }
@@ -493,6 +604,8 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
     virStoragePoolRefresh(pool, 0);
     rc = 0;
  out:
+    if (dfd >= 0)
+        close(dfd);
     for (i = 0; i < n; i++)
         free(de[i]);
     free(de);

@@ -498,3 +498,40 @@ def test_adopt_by_copy_keeps_everything_when_a_file_is_added_meanwhile(
         disk_digest
     p.stop()
     assert not os.path.exists(d)
+
+
+def test_adopt_by_copy_puts_back_files_a_run_cut_short_set_aside(
+        poolfs_factory, mountpoint_factory, virsh, poolfsctl, env):
+    """Just before the legacy files go, adopt sets each aside
+    (.poolfs-adopting-NAME) and looks at the running domains once more, so
+    that a domain starting then fails to find its file instead of writing
+    to one about to be deleted.  A run cut short there leaves them set
+    aside: the next run puts them back and adopts them.  Both names there
+    is an error that keeps both."""
+    under = mountpoint_factory()
+    populate(under)
+    shutil.rmtree(os.path.join(under, CONFLICT))
+    d = os.path.join(under, LEGACY)
+    log = read_file(os.path.join(d, "console.log"))
+    os.rename(os.path.join(d, "console.log"),
+              os.path.join(d, ".poolfs-adopting-console.log"))
+    write_file(os.path.join(d, ".poolfs-adopting-disk.info"), b"aside")
+    p = poolfs_factory(mountpoint=under)
+    p.expect_stderr(r"still on legacy storage|conflict")
+    adopt = [poolfsctl, "-c", env.uri, "adopt", "--mount", p.mnt, LEGACY]
+
+    r = run(adopt, check=False)
+    assert r.returncode == 1, r.stdout
+    assert "disk.info" in r.stderr and "both are there" in r.stderr, r.stderr
+    assert not [v for v in virsh.vol_list(DISKS_POOL) if v.startswith(LEGACY)]
+    os.unlink(os.path.join(d, ".poolfs-adopting-disk.info"))
+
+    r = run(adopt)
+    assert r.stdout.startswith(f"adopted {LEGACY}: 3 files"), r.stdout
+    vols = virsh.vol_list(DISKS_POOL)
+    assert f"{LEGACY}_console.log" in vols, vols
+    assert not [v for v in vols if "adopting" in v], vols
+    with open(os.path.join(env.disks_dir, f"{LEGACY}_console.log"), "rb") as f:
+        assert f.read() == log
+    p.stop()
+    assert not os.path.exists(d)
