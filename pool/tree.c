@@ -133,30 +133,39 @@ tree_node_stat(struct pool_ctx *ctx, struct cat_node *node, struct stat *st)
 
 /*
  * PATH's volume VOL (its file LOCAL, if it has one) is not there though
- * the view shows it: deleted by others since the last listing.  Out of
- * the view at once (the listing would take up to refresh= seconds) and a
- * listing asked for, unless it moved meanwhile: a rename of poolfs's own
- * holds names_lock until the view has the new names.
+ * the view shows it: deleted by others since the last listing.  A listing
+ * is asked for, and the name goes from the view at once (the listing
+ * would take up to refresh= seconds), unless it moved meanwhile or a
+ * rename of poolfs's own is under way: that holds names_lock, across
+ * libvirt calls that may wait on a pool refresh that reads through this
+ * mount, so it is not waited for (the rename's own relist settles the
+ * view).  True if PATH is out of the view now.
  */
-static void
+static bool
 tree_forget_vanished(struct pool_ctx *ctx, const char *path, int pool,
                      const char *vol, const char *local)
 {
     struct cat_node *node;
     struct stat st;
+    bool gone = false;
 
-    pthread_rwlock_rdlock(&ctx->names_lock);
+    /* Asked for first: a listing under way may hold the name still. */
+    listing_request_refresh(ctx, pool);
+    if (pthread_rwlock_tryrdlock(&ctx->names_lock) != 0)
+        return false;
     if (!local || (lstat(local, &st) < 0 && errno == ENOENT)) {
         pthread_rwlock_wrlock(&ctx->lock);
-        if ((node = catalog_lookup(ctx->cat, path)) &&
-            node->kind == CAT_FILE && strcmp(node->vol, vol) == 0) {
+        node = catalog_lookup(ctx->cat, path);
+        if (node && node->kind == CAT_FILE && strcmp(node->vol, vol) == 0) {
             ctx->gen++;
             catalog_remove(ctx->cat, node);
+            node = NULL;
         }
+        gone = node == NULL;
         pthread_rwlock_unlock(&ctx->lock);
     }
     pthread_rwlock_unlock(&ctx->names_lock);
-    listing_request_refresh(ctx, pool);
+    return gone;
 }
 
 int
@@ -174,14 +183,14 @@ pool_getattr(struct pool_ctx *ctx, const char *path, struct stat *st)
     pthread_rwlock_rdlock(&ctx->lock);
     if ((node = catalog_lookup(ctx->cat, path)) &&
         (rc = tree_node_stat(ctx, node, st)) == -ENOENT &&
-        node->kind == CAT_FILE) {
+        node->kind == CAT_FILE && node->local) {
         pool = node->pool;
         vol = strdup(node->vol);
-        local = node->local ? strdup(node->local) : NULL;
+        local = strdup(node->local);
     }
     pthread_rwlock_unlock(&ctx->lock);
     /* Its file gone: so goes its name, from readdir too. */
-    if (vol)
+    if (vol && local)
         tree_forget_vanished(ctx, path, pool, vol, local);
     return rc;
 }
@@ -979,11 +988,11 @@ pool_open_file(struct pool_ctx *ctx, const char *path, int flags,
      * out since, and the kernel's entry is stale (ESTALE, as below). */
     if ((rc = tree_find_file(ctx, path, &pool, &vol, &local)) < 0)
         return rc == -ENOENT ? -ESTALE : rc;
-    if ((rc = io_open(ctx, path, pool, vol, local, flags, filep)) == -ENOENT) {
+    if ((rc = io_open(ctx, path, pool, vol, local, flags, filep)) == -ENOENT &&
+        tree_forget_vanished(ctx, path, pool, vol, local)) {
         /* ESTALE: the kernel then looks the name up again, once, finds it
          * gone, and an open(O_CREAT) makes the file anew instead of
-         * failing. */
-        tree_forget_vanished(ctx, path, pool, vol, local);
+         * failing.  (Still in the view, it would be ESTALE twice.) */
         rc = -ESTALE;
     }
     return rc;

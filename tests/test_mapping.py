@@ -75,14 +75,16 @@ def test_open_of_a_volume_deleted_by_others_not_yet_seen(poolfs_factory,
     every 60 s here): open(O_CREAT) makes the file anew, as Nova rewriting
     disk.info expects (it once failed with ENOENT); a plain open fails with
     ENOENT, and the name is gone from the view at once."""
-    mnt = poolfs_factory(["refresh=60"]).mnt
+    # The kernel keeps the names (and sends the open straight to poolfs)
+    # for entry_timeout: long here, so that the test does not depend on
+    # how long virsh takes.
+    mnt = poolfs_factory(["refresh=60", "entry_timeout=30",
+                          "attr_timeout=30"]).mnt
     path = os.path.join(mnt, uuid, "disk.info")
     other = os.path.join(mnt, uuid, "console.log")
     os.mkdir(os.path.join(mnt, uuid))
     write_file(path, b"old")
     write_file(other, b"log")
-    # Looked up just now: the kernel still holds the names (entry_timeout)
-    # and sends the open itself to poolfs, which finds the volume gone.
     os.stat(path)
     os.stat(other)
     virsh.vol_delete(DISKS_POOL, f"{uuid}_disk.info")
