@@ -388,7 +388,27 @@ adopt_put_back(const char *dirpath, const char *uuid)
     return rc;
 }
 
-/* Set the N files of DE in DIRFD aside (all, or none: -1, said why). */
+/* Put the first N files of DE, set aside in DFD, back.  0, or -1 with
+ * each one that stays aside named. */
+static int
+adopt_put_aside_back(int dfd, const char *uuid, struct dirent **de, int n)
+{
+    char aside[ADOPT_ASIDE_BUF];
+    int i, rc = 0;
+
+    for (i = 0; i < n; i++) {
+        if (adopt_aside_name(de[i]->d_name, aside, sizeof(aside)) < 0 ||
+            volfile_rename_noreplace(dfd, aside, dfd, de[i]->d_name) == 0)
+            continue;
+        ctl_error("adopt %s: %s stays set aside as %s: %s; run adopt again "
+                  "to put it back", uuid, de[i]->d_name, aside,
+                  strerror(errno));
+        rc = -1;
+    }
+    return rc;
+}
+
+/* Set the N files of DE in DFD aside (all, or none: -1, said why). */
 static int
 adopt_set_aside(int dfd, const char *uuid, struct dirent **de, int n)
 {
@@ -410,22 +430,52 @@ adopt_set_aside(int dfd, const char *uuid, struct dirent **de, int n)
     }
     if (!err)
         return 0;
-    while (i-- > 0) {
-        adopt_aside_name(de[i]->d_name, aside, sizeof(aside));
-        renameat(dfd, aside, dfd, de[i]->d_name);
-    }
+    adopt_put_aside_back(dfd, uuid, de, i);
     return -1;
 }
 
-static void
-adopt_put_aside_back(int dfd, struct dirent **de, int n)
+/* Set aside, are the N files of DE still as ST says, and alone in DFD?
+ * (A writer that came and went since the last look, a file made since.) */
+static bool
+adopt_aside_unchanged(int dfd, const char *uuid, struct dirent **de,
+                      const struct stat *st, int n)
 {
     char aside[ADOPT_ASIDE_BUF];
-    int i;
+    struct stat now;
+    struct dirent *e;
+    DIR *d;
+    int i, m = 0, dup;
 
-    for (i = 0; i < n; i++)
-        if (adopt_aside_name(de[i]->d_name, aside, sizeof(aside)) == 0)
-            renameat(dfd, aside, dfd, de[i]->d_name);
+    for (i = 0; i < n; i++) {
+        adopt_aside_name(de[i]->d_name, aside, sizeof(aside));
+        if (fstatat(dfd, aside, &now, AT_SYMLINK_NOFOLLOW) < 0 ||
+            now.st_ino != st[i].st_ino || now.st_size != st[i].st_size ||
+            now.st_mtim.tv_sec != st[i].st_mtim.tv_sec ||
+            now.st_mtim.tv_nsec != st[i].st_mtim.tv_nsec) {
+            ctl_error("adopt %s: %s changed while it was copied: the legacy "
+                      "files stay; run adopt again", uuid, de[i]->d_name);
+            return false;
+        }
+    }
+    if ((dup = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+        !(d = fdopendir(dup))) {
+        ctl_error("adopt %s: cannot list the instance directory again: %s",
+                  uuid, strerror(errno));
+        if (dup >= 0)
+            close(dup);
+        return false;
+    }
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            m++;
+    closedir(d);
+    if (m != n) {
+        ctl_error("adopt %s: files were added to the instance directory "
+                  "while it was copied: the legacy files stay; run adopt "
+                  "again", uuid);
+        return false;
+    }
+    return true;
 }
 
 /*
@@ -555,8 +605,9 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
     }
     if (adopt_set_aside(dfd, uuid, de, n) < 0)
         goto out;
-    if (adopt_check_idle(conn, dirpath, uuid) < 0) {
-        adopt_put_aside_back(dfd, de, n);
+    if (adopt_check_idle(conn, dirpath, uuid) < 0 ||
+        !adopt_aside_unchanged(dfd, uuid, de, st, n)) {
+        adopt_put_aside_back(dfd, uuid, de, n);
         goto out;
     }
     /* All verified: the instance directory marker, then the legacy files
@@ -583,7 +634,7 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
      * journal goes first (a rerun must never again prefer a legacy file
      * that something made anew). */
     if (adopt_journal_close(pool, uuid) < 0) {
-        adopt_put_aside_back(dfd, de, n);
+        adopt_put_aside_back(dfd, uuid, de, n);
         goto out;
     }
     for (i = 0; i < n; i++) {
@@ -648,6 +699,10 @@ adopt_one(struct ctl *ctl, const char *mount, const char *uuid, bool dry_run)
         status = "pooled";
     } else if (dry_run) {
         status = "planned";
+    } else if (adopt_put_back(path, uuid) < 0) {
+        /* A copy cut short set files aside: a rename must not make
+         * volumes of those names. */
+        return -1;
     } else if (setxattr(path, POOLFS_XATTR_ADOPT, "", 0, 0) < 0) {
         if (errno != EXDEV) {
             ctl_error("adopt %s: %s (see poolfs's log)", uuid,

@@ -56,6 +56,7 @@ struct cache_scan {
     struct cache_base *bases;
     size_t nb;
     const char *base_dir;       /* the base pool's target path, or NULL */
+    const struct stat *base_st; /* that directory here, or NULL */
 };
 
 /* BACKING (a path, or NULL) names one of the base images: WHO uses it. */
@@ -64,7 +65,21 @@ cache_count(struct cache_scan *cs, const char *backing, const char *who)
 {
     char *base = backing ? volxml_base_name_in(backing, cs->base_dir, NULL)
                          : NULL;
+    const char *slash = backing ? strrchr(backing, '/') : NULL;
     size_t j;
+
+    /* Through a link, or another spelling of the base pool's directory:
+     * the same directory by device and inode (one user too many is safe,
+     * one too few deletes an image in use). */
+    if (!base && slash && slash != backing && slash[1] && cs->base_st) {
+        char *dir = strndup(backing, slash - backing);
+        struct stat st;
+
+        if (dir && stat(dir, &st) == 0 && st.st_dev == cs->base_st->st_dev &&
+            st.st_ino == cs->base_st->st_ino)
+            base = strdup(slash + 1);
+        free(dir);
+    }
 
     for (j = 0; base && j < cs->nb; j++)
         if (strcmp(cs->bases[j].name, base) == 0)
@@ -204,30 +219,39 @@ cache_find_users(virConnectPtr conn, struct cache_scan *cs, char **landing)
     return rc;
 }
 
-/* The backing file a qcow2 file FD names, malloc'ed; NULL if none (or not
- * a qcow2). */
-static char *
-cache_qcow2_backing(int fd)
+/* The backing file the qcow2 file FD names into *BACKING (malloc'ed;
+ * NULL if none, or not a qcow2).  0, or -1 with errno when it cannot be
+ * read: a file not read must not make an image look unused. */
+static int
+cache_qcow2_backing(int fd, char **backing)
 {
     unsigned char h[20];
     uint64_t off;
     uint32_t len;
+    ssize_t n;
     char *name;
 
-    if (pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
-        memcmp(h, "QFI\xfb", 4) != 0)
-        return NULL;
+    *backing = NULL;
+    if ((n = pread(fd, h, sizeof(h), 0)) < 0)
+        return -1;
+    if (n != (ssize_t)sizeof(h) || memcmp(h, "QFI\xfb", 4) != 0)
+        return 0;
     memcpy(&off, h + 8, 8);
     memcpy(&len, h + 16, 4);
     off = be64toh(off);
     len = be32toh(len);
-    if (!off || !len || len > 4096 || !(name = calloc(1, len + 1)))
-        return NULL;
-    if (pread(fd, name, len, off) != (ssize_t)len) {
+    if (!off || !len || len > 4096)
+        return 0;
+    if (!(name = calloc(1, len + 1)))
+        return -1;
+    if ((n = pread(fd, name, len, off)) != (ssize_t)len) {
         free(name);
-        return NULL;
+        if (n >= 0)
+            errno = EIO;    /* the header names more than the file has */
+        return -1;
     }
-    return name;
+    *backing = name;
+    return 0;
 }
 
 /*
@@ -253,23 +277,34 @@ cache_scan_dir(struct cache_scan *cs, const char *path, const char *label,
     }
     while (rc == 0 && (errno = 0, f = readdir(d))) {
         char file[PATH_MAX + NAME_MAX + 2], *backing, who[PATH_MAX];
+        struct stat st;
         int fd;
 
-        if (f->d_type != DT_REG && f->d_type != DT_UNKNOWN)
+        if (f->d_type != DT_REG && f->d_type != DT_LNK &&
+            f->d_type != DT_UNKNOWN)
             continue;
         snprintf(file, sizeof(file), "%s/%s", path, f->d_name);
-        /* O_NONBLOCK, O_NOFOLLOW: a FIFO or a link (DT_UNKNOWN) is no
-         * qcow2 and must not block or lead elsewhere. */
-        if ((fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK |
-                       O_NOFOLLOW)) < 0) {
-            if (errno == ENOENT || errno == ELOOP)
-                continue;
+        /* A link is followed (counting a user too many is safe);
+         * O_NONBLOCK: a FIFO must not block.  Only regular files. */
+        if ((fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0) {
+            if (errno == ENOENT)
+                continue;       /* gone meanwhile, or a dangling link */
             ctl_error("cannot read %s to find the users of the base "
                       "images: %s", file, strerror(errno));
             rc = -1;
             break;
         }
-        backing = cache_qcow2_backing(fd);
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+            close(fd);
+            continue;
+        }
+        if (cache_qcow2_backing(fd, &backing) < 0) {
+            ctl_error("cannot read %s to find the users of the base "
+                      "images: %s", file, strerror(errno));
+            close(fd);
+            rc = -1;
+            break;
+        }
         close(fd);
         snprintf(who, sizeof(who), "%s%s%s", label, f->d_name, what);
         cache_count(cs, backing, who);
@@ -344,6 +379,7 @@ cache_load(virConnectPtr conn, struct ctl *ctl, const char *mount,
            char **unread)
 {
     struct cache_scan cs = { 0 };
+    struct stat base_st;
     char *bxml = NULL;
     virStoragePoolPtr bp = virStoragePoolLookupByName(conn, ctl->base_pool);
     virStoragePoolPtr dp = bp ? virStoragePoolLookupByName(conn,
@@ -400,6 +436,9 @@ cache_load(virConnectPtr conn, struct ctl *ctl, const char *mount,
      * through a mount by MOUNT/_base/NAME: both count. */
     if ((bxml = virStoragePoolGetXMLDesc(bp, 0)))
         cs.base_dir = volxml_pool_target(bxml);
+    if (cs.base_dir && stat(cs.base_dir, &base_st) == 0 &&
+        S_ISDIR(base_st.st_mode))
+        cs.base_st = &base_st;
     if (cache_find_users(conn, &cs, landing) < 0 ||
         cache_inactive_users(conn, &cs, unread) < 0 ||
         cache_legacy_users(mount, &cs) < 0)

@@ -269,9 +269,9 @@ cold_describe(struct cold_run *r, int pool, const char *name,
         goto out;
     }
     /* The copy names its base by the source pool's path: the same
-     * path must hold it at the destination. */
-    if (by_dir && !r->shared[1] &&
-        !cold_same_dir(r->base_dir[0], r->base_dir[1])) {
+     * path must hold it at the destination (also for a shared base pool,
+     * which each node may mount elsewhere). */
+    if (by_dir && !cold_same_dir(r->base_dir[0], r->base_dir[1])) {
         ctl_error("volume '%s' is backed by %s, a path of pool '%s' on %s, "
                   "but that pool lies in %s on %s: the copy's backing file "
                   "would not be there; give both nodes the same base pool "

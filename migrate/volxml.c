@@ -58,13 +58,13 @@ volxml_base_name(const char *backing)
 char *
 volxml_base_name_in(const char *backing, const char *base_dir, bool *by_dir)
 {
-    char *name = volxml_base_name(backing);
     size_t dl;
 
     if (by_dir)
         *by_dir = false;
-    if (name || !base_dir)
-        return name;
+    /* The pool's own path first: it may hold "/_base/" itself. */
+    if (!base_dir)
+        return volxml_base_name(backing);
     dl = strlen(base_dir);
     while (dl > 1 && base_dir[dl - 1] == '/')
         dl--;
@@ -78,7 +78,7 @@ volxml_base_name_in(const char *backing, const char *base_dir, bool *by_dir)
             *by_dir = true;
         return strdup(backing + dl + 1);
     }
-    return NULL;
+    return volxml_base_name(backing);
 }
 
 char *

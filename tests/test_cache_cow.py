@@ -129,17 +129,23 @@ def test_cache_counts_pool_paths_and_inactive_pools(poolfs, env, virsh,
     where they lie: users.  An inactive pool that cannot be read (here its
     directory is gone) is warned of, and --remove-unused removes nothing."""
     mnt = poolfs.mnt
-    for name, pattern in (("by-path", "0x61"), ("by-inactive", "0x62"),
-                          ("unused", "0x63")):
-        make_base(mnt, name, pattern)
+    names = ("by-path", "by-link", "by-inactive", "unused")
+    for i, name in enumerate(names):
+        make_base(mnt, name, hex(0x61 + i))
     past = time.time() - 7200
-    for name in ("by-path", "by-inactive", "unused"):
+    for name in names:
         os.utime(os.path.join(mnt, "_base", name), (past, past))
     virsh.pool_refresh(BASE_POOL)
     uuid = "6c0b6f5e-0000-4000-8000-000000000004"
     run(["qemu-img", "create", "-q", "-f", "qcow2", "-u", "-F", "raw", "-b",
          os.path.join(env.base_dir, "by-path"),
          os.path.join(env.disks_dir, f"{uuid}_disk"), "1G"])
+    # The base pool's directory by another spelling (a link to it).
+    link = tmp_path / "base-link"
+    link.symlink_to(env.base_dir)
+    run(["qemu-img", "create", "-q", "-f", "qcow2", "-u", "-F", "raw", "-b",
+         str(link / "by-link"),
+         os.path.join(env.disks_dir, f"{uuid}_disk.local"), "1G"])
     virsh.pool_refresh(DISKS_POOL)
     parked = tmp_path / "parked"
     parked.mkdir()
@@ -151,12 +157,13 @@ def test_cache_counts_pool_paths_and_inactive_pools(poolfs, env, virsh,
         doc = json.loads(ctl(poolfsctl, env, "--json", "cache").stdout)
         users = {i["name"]: i["users"] for i in doc["images"]}
         assert users["by-path"] == [f"{uuid}_disk"], users
+        assert users["by-link"] == [f"{uuid}_disk.local"], users
         assert users["by-inactive"] == [
             "nova-parked-pool/6c0b6f5e-0000-4000-8000-000000000005_disk "
             "(pool inactive)"], users
         assert users["unused"] == [] and "warning" not in doc, doc
         ctl(poolfsctl, env, "cache", "--remove-unused", "--min-age", "3600")
-        assert virsh.vol_list(BASE_POOL) >= {"by-path", "by-inactive"}
+        assert virsh.vol_list(BASE_POOL) >= {"by-path", "by-link", "by-inactive"}
         assert "unused" not in virsh.vol_list(BASE_POOL)
 
         make_base(mnt, "unused", "0x63")
@@ -176,6 +183,8 @@ def test_cache_counts_pool_paths_and_inactive_pools(poolfs, env, virsh,
     finally:
         virsh("pool-undefine", "nova-parked-pool", check=False)
         virsh("pool-undefine", "nova-gone-pool", check=False)
-        virsh("vol-delete", "--pool", DISKS_POOL, f"{uuid}_disk", check=False)
-        for n in ("by-path", "by-inactive", "unused"):
+        for n in ("disk", "disk.local"):
+            virsh("vol-delete", "--pool", DISKS_POOL, f"{uuid}_{n}",
+                  check=False)
+        for n in names:
             virsh("vol-delete", "--pool", BASE_POOL, n, check=False)

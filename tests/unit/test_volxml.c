@@ -65,6 +65,9 @@ main(void)
     expect(BASE_DIR, BASE_DIR, NULL, false);
     expect("/abc", "/", NULL, false);
     expect("/var/lib/nova/pools/disks/abc", BASE_DIR, NULL, false);
+    /* A pool directory that itself ends in _base: its own path. */
+    expect("/srv/_base/abc", "/srv/_base", "abc", true);
+    expect("/srv/x/_base/abc", "/srv/_base", "abc", false);
 
     t = volxml_pool_target("<pool type='dir'><name>b</name><target>"
                            "<path>" BASE_DIR "</path></target></pool>");
