@@ -699,7 +699,8 @@ adopt_one(struct ctl *ctl, const char *mount, const char *uuid, bool dry_run)
         status = "pooled";
     } else if (dry_run) {
         status = "planned";
-    } else if (adopt_put_back(path, uuid) < 0) {
+    } else if (snprintf(path, sizeof(path), "%s/%s/", mount, uuid) < 0 ||
+               adopt_put_back(path, uuid) < 0) {
         /* A copy cut short set files aside: a rename must not make
          * volumes of those names. */
         return -1;
