@@ -11,14 +11,9 @@
 #include <string.h>
 #include <gnutls/crypto.h>
 
+#include "check.h"
 #include "digest.h"
 #include "sha256x16.h"
-
-static int failures;
-
-#define CHECK(cond, ...) do { if (!(cond)) { failures++; \
-    fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-    fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } } while (0)
 
 /* A volume of LEN bytes: random data, with holes (NULL data) where
  * HOLE(offset) says so, in pieces of 12 blocks and a bit (so that runs of

@@ -4,19 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "domxml.h"
-
-static int failures, checks;
-
-#define CHECK(cond, ...) do {                                        \
-        checks++;                                                    \
-        if (!(cond)) {                                               \
-            failures++;                                              \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);      \
-            fprintf(stderr, __VA_ARGS__);                            \
-            fputc('\n', stderr);                                     \
-        }                                                            \
-    } while (0)
 
 #define UUID "8f1b2c3d-4e5f-4a6b-9c8d-7e6f5a4b3c2d"
 #define MNT "/var/lib/nova/instances"
@@ -186,6 +175,5 @@ main(void)
     test_resize_dir_and_base();
     test_pool_map();
     test_refusals();
-    printf("%d checks, %d failed\n", checks, failures);
-    return failures ? 1 : 0;
+    return check_done();
 }

@@ -5,20 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "names.h"
-
-static int failures;
-static int checks;
-
-#define CHECK(cond, ...) do {                                   \
-        checks++;                                               \
-        if (!(cond)) {                                          \
-            failures++;                                         \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                       \
-            fputc('\n', stderr);                                \
-        }                                                       \
-    } while (0)
 
 static void
 expect_encode(const char *dir, const char *file, const char *want)
@@ -192,6 +180,5 @@ main(void)
     test_refused();
     test_undecodable();
     test_split();
-    printf("%d checks, %d failed\n", checks, failures);
-    return failures ? 1 : 0;
+    return check_done();
 }

@@ -8,13 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check.h"
 #include "ptwire.h"
-
-static int failures;
-
-#define CHECK(cond, ...) do { if (!(cond)) { failures++; \
-    fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-    fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } } while (0)
 
 #define FLAGS2_PASSTHROUGH (1u << 5)    /* FUSE_PASSTHROUGH, 1ULL << 37 */
 #define FOPEN_PASSTHROUGH (1u << 7)

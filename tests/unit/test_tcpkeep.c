@@ -6,13 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check.h"
 #include "tcpkeep.h"
-
-static int failures;
-
-#define CHECK(cond, ...) do { if (!(cond)) { failures++; \
-    fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-    fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } } while (0)
 
 #define EST TCPKEEP_ESTABLISHED
 #define FINE TCPKEEP_FINE
@@ -105,7 +100,5 @@ main(void)
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         CHECK(tcpkeep_judge(&cases[i].s, cases[i].interval, cases[i].count) ==
               cases[i].want, "%s", cases[i].why);
-    if (failures)
-        fprintf(stderr, "%d failure(s)\n", failures);
-    return failures ? 1 : 0;
+    return check_done();
 }

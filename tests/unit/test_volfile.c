@@ -13,15 +13,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "volfile.h"
 
-static int failures;
 static int einval;          /* renameat2 with flags fails with EINVAL */
 static int calls;
-
-#define CHECK(cond, ...) do { if (!(cond)) { failures++; \
-    fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-    fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } } while (0)
 
 int __real_renameat2(int, const char *, int, const char *, unsigned int);
 int __wrap_renameat2(int, const char *, int, const char *, unsigned int);
@@ -109,7 +105,5 @@ main(void)
     run(dfd, "EINVAL fallback");
     close(dfd);
     rmdir(dir);
-    if (failures)
-        fprintf(stderr, "%d failure(s)\n", failures);
-    return failures ? 1 : 0;
+    return check_done();
 }

@@ -9,19 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "volxml.h"
-
-static int failures, checks;
-
-#define CHECK(cond, ...) do {                                        \
-        checks++;                                                    \
-        if (!(cond)) {                                               \
-            failures++;                                              \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);      \
-            fprintf(stderr, __VA_ARGS__);                            \
-            fputc('\n', stderr);                                     \
-        }                                                            \
-    } while (0)
 
 #define BASE_DIR "/var/lib/nova/pools/base"
 
@@ -83,6 +72,5 @@ main(void)
     free(t);
     CHECK(volxml_pool_target("<pool") == NULL, "bad XML");
 
-    printf("%d checks, %d failed\n", checks, failures);
-    return failures ? 1 : 0;
+    return check_done();
 }
