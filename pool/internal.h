@@ -37,6 +37,8 @@ struct pool_ref {
     unsigned long refresh_done;     /* ... and the last one done */
     int event_id;       /* pool refresh callback, or -1 */
     int lifecycle_id;   /* pool lifecycle callback, or -1 */
+    bool unlisted;      /* the last listing could not list it (said so
+                         * once): its part of the view was kept */
 };
 
 struct pool_ctx {

@@ -161,8 +161,41 @@ listing_conn_dead(struct pool_ctx *ctx)
     return virConnectIsAlive(ctx->conn) == 0;
 }
 
-int
-listing_load(struct pool_ctx *ctx, struct catalog *old, struct catalog **catp)
+/* What of OLD belongs to POOL, put into CAT: its files, and the disks
+ * pool's directory markers.  The caller holds ctx->lock for reading. */
+static int
+listing_carry(struct cat_node *node, int pool, struct catalog *cat)
+{
+    struct cat_node *n;
+    size_t i;
+
+    if (node->kind == CAT_FILE) {
+        if (node->pool != pool || catalog_lookup(cat, node->path))
+            return 0;
+        return catalog_add_file(cat, node->path, pool, node->vol,
+                                node->local, &node->info) ? 0 : -ENOMEM;
+    }
+    if (node->marker && pool == POOL_DISKS && !catalog_lookup(cat, node->path)) {
+        if (!(n = catalog_add_dir(cat, node->path, false)))
+            return 0;   /* a file of another pool there now: it wins */
+        n->marker = true;
+    }
+    for (i = 0; i < node->nkids; i++)
+        if (listing_carry(node->kids[i], pool, cat) < 0)
+            return -ENOMEM;
+    return 0;
+}
+
+/*
+ * A new catalog from the pools.  The pools in CARRY (a bit each) are not
+ * listed: their part of OLD is kept (libvirt's list of them is stale,
+ * a refresh pending).  Nor is one that cannot be listed while the
+ * connection lives (a pool stopped): the others must not freeze with it.
+ * OLD, if REUSE, also gives the info of volumes without a local path.
+ */
+static int
+listing_build(struct pool_ctx *ctx, struct catalog *old, bool reuse,
+              unsigned carry, struct catalog **catp)
 {
     struct catalog *cat = catalog_new();
     int pool;
@@ -177,19 +210,38 @@ listing_load(struct pool_ctx *ctx, struct catalog *old, struct catalog **catp)
         int n, i;
 
         /* Only this thread (or pool_open, before it) swaps the handles. */
-        if ((n = virStoragePoolListAllVolumes(ref->pool, &vols, 0)) < 0) {
+        if ((carry & (1u << pool)) ||
+            (n = virStoragePoolListAllVolumes(ref->pool, &vols, 0)) < 0) {
             struct pool_why why = { 0 };
 
-            pool_why_take(&why);    /* before the next call resets it */
+            if (!(carry & (1u << pool)))
+                pool_why_take(&why);    /* before the next call resets it */
             rc = -why.err;
             /* A dead connection is said (and mended) by the thread; at
              * mount time (nothing watched yet) it is an error like any. */
-            if (ctx->watched && listing_conn_dead(ctx))
+            if (!(carry & (1u << pool)) && ctx->watched &&
+                listing_conn_dead(ctx)) {
                 listing_conn_lost(ctx);
-            else
-                pool_log("cannot list the volumes of storage pool '%s': %s",
-                         ref->name, why.msg);
-            goto error;
+                goto error;
+            }
+            if (!(carry & (1u << pool)) && !ref->unlisted)
+                pool_log("cannot list the volumes of storage pool '%s': %s%s",
+                         ref->name, why.msg, old ? "; its part of the view "
+                         "is kept until it can be" : "");
+            if (!old)
+                goto error;
+            if (!(carry & (1u << pool)))
+                ref->unlisted = true;
+            pthread_rwlock_rdlock(&ctx->lock);
+            rc = listing_carry(catalog_root(old), pool, cat);
+            pthread_rwlock_unlock(&ctx->lock);
+            if (rc < 0)
+                goto error;
+            continue;
+        }
+        if (ref->unlisted) {
+            pool_log("storage pool '%s' is listed again", ref->name);
+            ref->unlisted = false;
         }
         rc = 0;
         for (i = 0; i < n; i++) {
@@ -202,7 +254,8 @@ listing_load(struct pool_ctx *ctx, struct catalog *old, struct catalog **catp)
              * listing, and the view stays as it was rather than lose the
              * volumes not read. */
             if (rc == 0 && !ref->local &&
-                (got = listing_remote_info(ctx, old, pool, vol, &info)) < 0 &&
+                (got = listing_remote_info(ctx, reuse ? old : NULL, pool,
+                                           vol, &info)) < 0 &&
                 got != -ENOENT) {
                 rc = got;
                 pool_log("cannot read volume '%s' of storage pool '%s': %s",
@@ -222,6 +275,12 @@ listing_load(struct pool_ctx *ctx, struct catalog *old, struct catalog **catp)
  error:
     catalog_free(cat);
     return rc;
+}
+
+int
+listing_load(struct pool_ctx *ctx, struct catalog *old, struct catalog **catp)
+{
+    return listing_build(ctx, old, old != NULL, 0, catp);
 }
 
 /* Is a refresh of any pool pending?  The caller holds bg_lock. */
@@ -249,12 +308,30 @@ listing_libvirt_stale(struct pool_ctx *ctx)
     return stale;
 }
 
+/* The pools whose refresh is pending, a bit each. */
+static unsigned
+listing_dirty_mask(struct pool_ctx *ctx)
+{
+    unsigned mask = 0;
+    int i;
+
+    pthread_mutex_lock(&ctx->bg_lock);
+    for (i = 0; i < ctx->npools; i++)
+        if (ctx->pools[i].dirty)
+            mask |= 1u << i;
+    pthread_mutex_unlock(&ctx->bg_lock);
+    return mask;
+}
+
 /*
  * Re-list the pools.  A change poolfs made meanwhile means list again; a
- * pending pool refresh means stop: the thread refreshes, then lists.
+ * pending pool refresh means stop: the thread refreshes, then lists.  But
+ * with CARRY_DIRTY (refreshes keep failing: a pool stopped, libvirtd
+ * refusing one) the others are listed, and those pools' part of the view
+ * is kept as it is.  True if the new list was swapped in.
  */
-static void
-listing_relist(struct pool_ctx *ctx, bool reread)
+static bool
+listing_relist(struct pool_ctx *ctx, bool reread, bool carry_dirty)
 {
     int attempt;
 
@@ -262,6 +339,7 @@ listing_relist(struct pool_ctx *ctx, bool reread)
         struct catalog *cat = NULL;
         struct catalog *old;
         unsigned long gen;
+        unsigned carry = 0;
         bool swapped = false;
 
         /* The generation first: a change that asks for a refresh after
@@ -271,13 +349,15 @@ listing_relist(struct pool_ctx *ctx, bool reread)
         old = ctx->cat;
         pthread_rwlock_unlock(&ctx->lock);
 
-        if (listing_libvirt_stale(ctx))
-            return;
+        if (carry_dirty)
+            carry = listing_dirty_mask(ctx);
+        else if (listing_libvirt_stale(ctx))
+            return false;
 
         /* The info of volumes without a local path (a round trip each)
          * is carried over unless asked for afresh. */
-        if (listing_load(ctx, reread ? NULL : old, &cat) < 0)
-            return;     /* reported; keep the view we have */
+        if (listing_build(ctx, old, !reread, carry, &cat) < 0)
+            return false;   /* reported; keep the view we have */
 
         pthread_rwlock_wrlock(&ctx->lock);
         if (ctx->gen == gen && ctx->busy == 0) {
@@ -289,10 +369,11 @@ listing_relist(struct pool_ctx *ctx, bool reread)
         pthread_rwlock_unlock(&ctx->lock);
         if (swapped) {
             catalog_free(old);
-            return;
+            return true;
         }
         catalog_free(cat);
     }
+    return false;
 }
 
 /* Refreshes failed in a row before the view is relisted anyway. */
@@ -438,11 +519,9 @@ listing_thread(void *arg)
         /* A pool whose refresh keeps failing (gone inactive) must not
          * freeze the view of the others for good. */
         fails = failed ? fails + 1 : 0;
-        if (!failed || fails >= LISTING_MAX_FAILS) {
-            listing_relist(ctx, reread);
-            if (reread)
-                last_reread = time(NULL);
-        }
+        if ((!failed || fails >= LISTING_MAX_FAILS) &&
+            listing_relist(ctx, reread, failed) && reread)
+            last_reread = time(NULL);
 
         pthread_mutex_lock(&ctx->bg_lock);
     }
@@ -509,8 +588,9 @@ listing_lifecycle_event(virConnectPtr conn, virStoragePoolPtr pool,
 
     if (event == VIR_STORAGE_POOL_EVENT_STOPPED ||
         event == VIR_STORAGE_POOL_EVENT_UNDEFINED)
-        pool_log("storage pool '%s' was stopped or undefined: files in it "
-                 "are unavailable until it is started again",
+        pool_log("storage pool '%s' was stopped or undefined: the view "
+                 "keeps its files as they were (those whose storage went "
+                 "with it fail to open) until it is started again",
                  virStoragePoolGetName(pool));
     listing_request_relist(ctx);
 }

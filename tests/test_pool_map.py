@@ -52,6 +52,28 @@ def test_pool_map_puts_files_in_their_pools(poolfs_factory, virsh, uuid,
     assert not [v for v in virsh.vol_list(DISKS_POOL) if v.startswith(uuid)]
 
 
+def test_a_stopped_pool_does_not_freeze_the_others(poolfs_factory, virsh,
+                                                   uuid, extra_pools):
+    """A pool of the mount that stops (here a pool_map pool) cannot be
+    listed: its part of the view is kept, and the other pools' changes
+    keep showing (the whole view used to freeze until it came back)."""
+    from helpers import SEEN_WITHIN, wait_for
+    p = poolfs_factory([f"pool_map=disk.swap:{SWAP}"])
+    p.expect_stderr(rf"cannot list the volumes of storage pool '{SWAP}'|"
+                    rf"storage pool '{SWAP}' was stopped")
+    d = os.path.join(p.mnt, uuid)
+    os.mkdir(d)
+    write_file(os.path.join(d, "disk.swap"), b"swap")
+    virsh("pool-destroy", SWAP)
+    virsh.vol_create_as(DISKS_POOL, f"{uuid}_disk.info", "4K", "raw")
+    wait_for(lambda: os.path.exists(os.path.join(d, "disk.info")),
+             SEEN_WITHIN, "a volume of the disks pool to show")
+    assert sorted(os.listdir(d)) == ["disk.info", "disk.swap"]
+    virsh.vol_delete(DISKS_POOL, f"{uuid}_disk.info")
+    wait_for(lambda: not os.path.exists(os.path.join(d, "disk.info")),
+             SEEN_WITHIN, "a volume deleted from the disks pool to go")
+
+
 def test_transition_follows_the_mounts_pool_map(poolfs_factory, virsh, uuid,
                                                 extra_pools, env, poolfsctl):
     """poolfsctl transition asks the mount for its pools and -o pool_map:
