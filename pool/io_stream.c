@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * io_stream: volumes without a path on this host (a remote connection, an
- * rbd pool) read and written through libvirt volume streams.
+ * io_stream: volumes without a path on this host (a remote connection)
+ * read and written through libvirt volume streams.  (libvirt streams no
+ * rbd volume: its rbd backend has no upload or download.)
  *
  * Reads: a download stream is held while the reader stays sequential; its
  * window starts at the size of the first request and doubles up to
@@ -15,8 +16,12 @@
  * hole in a sparse upload is an ftruncate() at libvirtd's end, so a gap is
  * sent as a hole only past the volume's end: inside it, that would cut off
  * everything after the hole.  An upload's errors surface when it is
- * finished or when it breaks, so they are kept and returned from the next
- * write, flush, fsync or close: never dropped.
+ * finished or when it breaks: the call that finds one returns it, and it
+ * is kept for the next flush, fsync or close (which the writer of earlier,
+ * acknowledged writes waits on): never dropped.  libvirtd's own last
+ * write error is lost when the stream ends (libvirt keeps close()'s
+ * result), so a finished upload is checked: by the volume's length where
+ * it grew it, else by reading its last bytes back.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +36,8 @@
 
 #define IO_STREAM_WINDOW_MIN (128 * 1024)
 #define IO_STREAM_WINDOW_MAX (8 * 1024 * 1024)
+/* Bytes of an upload's end read back when it did not grow the volume. */
+#define IO_STREAM_TAIL 4096
 
 struct io_stream {
     pthread_mutex_t lock;
@@ -43,6 +50,9 @@ struct io_stream {
     virStreamPtr wr;
     off_t wr_pos;
     off_t wr_zero_from;     /* from here on the target reads as zeros */
+    char tail[IO_STREAM_TAIL];  /* the upload's last bytes, ... */
+    off_t tail_off;         /* ... from here ... */
+    size_t tail_len;        /* ... this many: read back at its finish */
     uint64_t sent_data;     /* bytes sent as data, for the curious */
     uint64_t sent_holes;
     off_t size;
@@ -61,34 +71,79 @@ io_stream_drop(virStreamPtr *stp)
     }
 }
 
-/* Finish the held upload; its error is kept for the writer. */
+/*
+ * Did the upload's last bytes land?  libvirtd writes an upload in a thread
+ * of its own that stops at its first error, and that error is lost when
+ * the stream is finished (libvirt keeps close()'s result instead): if the
+ * last bytes are there, so is everything before them.  0, or -errno.
+ */
+static int
+io_stream_check_tail(struct pool_file *f)
+{
+    struct io_stream *s = f->st;
+    virStreamPtr st = virStreamNew(virStorageVolGetConnect(s->vol), 0);
+    char got[IO_STREAM_TAIL];
+    size_t have = 0;
+    int n = 0, err = 0;
+
+    if (!st || virStorageVolDownload(s->vol, st, s->tail_off, s->tail_len,
+                                     0) < 0) {
+        err = -pool_virt_errno();
+    } else {
+        while (have < s->tail_len &&
+               (n = virStreamRecv(st, got + have, s->tail_len - have)) > 0)
+            have += n;
+        if (n < 0)
+            err = -pool_virt_errno();
+        else if (virStreamFinish(st) < 0 && have == s->tail_len)
+            err = -pool_virt_errno();
+    }
+    if (err) {
+        pool_log("cannot read back what an upload to volume '%s' wrote: "
+                 "%s", f->vol, pool_virt_message());
+    } else if (have != s->tail_len || memcmp(got, s->tail, have) != 0) {
+        pool_log("upload to volume '%s' failed: the bytes at %lld are not "
+                 "what was sent (libvirtd's write failed after the stream "
+                 "ended: is the pool full?)", f->vol,
+                 (long long)s->tail_off);
+        err = -EIO;
+    }
+    if (st) {
+        if (err)
+            virStreamAbort(st);
+        virStreamFree(st);
+    }
+    return err;
+}
+
+/* Finish the held upload: its error, also kept for flush, fsync and
+ * close. */
 static int
 io_stream_finish_upload(struct pool_file *f)
 {
     struct io_stream *s = f->st;
+    int err = 0;
 
     if (!s->wr)
         return 0;
     if (virStreamFinish(s->wr) < 0) {
-        int err = pool_virt_errno();
-
+        err = pool_virt_errno();
         pool_log("upload to volume '%s' failed: %s", f->vol,
                  pool_virt_message());
         virStreamAbort(s->wr);
-        if (!s->err)
-            s->err = -err;
+        err = -err;
     } else if (s->wr_pos > s->wr_zero_from) {
-        /* It grew the volume: the part libvirtd may have lost quietly.
-         * (Writes inside it change no length to check, and cost no round
-         * trip here.) */
-        int err = volume_check_length(s->vol, f->vol, s->wr_pos);
-
-        if (err && !s->err)
-            s->err = err;
+        /* It grew the volume: the part libvirtd may have lost quietly. */
+        err = volume_check_length(s->vol, f->vol, s->wr_pos);
+    } else if (s->tail_len) {
+        /* Inside it: no length to check; its last bytes, then. */
+        err = io_stream_check_tail(f);
     }
+    if (err && !s->err)
+        s->err = err;
     virStreamFree(s->wr);
     s->wr = NULL;
-    return s->err;
+    return err;
 }
 
 /* Take the deferred error: reported exactly once. */
@@ -291,7 +346,8 @@ io_stream_read(struct pool_file *f, void *buf, size_t size, off_t off)
             virStreamFree(s->rd);
             s->rd = NULL;
             if (s->window < IO_STREAM_WINDOW_MAX)
-                s->window *= 2;
+                s->window = s->window * 2 < IO_STREAM_WINDOW_MAX ?
+                            s->window * 2 : IO_STREAM_WINDOW_MAX;
             if ((rc = io_stream_start_download(f, s->rd_pos, 0)) < 0)
                 goto error;
         }
@@ -366,6 +422,7 @@ io_stream_start_upload(struct pool_file *f, off_t off)
     }
     s->wr_pos = off;
     s->wr_zero_from = s->size;
+    s->tail_len = 0;
     return 0;
 }
 
@@ -377,18 +434,16 @@ io_stream_write(struct pool_file *f, const void *buf, size_t size, off_t off)
     int rc;
 
     pthread_mutex_lock(&s->lock);
-    if ((rc = io_stream_take_error(s)) < 0)
-        goto error;
     io_stream_drop(&s->rd);
     /* Backwards, or forwards to a place inside the volume as it was,
      * means a new upload there; forwards past its end, a hole over the
-     * gap (libvirtd's ftruncate() then only extends the file). */
+     * gap (libvirtd's ftruncate() then only extends the file).  What
+     * finishing it finds is said here and kept for flush, fsync and
+     * close (earlier writes, acknowledged, were lost). */
     if (s->wr &&
         (s->wr_pos > off || (off > s->wr_pos && off < s->wr_zero_from)) &&
-        (rc = io_stream_finish_upload(f)) < 0) {
-        io_stream_take_error(s);
+        (rc = io_stream_finish_upload(f)) < 0)
         goto error;
-    }
     if (!s->wr && (rc = io_stream_start_upload(f, off)) < 0)
         goto error;
     if (off > s->wr_pos) {
@@ -416,6 +471,23 @@ io_stream_write(struct pool_file *f, const void *buf, size_t size, off_t off)
         if (plain)
             s->sent_data += plain;
         sent += plain ? plain : size - sent;
+    }
+    /* The last bytes sent, for io_stream_check_tail(). */
+    if (sent >= IO_STREAM_TAIL) {
+        memcpy(s->tail, (const char *)buf + sent - IO_STREAM_TAIL,
+               IO_STREAM_TAIL);
+        s->tail_off = off + sent - IO_STREAM_TAIL;
+        s->tail_len = IO_STREAM_TAIL;
+    } else if (sent) {
+        size_t keep = s->tail_len && s->tail_off + (off_t)s->tail_len == off ?
+                      s->tail_len : 0;
+
+        if (keep + sent > IO_STREAM_TAIL)
+            keep = IO_STREAM_TAIL - sent;
+        memmove(s->tail, s->tail + s->tail_len - keep, keep);
+        memcpy(s->tail + keep, buf, sent);
+        s->tail_off = off - keep;
+        s->tail_len = keep + sent;
     }
     s->wr_pos += sent;
     if (s->wr_pos > s->size)

@@ -599,6 +599,10 @@ volume_set_length(struct pool_ctx *ctx, int pool, const char *vol,
             rc = -why.err;
             pool_log("cannot extend volume '%s' of pool '%s' to %llu "
                      "bytes: %s", vol, ctx->pools[pool].name, size, why.msg);
+        } else {
+            /* libvirtd's ftruncate() ran after the stream ended: its
+             * error reaches nobody (libvirt keeps close()'s result). */
+            rc = volume_check_length(v, vol, size);
         }
     } else if (size < info.allocation) {
         /* The volume is briefly gone: no listing taken meanwhile may be

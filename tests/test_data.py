@@ -270,6 +270,37 @@ def test_a_full_pool_is_an_error_not_a_short_file(small_pool, poolfs_factory,
     assert read_file(dst) == b"x" * MiB
 
 
+def test_a_full_pool_fails_a_write_inside_a_remote_file(small_pool,
+                                                        poolfs_factory, uuid):
+    """Through libvirt alone (io=stream), a write inside the file (into its
+    holes here) that the pool has no room for fails too: libvirt loses
+    libvirtd's write error when the stream ends, and the volume's length
+    says nothing (it does not grow), so poolfs reads the upload's last
+    bytes back.  The writer gets an error from write, fsync or close."""
+    pool, target = small_pool
+    p = poolfs_factory([f"disks_pool={pool}", "io=stream"])
+    p.expect_stderr(r"upload to volume .* failed")
+    d = os.path.join(p.mnt, uuid)
+    os.mkdir(d)
+    f = os.path.join(d, "disk")
+    with open(f, "wb") as out:
+        out.truncate(64 * MiB)             # all hole: it takes no room
+    st = os.statvfs(target)
+    free = st.f_bavail * st.f_frsize
+    # Past the room by less than one stream message (256 KiB): the
+    # failure is in the last one, with nothing sent after it to fail.
+    data = os.urandom(free + 64 * 1024)
+    with pytest.raises(OSError) as e:
+        fd = os.open(f, os.O_WRONLY)
+        try:
+            os.pwrite(fd, data, 8 * MiB)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    assert e.value.errno in (errno.EIO, errno.ENOSPC), e.value
+    assert os.path.getsize(f) == 64 * MiB
+
+
 def test_a_shrink_that_does_not_fit_keeps_the_file(small_pool, poolfs_factory,
                                                    virsh, uuid):
     """Through libvirt alone (io=stream) a file cut short becomes a new
