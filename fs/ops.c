@@ -477,8 +477,12 @@ poolfs_copy_file_range(const char *path_in, struct fuse_file_info *fi_in,
     if (flags)
         return -EINVAL;
     /* The kernel writes OUT through the file it was opened onto: a clone
-     * in the pool would replace that file under it. */
-    if (out->passthrough)
+     * in the pool would replace that file under it.  And with passthrough
+     * on, poolfs counts the served opens of each volume file (the kernel
+     * refuses to mix the two ways on one inode): a clone would move this
+     * handle onto a file not counted, and the next open of the name
+     * would be passed through while it is served (EIO). */
+    if (out->passthrough || (pt_enabled() && pool_file_fd(out->file) >= 0))
         return pool_file_copy_local(poolfs_file(fi_in), off_in, out->file,
                                     off_out, len);
     return pool_file_copy(poolfs_file(fi_in), off_in, out->file, off_out,

@@ -242,6 +242,10 @@ pool_file_copy(struct pool_file *in, off_t off_in, struct pool_file *out,
         in->ops->getattr(in, &si) < 0 || out->ops->getattr(out, &so) < 0 ||
         so.st_size != 0 || (off_t)len < si.st_size || si.st_size == 0)
         return -EOPNOTSUPP;
+    /* IN's size counts what a held upload has not written yet: the
+     * clone is made of the volume as it is, so finish that first. */
+    if (in->ops->flush && (rc = in->ops->flush(in)) < 0)
+        return rc;
     if ((rc = volume_clone(in->ctx, in->pool, in->vol, out->vol)) < 0)
         return rc;
     /* OUT's handle still holds the empty file the clone replaced. */
