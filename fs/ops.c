@@ -85,6 +85,14 @@ poolfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
         conn->want |= conn->capable & FUSE_CAP_WRITEBACK_CACHE;
     if (fs->conn_opts)
         fuse_apply_conn_info_opts(fs->conn_opts, conn);
+    /* With /dev/fuse taken over for passthrough (main.c), requests are
+     * read into memory: libfuse would refuse INIT if asked to splice
+     * them (-o splice_read), leaving a mount that answers nothing. */
+    if (fs->passthrough_opt && (conn->want & FUSE_CAP_SPLICE_READ)) {
+        conn->want &= ~FUSE_CAP_SPLICE_READ;
+        pool_log("-o splice_read is not used with passthrough (-o "
+                 "passthrough=off for it): requests are read into memory");
+    }
     fs->wbcache = conn->want & FUSE_CAP_WRITEBACK_CACHE;
     if (passthrough && !fs->wbcache)
         pt_enable();    /* takes effect in the reply to INIT */

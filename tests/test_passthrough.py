@@ -281,3 +281,19 @@ def test_o_direct_is_real_direct_io_on_the_volume_file(pt, virsh, uuid):
     with open(virsh.vol_path(DISKS_POOL, f"{uuid}_disk"), "rb") as f:
         f.seek(MiB)
         assert f.read(MiB) == b"\x44" * MiB
+
+
+def test_splice_read_is_left_out_with_passthrough(poolfs_factory, uuid):
+    """-o splice_read asks libfuse to splice requests in, which it cannot
+    with /dev/fuse taken over for passthrough: it refused the kernel's
+    INIT, and the mount answered nothing.  It is left out, and said so."""
+    p = poolfs_factory(["splice_read"])
+    p.expect_stderr(r"-o splice_read is not used with passthrough")
+    d = os.path.join(p.mnt, uuid)
+    os.mkdir(d)
+    data = os.urandom(MiB)
+    with open(os.path.join(d, "disk"), "wb") as f:
+        f.write(data)
+    with open(os.path.join(d, "disk"), "rb") as f:
+        assert f.read() == data
+    assert "splice_read is not used" in p.stderr()
