@@ -126,7 +126,11 @@ pt_writev(int fd, struct iovec *iov, int count, void *userdata)
         } else if (out->error == 0 && pt_req.backing_id > 0 &&
                    (pt_req.opcode == FUSE_OPEN ||
                     pt_req.opcode == FUSE_CREATE)) {
-            ptwire_patch_open(iov, count, pt_req.backing_id);
+            if (!ptwire_patch_open(iov, count, pt_req.backing_id))
+                pool_log("passthrough: an open reply could not be marked "
+                         "for passthrough: the kernel serves that open "
+                         "through poolfs, and later opens of the file may "
+                         "fail with EIO until it is closed");
         }
         pt_req.backing_id = 0;
     }
@@ -232,7 +236,10 @@ pt_open(int fd, bool direct, bool *passthrough)
         b->ino = st.st_ino;
         fresh = true;
     }
-    if (!ptwire_choose(b->pt_refs, b->served_refs, direct))
+    /* Regular files only (conn.c): a logical pool's volume, a device,
+     * in a mount that maps some files to one, is served. */
+    if (!S_ISREG(st.st_mode) ||
+        !ptwire_choose(b->pt_refs, b->served_refs, direct))
         goto served;
     if (b->id == 0) {
         struct pt_backing_map map = { .fd = fd };
@@ -245,8 +252,10 @@ pt_open(int fd, bool direct, bool *passthrough)
              * pool on a stacked filesystem (overlayfs), ... */
             if (pt.refused != err)
                 pool_log("passthrough: the kernel refused a volume's file "
-                         "as a backing file (%s): such files are served by "
-                         "poolfs", strerror(err));
+                         "as a backing file (%s%s): such files are served "
+                         "by poolfs", strerror(err), err == ELOOP ?
+                         ": it lies on a stacked filesystem, such as "
+                         "overlayfs" : "");
             pt.refused = err;
             goto served;
         }
