@@ -456,7 +456,16 @@ pool_open(const struct pool_opts *opts, struct pool_ctx **ctxp)
     pthread_rwlock_init(&ctx->lock, NULL);
     pthread_rwlock_init(&ctx->names_lock, NULL);
     pthread_mutex_init(&ctx->bg_lock, NULL);
-    pthread_cond_init(&ctx->bg_cond, NULL);
+    {
+        /* Its waits are bounded by the monotonic clock: a step of the
+         * wall clock (NTP) must not stretch them. */
+        pthread_condattr_t ca;
+
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&ctx->bg_cond, &ca);
+        pthread_condattr_destroy(&ca);
+    }
     pthread_rwlock_init(&ctx->conn_rw, NULL);
 
     virSetErrorFunc(NULL, conn_silent_error);

@@ -406,6 +406,16 @@ listing_interval(const struct pool_ctx *ctx, bool lost)
     return ctx->opts.refresh;
 }
 
+/* Seconds on the monotonic clock. */
+static time_t
+listing_now(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec;
+}
+
 static double
 listing_elapsed(const struct timespec *from, const struct timespec *to)
 {
@@ -424,7 +434,7 @@ listing_thread(void *arg)
     struct timespec attempt_at;
     char said[PATH_MAX + 1024] = "";    /* why it failed, as logged */
     int fails = 0;              /* in a row */
-    time_t last_reread = time(NULL);
+    time_t last_reread = listing_now();
 
     pthread_mutex_lock(&ctx->bg_lock);
     while (!ctx->bg_quit) {
@@ -434,7 +444,7 @@ listing_thread(void *arg)
 
         double wait = listing_interval(ctx, lost_wait);
 
-        clock_gettime(CLOCK_REALTIME, &deadline);
+        clock_gettime(CLOCK_MONOTONIC, &deadline);   /* bg_cond's */
         deadline.tv_sec += (time_t)wait;
         deadline.tv_nsec += (long)((wait - (time_t)wait) * 1e9);
         if (deadline.tv_nsec >= 1000000000L) {
@@ -479,7 +489,7 @@ listing_thread(void *arg)
         /* Remote volumes' sizes and times are read again when the pools
          * changed (an event, a refresh asked for) and every so often. */
         reread = ctx->bg_relist ||
-                 time(NULL) - last_reread >= LISTING_REREAD_SECS;
+                 listing_now() - last_reread >= LISTING_REREAD_SECS;
         for (i = 0; i < ctx->npools; i++) {
             dirty[i] = ctx->pools[i].dirty;
             reread = reread || dirty[i];
@@ -521,7 +531,7 @@ listing_thread(void *arg)
         fails = failed ? fails + 1 : 0;
         if ((!failed || fails >= LISTING_MAX_FAILS) &&
             listing_relist(ctx, reread, failed) && reread)
-            last_reread = time(NULL);
+            last_reread = listing_now();
 
         pthread_mutex_lock(&ctx->bg_lock);
     }
@@ -548,7 +558,7 @@ listing_wait_refresh(struct pool_ctx *ctx, int pool, unsigned long ticket,
 {
     struct timespec deadline;
 
-    clock_gettime(CLOCK_REALTIME, &deadline);
+    clock_gettime(CLOCK_MONOTONIC, &deadline);       /* bg_cond's */
     deadline.tv_sec += timeout_ms / 1000;
     deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
     if (deadline.tv_nsec >= 1000000000L) {

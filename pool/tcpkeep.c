@@ -49,10 +49,15 @@ tk_each_of(void (*fn)(int fd, void *arg), void *arg, bool unix_too)
         return;
     while ((e = readdir(d))) {
         int fd = atoi(e->d_name), dup;
-        struct stat st;
+        char link[32], target[16];
+        ssize_t n;
 
-        if (e->d_name[0] == '.' || fd == dirfd(d) || fstat(fd, &st) < 0 ||
-            !S_ISSOCK(st.st_mode) ||
+        /* Sockets by their /proc link ("socket:[INODE]"): fstat of an
+         * open file on a hung NFS server would stall the watchdog. */
+        if (e->d_name[0] == '.' || fd == dirfd(d) ||
+            snprintf(link, sizeof(link), "/proc/self/fd/%d", fd) < 0 ||
+            (n = readlink(link, target, sizeof(target) - 1)) < 7 ||
+            memcmp(target, "socket:", 7) != 0 ||
             (dup = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
             continue;
         if (tk_sockopt(dup, SO_PROTOCOL) == IPPROTO_TCP ||
