@@ -53,10 +53,17 @@ pool_virt_errno(void)
     case VIR_ERR_OPERATION_FAILED:
         return EIO;
     case VIR_ERR_SYSTEM_ERROR:
+        /* The connection's socket failing (EPIPE, ECONNRESET, ...) is,
+         * for a file, an I/O error: what the README promises while
+         * libvirtd is away. */
+        if (err->domain == VIR_FROM_RPC &&
+            (err->int1 == EPIPE || err->int1 == ECONNRESET ||
+             err->int1 == ECONNABORTED || err->int1 == ENOTCONN))
+            return EIO;
         return err->int1 > 0 ? err->int1 : EIO;
     case VIR_ERR_NO_CONNECT:
     case VIR_ERR_RPC:
-        return ENOTCONN;
+        return EIO;
     case VIR_ERR_AUTH_FAILED:
     case VIR_ERR_AUTH_CANCELLED:
     case VIR_ERR_ACCESS_DENIED:
