@@ -523,6 +523,19 @@ pool_local_data(const struct pool_ctx *ctx)
     return false;
 }
 
+bool
+pool_local_any(const struct pool_ctx *ctx)
+{
+    int i;
+
+    if (ctx->opts.io == POOL_IO_STREAM)
+        return false;
+    for (i = 0; i < ctx->npools; i++)
+        if (ctx->pools[i].local)
+            return true;
+    return false;
+}
+
 int
 pool_start(struct pool_ctx *ctx)
 {

@@ -48,6 +48,10 @@ int pool_open(const struct pool_opts *opts, struct pool_ctx **ctxp);
 /* Whether files of the mount can be regular files on this host (io not
  * stream, a pool of files here): fs/ then offers passthrough. */
 bool pool_local_data(const struct pool_ctx *ctx);
+/* Whether any file of the mount can be on this host (a file or a
+ * device): else every file is a stream's, which the kernel does not
+ * cache (direct_io), and fs/ leaves the writeback cache off. */
+bool pool_local_any(const struct pool_ctx *ctx);
 /* A line on stderr and in syslog (stderr is /dev/null once daemonised). */
 void pool_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Start the event and refresh threads (after any fork). */

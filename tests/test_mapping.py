@@ -271,3 +271,24 @@ def test_names_that_only_start_like_base_stay_put(mnt, virsh):
     assert "_basement_notes" not in "".join(os.listdir(os.path.join(mnt, "_unmapped"))
                                             if os.path.isdir(os.path.join(mnt, "_unmapped"))
                                             else [])
+
+
+def test_a_remote_file_grown_by_others_shows_its_new_size(poolfs_factory,
+                                                          virsh, uuid):
+    """Through libvirt alone (io=stream, as a remote mount), a file that
+    others make longer (here with virsh) shows its new length and bytes
+    once the view has it: the kernel's writeback cache, which trusts its
+    own size of a file over the daemon's, is off where no file is here."""
+    from helpers import MiB
+    p = poolfs_factory(["io=stream", "refresh=1"])
+    d = os.path.join(p.mnt, uuid)
+    os.mkdir(d)
+    log = os.path.join(d, "console.log")
+    write_file(log, b"boot\n")
+    assert read_file(log) == b"boot\n"
+    more = b"boot\n" + b"login:\n" * (MiB // 7)
+    virsh.vol_upload(DISKS_POOL, f"{uuid}_console.log", more)
+    virsh.pool_refresh(DISKS_POOL)
+    wait_for(lambda: os.path.getsize(log) == len(more), SEEN_WITHIN + 60,
+             "the longer file's size through the mount")
+    assert read_file(log) == more
