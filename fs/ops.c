@@ -485,6 +485,7 @@ poolfs_copy_file_range(const char *path_in, struct fuse_file_info *fi_in,
                        size_t len, int flags)
 {
     struct poolfs_handle *out = poolfs_handle(fi_out);
+    struct stat st;
 
     if (flags)
         return -EINVAL;
@@ -494,7 +495,9 @@ poolfs_copy_file_range(const char *path_in, struct fuse_file_info *fi_in,
      * refuses to mix the two ways on one inode): a clone would move this
      * handle onto a file not counted, and the next open of the name
      * would be passed through while it is served (EIO). */
-    if (out->passthrough || (pt_enabled() && pool_file_fd(out->file) >= 0))
+    if (out->passthrough ||
+        (pt_enabled() && pool_file_fd(out->file) >= 0 &&
+         fstat(pool_file_fd(out->file), &st) == 0 && S_ISREG(st.st_mode)))
         return pool_file_copy_local(poolfs_file(fi_in), off_in, out->file,
                                     off_out, len);
     return pool_file_copy(poolfs_file(fi_in), off_in, out->file, off_out,

@@ -59,12 +59,15 @@ conn_desc_clear(struct conn_pool_desc *d)
 }
 
 /*
- * Pool NAME on CONN, which must be active.  0, or -1 with the reason in
- * WHY (one line, naming the pool).
+ * Pool NAME on CONN, which must be active unless MAY_BE_INACTIVE (a new
+ * connection after a restart: a pool stopped meanwhile keeps its part of
+ * the view, listing.c, and must not keep the others from being served).
+ * 0, or -1 with the reason in WHY (one line, naming the pool).
  */
 static int
 conn_describe_pool(struct pool_ctx *ctx, virConnectPtr conn, const char *name,
-                   struct conn_pool_desc *d, char *why, size_t len)
+                   bool may_be_inactive, struct conn_pool_desc *d, char *why,
+                   size_t len)
 {
     char *xml = NULL;
     xmlDocPtr doc = NULL;
@@ -77,7 +80,8 @@ conn_describe_pool(struct pool_ctx *ctx, virConnectPtr conn, const char *name,
                  ctx->opts.uri, pool_virt_message());
         return -1;
     }
-    if ((active = virStoragePoolIsActive(d->pool)) != 1) {
+    if ((active = virStoragePoolIsActive(d->pool)) != 1 &&
+        !(active == 0 && may_be_inactive)) {
         if (active == 0)
             snprintf(why, len, "storage pool '%s' is inactive: start it "
                      "with 'virsh pool-start %s'", name, name);
@@ -110,6 +114,8 @@ conn_describe_pool(struct pool_ctx *ctx, virConnectPtr conn, const char *name,
         char real[PATH_MAX];
 
         if (!realpath(d->target, real)) {
+            if (active == 0)
+                goto done;      /* stopped: compared as it is written */
             snprintf(why, len, "storage pool '%s': target directory %s: %s",
                      name, d->target, strerror(errno));
             goto cleanup;
@@ -120,6 +126,7 @@ conn_describe_pool(struct pool_ctx *ctx, virConnectPtr conn, const char *name,
             goto cleanup;
         }
     }
+ done:
     rc = 0;
 
  cleanup:
@@ -137,7 +144,7 @@ conn_open_pool(struct pool_ctx *ctx, struct pool_ref *ref)
     char why[PATH_MAX + 512];
 
     ref->event_id = ref->lifecycle_id = -1;
-    if (conn_describe_pool(ctx, ctx->conn, ref->name, &d, why,
+    if (conn_describe_pool(ctx, ctx->conn, ref->name, false, &d, why,
                            sizeof(why)) < 0) {
         pool_log("%s", why);
         return -1;
@@ -188,7 +195,8 @@ conn_reconnect(struct pool_ctx *ctx, char *why, size_t len)
     for (n = 0; n < ctx->npools; n++) {
         struct pool_ref *ref = &ctx->pools[n];
 
-        if (conn_describe_pool(ctx, c, ref->name, &d[n], why, len) < 0)
+        if (conn_describe_pool(ctx, c, ref->name, true, &d[n], why,
+                               len) < 0)
             goto fail;
         if (!conn_same(d[n].type, ref->type) ||
             d[n].local != ref->local ||

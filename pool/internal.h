@@ -39,6 +39,8 @@ struct pool_ref {
     int lifecycle_id;   /* pool lifecycle callback, or -1 */
     bool unlisted;      /* the last listing could not list it (said so
                          * once): its part of the view was kept */
+    bool refresh_failing;   /* its last refresh failed (said once):
+                             * retried each period, not on every ask */
 };
 
 struct pool_ctx {
@@ -204,6 +206,8 @@ int io_open_fd(struct pool_ctx *ctx, const char *path, int fd, int flags,
 /* tree.c */
 void tree_update_size(struct pool_ctx *ctx, const char *path,
                       const char *vol, off_t size);
+void tree_note_size(struct pool_ctx *ctx, const char *path, const char *vol,
+                    off_t size);
 
 /* Scope-bound cleanup, as in libvirt's g_autofree. */
 static inline void pool_freep(void *p) { free(*(void **)p); }

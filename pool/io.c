@@ -140,8 +140,13 @@ pool_file_getattr(struct pool_file *f, struct stat *st)
 int
 pool_file_truncate(struct pool_file *f, off_t size)
 {
+    int rc;
+
     f->written = true;
-    return f->ops->truncate(f, size);
+    if ((rc = f->ops->truncate(f, size)) == 0 && f->pool >= 0 &&
+        f->ops != &io_local_ops)
+        tree_update_size(f->ctx, f->path, f->vol, size);   /* the kernel's */
+    return rc;
 }
 
 int
@@ -244,7 +249,7 @@ pool_file_copy(struct pool_file *in, off_t off_in, struct pool_file *out,
         return -EOPNOTSUPP;
     /* IN's size counts what a held upload has not written yet: the
      * clone is made of the volume as it is, so finish that first. */
-    if (in->ops->flush && (rc = in->ops->flush(in)) < 0)
+    if (in->ops->finish && (rc = in->ops->finish(in)) < 0)
         return rc;
     if ((rc = volume_clone(in->ctx, in->pool, in->vol, out->vol)) < 0)
         return rc;
@@ -266,6 +271,9 @@ pool_file_copy(struct pool_file *in, off_t off_in, struct pool_file *out,
     } else if ((rc = io_stream_reopen(out)) < 0) {
         /* In place, under the state's lock: another thread may be in it. */
         return rc;
+    } else {
+        /* The kernel takes the file's size from the view. */
+        tree_update_size(out->ctx, out->path, out->vol, si.st_size);
     }
     listing_request_refresh(out->ctx, out->pool);
     return si.st_size;

@@ -24,6 +24,10 @@ struct io_ops {
     int (*chown)(struct pool_file *f, uid_t uid, gid_t gid);
     int (*utimens)(struct pool_file *f, const struct timespec tv[2]);
     int (*flush)(struct pool_file *f);
+    /* Finish what is being written (a held upload), returning only what
+     * that finds: a kept error stays for flush, fsync and close.  NULL:
+     * nothing is ever held. */
+    int (*finish)(struct pool_file *f);
     int (*fsync)(struct pool_file *f, bool datasync);
     int (*fallocate)(struct pool_file *f, int mode, off_t off, off_t len);
     off_t (*lseek)(struct pool_file *f, off_t off, int whence);

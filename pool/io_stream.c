@@ -490,8 +490,10 @@ io_stream_write(struct pool_file *f, const void *buf, size_t size, off_t off)
         s->tail_len = keep + sent;
     }
     s->wr_pos += sent;
-    if (s->wr_pos > s->size)
+    if (s->wr_pos > s->size) {
         s->size = s->wr_pos;
+        tree_note_size(f->ctx, f->path, f->vol, s->size);
+    }
     s->mtime = time(NULL);
     pthread_mutex_unlock(&s->lock);
     return sent;
@@ -518,6 +520,18 @@ io_stream_flush(struct pool_file *f)
     pthread_mutex_lock(&s->lock);
     io_stream_finish_upload(f);
     rc = io_stream_take_error(s);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static int
+io_stream_finish(struct pool_file *f)
+{
+    struct io_stream *s = f->st;
+    int rc;
+
+    pthread_mutex_lock(&s->lock);
+    rc = io_stream_finish_upload(f);
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
@@ -553,8 +567,8 @@ io_stream_truncate(struct pool_file *f, off_t size)
 
     pthread_mutex_lock(&s->lock);
     io_stream_drop(&s->rd);
-    io_stream_finish_upload(f);
-    if ((rc = io_stream_take_error(s)) == 0 &&
+    /* An error kept from before stays for flush, fsync and close. */
+    if ((rc = io_stream_finish_upload(f)) == 0 &&
         (rc = volume_set_length(f->ctx, f->pool, f->vol, size)) == 0)
         s->size = size;
     pthread_mutex_unlock(&s->lock);
@@ -632,6 +646,7 @@ const struct io_ops io_stream_ops = {
     .chown = io_stream_chown,
     .utimens = io_stream_utimens,
     .flush = io_stream_flush,
+    .finish = io_stream_finish,
     .fsync = io_stream_fsync,
     .fallocate = io_stream_fallocate,
     .lseek = io_stream_lseek,

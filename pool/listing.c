@@ -170,10 +170,17 @@ listing_carry(struct cat_node *node, int pool, struct catalog *cat)
     size_t i;
 
     if (node->kind == CAT_FILE) {
-        if (node->pool != pool || catalog_lookup(cat, node->path))
+        if (node->pool != pool)
             return 0;
-        return catalog_add_file(cat, node->path, pool, node->vol,
-                                node->local, &node->info) ? 0 : -ENOMEM;
+        /* Its place taken by a pool listed before (or a file where a
+         * directory of its path is): under _unmapped, as a listing
+         * would show it, never gone. */
+        if (!catalog_lookup(cat, node->path) &&
+            catalog_add_file(cat, node->path, pool, node->vol, node->local,
+                             &node->info))
+            return 0;
+        return listing_add_unmapped(cat, pool, node->vol, node->local,
+                                    &node->info) ? 0 : -ENOMEM;
     }
     if (node->marker && pool == POOL_DISKS && !catalog_lookup(cat, node->path)) {
         if (!(n = catalog_add_dir(cat, node->path, false)))
@@ -235,8 +242,11 @@ listing_build(struct pool_ctx *ctx, struct catalog *old, bool reuse,
             pthread_rwlock_rdlock(&ctx->lock);
             rc = listing_carry(catalog_root(old), pool, cat);
             pthread_rwlock_unlock(&ctx->lock);
-            if (rc < 0)
+            if (rc < 0) {
+                pool_log("cannot keep storage pool '%s' in the view: %s",
+                         ref->name, strerror(-rc));
                 goto error;
+            }
             continue;
         }
         if (ref->unlisted) {
@@ -291,6 +301,20 @@ listing_any_dirty(struct pool_ctx *ctx)
 
     for (i = 0; i < ctx->npools; i++)
         if (ctx->pools[i].dirty)
+            return true;
+    return false;
+}
+
+/* Is a refresh pending of a pool whose last refresh did not fail?  (One
+ * that failed is tried again each period, not on every ask.)  The caller
+ * holds bg_lock. */
+static bool
+listing_any_dirty_fresh(struct pool_ctx *ctx)
+{
+    int i;
+
+    for (i = 0; i < ctx->npools; i++)
+        if (ctx->pools[i].dirty && !ctx->pools[i].refresh_failing)
             return true;
     return false;
 }
@@ -376,8 +400,6 @@ listing_relist(struct pool_ctx *ctx, bool reread, bool carry_dirty)
     return false;
 }
 
-/* Refreshes failed in a row before the view is relisted anyway. */
-#define LISTING_MAX_FAILS 5
 /* Seconds between two readings of every remote volume's info (sizes,
  * mtime: a round trip or three each) when nothing asked for one sooner. */
 #define LISTING_REREAD_SECS 60
@@ -428,12 +450,10 @@ listing_thread(void *arg)
 {
     struct pool_ctx *ctx = arg;
     struct timespec deadline;
-    bool failed = false;        /* the last refresh failed: wait, retry */
     bool lost_wait = false;     /* too soon for another attempt: wait */
     bool attempted = false;     /* attempt_at holds the last attempt */
     struct timespec attempt_at;
     char said[PATH_MAX + 1024] = "";    /* why it failed, as logged */
-    int fails = 0;              /* in a row */
     time_t last_reread = listing_now();
 
     pthread_mutex_lock(&ctx->bg_lock);
@@ -454,7 +474,7 @@ listing_thread(void *arg)
         while (!ctx->bg_quit &&
                (lost_wait ||
                 (!ctx->conn_lost && !ctx->bg_relist &&
-                 (failed || !listing_any_dirty(ctx))))) {
+                 !listing_any_dirty_fresh(ctx)))) {
             if (pthread_cond_timedwait(&ctx->bg_cond, &ctx->bg_lock,
                                        &deadline) == ETIMEDOUT)
                 break;
@@ -499,20 +519,32 @@ listing_thread(void *arg)
         ctx->bg_relist = false;
         pthread_mutex_unlock(&ctx->bg_lock);
 
-        failed = false;
-        for (i = 0; i < ctx->npools; i++)
-            if (dirty[i] && pool_refresh_retry(ctx, i, 100) < 0) {
+        bool failed = false;
+
+        for (i = 0; i < ctx->npools; i++) {
+            struct pool_ref *ref = &ctx->pools[i];
+
+            if (!dirty[i])
+                continue;
+            if (pool_refresh_retry(ctx, i, 100) < 0) {
                 struct pool_why why = { 0 };
 
                 pool_why_take(&why);    /* before the next call resets it */
                 if (listing_conn_dead(ctx))
                     listing_conn_lost(ctx);     /* said on reconnecting */
-                else
-                    pool_log("cannot refresh storage pool '%s': %s",
-                             ctx->pools[i].name, why.msg);
+                else if (!ref->refresh_failing)
+                    pool_log("cannot refresh storage pool '%s': %s; its "
+                             "part of the view is kept as poolfs made it, "
+                             "and the refresh tried again every period",
+                             ref->name, why.msg);
+                ref->refresh_failing = true;
                 dirty[i] = false;       /* not served */
                 failed = true;
+            } else if (ref->refresh_failing) {
+                pool_log("storage pool '%s' is refreshed again", ref->name);
+                ref->refresh_failing = false;
             }
+        }
         pthread_mutex_lock(&ctx->bg_lock);
         for (i = 0; i < ctx->npools; i++) {
             if (dirty[i] && ctx->pools[i].refresh_done < serving[i])
@@ -526,11 +558,9 @@ listing_thread(void *arg)
         pthread_cond_broadcast(&ctx->bg_cond);
         pthread_mutex_unlock(&ctx->bg_lock);
 
-        /* A pool whose refresh keeps failing (gone inactive) must not
-         * freeze the view of the others for good. */
-        fails = failed ? fails + 1 : 0;
-        if ((!failed || fails >= LISTING_MAX_FAILS) &&
-            listing_relist(ctx, reread, failed) && reread)
+        /* A pool whose refresh fails (gone inactive) must not freeze the
+         * view of the others: they are listed, its part kept. */
+        if (listing_relist(ctx, reread, failed) && reread)
             last_reread = listing_now();
 
         pthread_mutex_lock(&ctx->bg_lock);

@@ -53,12 +53,10 @@ pool_virt_errno(void)
     case VIR_ERR_OPERATION_FAILED:
         return EIO;
     case VIR_ERR_SYSTEM_ERROR:
-        /* The connection's socket failing (EPIPE, ECONNRESET, ...) is,
-         * for a file, an I/O error: what the README promises while
-         * libvirtd is away. */
-        if (err->domain == VIR_FROM_RPC &&
-            (err->int1 == EPIPE || err->int1 == ECONNRESET ||
-             err->int1 == ECONNABORTED || err->int1 == ENOTCONN))
+        /* The connection's socket failing (EPIPE, ECONNRESET,
+         * ETIMEDOUT, EHOSTUNREACH, ...) is, for a file, an I/O error:
+         * what the README promises while libvirtd is away. */
+        if (err->domain == VIR_FROM_RPC)
             return EIO;
         return err->int1 > 0 ? err->int1 : EIO;
     case VIR_ERR_NO_CONNECT:

@@ -1017,6 +1017,30 @@ tree_update_size(struct pool_ctx *ctx, const char *path, const char *vol,
     pthread_rwlock_unlock(&ctx->lock);
 }
 
+/* A write through an open handle made PATH's volume (no local path)
+ * SIZE bytes long: the view says so at once, since the kernel takes a
+ * file's size from it (an O_APPEND writer elsewhere would write at the
+ * old end).  Cheap, for every write that grows a file: no generation
+ * step (close makes one); a listing that carried the older size over
+ * meanwhile is put right by the next write or the close. */
+void
+tree_note_size(struct pool_ctx *ctx, const char *path, const char *vol,
+               off_t size)
+{
+    struct cat_node *node;
+
+    pthread_rwlock_wrlock(&ctx->lock);
+    if ((node = catalog_lookup(ctx->cat, path)) && node->kind == CAT_FILE &&
+        strcmp(node->vol, vol) == 0 &&
+        node->info.physical < (unsigned long long)size) {
+        node->info.physical = size;
+        if (node->info.capacity < (unsigned long long)size)
+            node->info.capacity = size;
+        node->mtime = node->info.mtime = time(NULL);
+    }
+    pthread_rwlock_unlock(&ctx->lock);
+}
+
 int
 pool_identity(struct pool_ctx *ctx, struct poolfs_ioc_pool *p)
 {

@@ -107,6 +107,37 @@ def test_libvirtd_restart_is_survived(node, poolfs_factory, io):
         held.close()
 
 
+def test_a_pool_stopped_across_a_restart_does_not_keep_the_others_away(
+        node, poolfs_factory):
+    """libvirtd comes back with one of the mount's pools (a pool_map pool)
+    defined but not started: poolfs connects again all the same, keeps
+    that pool's part of the view, and serves the others' changes (it used
+    to wait for every pool to be active, the whole mount stuck)."""
+    swap = os.path.join(node.root, "swap")
+    os.makedirs(swap)
+    node.virsh("pool-create-as", "nova-swap-pool", "dir", "--target", swap)
+    p = poolfs_factory(uri=node.uri, options=[
+        "refresh=0.5", "pool_map=disk.swap:nova-swap-pool"])
+    p.expect_stderr(r"connection to libvirt at .* is lost")
+    p.expect_stderr(r"cannot list the volumes of storage pool 'nova-swap-pool'")
+    p.expect_stderr(r"cannot (create|refresh)")
+    mnt = p.mnt
+    os.mkdir(os.path.join(mnt, "inst1"))
+    with open(os.path.join(mnt, "inst1", "disk.swap"), "wb") as f:
+        f.write(b"swap")
+    node.stop()
+    wait_for(lambda: "is lost" in p.stderr(), 10, "the loss to be logged")
+    node.start()
+    node.virsh("pool-define-as", "nova-swap-pool", "dir", "--target", swap)
+    wait_for(lambda: "connected to libvirt at" in p.stderr(), 15,
+             "poolfs to connect again")
+    node.virsh("vol-create-as", DISKS_POOL, "inst1_console.log", "1K")
+    wait_for(lambda: "console.log" in os.listdir(os.path.join(mnt, "inst1")),
+             10, "a volume made with virsh to show")
+    assert sorted(os.listdir(os.path.join(mnt, "inst1"))) == \
+        ["console.log", "disk.swap"]
+
+
 def test_unmount_does_not_wait_for_a_daemon_that_does_not_answer(
         node, poolfs_factory):
     """libvirtd is gone, and what now listens on its socket never accepts

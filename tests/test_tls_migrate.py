@@ -369,7 +369,7 @@ def test_remote_mount_renames_over_a_file_and_shows_real_times(hosts):
         qbytes = f.read()
     p = hosts.popen_on("nodea", [POOLFS, "-f", hosts.uri("nodeb"), mnt])
     script = f"""
-set -e
+set -ex
 for i in $(seq 300); do grep -q " {mnt} " /proc/self/mountinfo && break; sleep 0.1; done
 virsh -q -c '{hosts.uri("nodeb")}' pool-refresh {DISKS_POOL} >/dev/null
 for i in $(seq 300); do test -e {mnt}/{uuid}/old && break; sleep 0.1; done
