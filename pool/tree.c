@@ -998,23 +998,35 @@ pool_open_file(struct pool_ctx *ctx, const char *path, int flags,
     return rc;
 }
 
-/* A volume without a local path changed size: no need to ask libvirt. */
-void
-tree_update_size(struct pool_ctx *ctx, const char *path, const char *vol,
-                 off_t size)
+/* PATH's volume VOL (no local path) is SIZE bytes long: into the view.
+ * GROW_ONLY: never shorter; STEP: move the generation, so that a listing
+ * being made carries the old info over no more. */
+static void
+tree_set_size(struct pool_ctx *ctx, const char *path, const char *vol,
+              off_t size, bool grow_only, bool step)
 {
     struct cat_node *node;
 
     pthread_rwlock_wrlock(&ctx->lock);
     if ((node = catalog_lookup(ctx->cat, path)) && node->kind == CAT_FILE &&
-        strcmp(node->vol, vol) == 0) {
+        strcmp(node->vol, vol) == 0 &&
+        (!grow_only || node->info.physical < (unsigned long long)size)) {
         node->info.physical = size;
         if (node->info.capacity < (unsigned long long)size)
             node->info.capacity = size;
         node->mtime = node->info.mtime = time(NULL);
-        ctx->gen++;     /* a list being made carries the old info over */
+        if (step)
+            ctx->gen++;
     }
     pthread_rwlock_unlock(&ctx->lock);
+}
+
+/* A volume without a local path changed size: no need to ask libvirt. */
+void
+tree_update_size(struct pool_ctx *ctx, const char *path, const char *vol,
+                 off_t size)
+{
+    tree_set_size(ctx, path, vol, size, false, true);
 }
 
 /* A write through an open handle made PATH's volume (no local path)
@@ -1027,18 +1039,7 @@ void
 tree_note_size(struct pool_ctx *ctx, const char *path, const char *vol,
                off_t size)
 {
-    struct cat_node *node;
-
-    pthread_rwlock_wrlock(&ctx->lock);
-    if ((node = catalog_lookup(ctx->cat, path)) && node->kind == CAT_FILE &&
-        strcmp(node->vol, vol) == 0 &&
-        node->info.physical < (unsigned long long)size) {
-        node->info.physical = size;
-        if (node->info.capacity < (unsigned long long)size)
-            node->info.capacity = size;
-        node->mtime = node->info.mtime = time(NULL);
-    }
-    pthread_rwlock_unlock(&ctx->lock);
+    tree_set_size(ctx, path, vol, size, true, false);
 }
 
 int
