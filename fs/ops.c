@@ -80,12 +80,12 @@ poolfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
      * serves would use.
      */
     passthrough = fs->passthrough_opt && pt_offered() &&
-                  pool_local_data(fs->ctx);
+                  pool_local(fs->ctx, true);
     /* Not where every file is a stream's either: those are direct_io
      * (nothing cached to write back), and with the writeback cache the
      * kernel keeps its own size of a file over the one poolfs gives, so
      * a remote file others made longer would read short for ever. */
-    if (!passthrough && pool_local_any(fs->ctx))
+    if (!passthrough && pool_local(fs->ctx, false))
         conn->want |= conn->capable & FUSE_CAP_WRITEBACK_CACHE;
     if (fs->conn_opts)
         fuse_apply_conn_info_opts(fs->conn_opts, conn);

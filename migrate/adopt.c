@@ -510,8 +510,8 @@ adopt_copy(struct ctl *ctl, const char *mount, const char *uuid, int *files)
     }
     if (adopt_same_pool(ctl, mount, uuid, pool) < 0)
         goto out;
-    if (adopt_check_idle(conn, dirpath, uuid) < 0 ||
-        adopt_put_back(dirpath, uuid) < 0)
+    /* (Files a run cut short set aside: adopt_one() put them back.) */
+    if (adopt_check_idle(conn, dirpath, uuid) < 0)
         goto out;
     if ((n = scandir(dirpath, &de, adopt_entry, alphasort)) < 0) {
         ctl_error("adopt %s: %s: %s", uuid, dirpath, strerror(errno));

@@ -517,29 +517,14 @@ pool_open(const struct pool_opts *opts, struct pool_ctx **ctxp)
 }
 
 bool
-pool_local_data(const struct pool_ctx *ctx)
-{
-    int i;
-
-    if (ctx->opts.io == POOL_IO_STREAM)
-        return false;
-    /* Files: the kernel passes through to regular files only (a logical
-     * pool's volumes are devices). */
-    for (i = 0; i < ctx->npools; i++)
-        if (ctx->pools[i].files)
-            return true;
-    return false;
-}
-
-bool
-pool_local_any(const struct pool_ctx *ctx)
+pool_local(const struct pool_ctx *ctx, bool files)
 {
     int i;
 
     if (ctx->opts.io == POOL_IO_STREAM)
         return false;
     for (i = 0; i < ctx->npools; i++)
-        if (ctx->pools[i].local)
+        if (files ? ctx->pools[i].files : ctx->pools[i].local)
             return true;
     return false;
 }

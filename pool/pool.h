@@ -45,13 +45,12 @@ const char *pool_libvirt_version(char *buf, size_t len);
 
 /* Connect and check everything a mount needs; reports why on failure. */
 int pool_open(const struct pool_opts *opts, struct pool_ctx **ctxp);
-/* Whether files of the mount can be regular files on this host (io not
- * stream, a pool of files here): fs/ then offers passthrough. */
-bool pool_local_data(const struct pool_ctx *ctx);
-/* Whether any file of the mount can be on this host (a file or a
- * device): else every file is a stream's, which the kernel does not
- * cache (direct_io), and fs/ leaves the writeback cache off. */
-bool pool_local_any(const struct pool_ctx *ctx);
+/* Whether files of the mount can be on this host (io not stream): with
+ * FILES, regular files (a pool of files: fs/ then offers passthrough,
+ * which the kernel gives regular files only); else files or devices
+ * (a logical pool's too: else every file is a stream's, which the kernel
+ * does not cache, direct_io, and fs/ leaves the writeback cache off). */
+bool pool_local(const struct pool_ctx *ctx, bool files);
 /* A line on stderr and in syslog (stderr is /dev/null once daemonised). */
 void pool_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Start the event and refresh threads (after any fork). */

@@ -14,6 +14,15 @@ NOVA_FILES = ["disk", "disk.local", "disk.eph0", "disk.swap", "disk.config",
               "disk.info", "console.log", "kernel", "ramdisk", "libvirt.xml"]
 
 
+def creat_write(path, data):
+    """open(O_CREAT | O_TRUNC) without O_EXCL, as Nova rewrites disk.info."""
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
 def test_volume_made_with_virsh_shows_in_mount(mnt, virsh, uuid):
     data = os.urandom(MiB)
     virsh.vol_create_as(DISKS_POOL, f"{uuid}_disk", "1M", "raw")
@@ -61,11 +70,7 @@ def test_open_creat_of_a_volume_not_yet_seen_opens_it(poolfs_factory, virsh,
     path = os.path.join(mnt, uuid, "disk.info")
     assert not os.path.exists(path), "the view showed it already: void test"
     expect_errno(errno.EEXIST, os.open, path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, b"{}")
-    finally:
-        os.close(fd)
+    creat_write(path, b"{}")
     assert virsh.vol_download(DISKS_POOL, f"{uuid}_disk.info") == b"{}"
 
 
@@ -89,11 +94,7 @@ def test_open_of_a_volume_deleted_by_others_not_yet_seen(poolfs_factory,
     os.stat(other)
     virsh.vol_delete(DISKS_POOL, f"{uuid}_disk.info")
     virsh.vol_delete(DISKS_POOL, f"{uuid}_console.log")
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, b"{}")
-    finally:
-        os.close(fd)
+    creat_write(path, b"{}")
     assert virsh.vol_download(DISKS_POOL, f"{uuid}_disk.info") == b"{}"
     assert read_file(path) == b"{}"
     expect_errno(errno.ENOENT, os.open, other, os.O_RDONLY)
